@@ -1,0 +1,164 @@
+use core::fmt;
+use core::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::version::Version;
+
+/// The version of the [`LinkRecord`] JSON layout. Bump it (and teach the edge both) on any change an
+/// older worker would misread.
+pub const LINK_RECORD_VERSION: u8 = 1;
+
+/// A string that names no variant of one of the enums below.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value {0:?}")]
+pub struct UnknownVariant(pub String);
+
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* #[serde(rename = $wire)] $variant),+
+        }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The snake_case wire name, also used in storage.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $wire),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownVariant;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($wire => Ok($name::$variant),)+
+                    other => Err(UnknownVariant(other.to_owned())),
+                }
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// Where the creator shares the link.
+    Platform {
+        /// Instagram.
+        Instagram = "instagram",
+        /// TikTok.
+        Tiktok = "tiktok",
+        /// YouTube.
+        Youtube = "youtube",
+        /// X (formerly Twitter).
+        X = "x",
+        /// Facebook.
+        Facebook = "facebook",
+        /// LinkedIn.
+        Linkedin = "linkedin",
+    }
+);
+
+wire_enum!(
+    /// What kind of content carries the link.
+    ContentType {
+        /// A paid, sponsored post.
+        SponsoredPost = "sponsored_post",
+        /// A story.
+        Story = "story",
+        /// A reel or short.
+        Reel = "reel",
+        /// A long-form video.
+        Video = "video",
+        /// The link in the creator's bio.
+        BioLink = "bio_link",
+        /// An affiliate link.
+        Affiliate = "affiliate",
+    }
+);
+
+/// What the edge stores in Workers KV under a link's code: what it needs to redirect a visitor and to
+/// attribute the click, nothing more. Inactive links are not stored at all (their key is deleted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// Layout version, always [`LINK_RECORD_VERSION`]; a record of another version fails to parse.
+    pub v: Version<LINK_RECORD_VERSION>,
+    /// The link the click is credited to.
+    pub link_id: Uuid,
+    /// Where the visitor is sent (an absolute http or https URL, validated by the API).
+    pub destination_url: String,
+    /// Monotonic version of the link: a sync carrying a lower version than the one stored loses.
+    pub version: i64,
+}
+
+/// Why bytes read from KV are not a link record this worker understands.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid link record: {0}")]
+pub struct LinkRecordError(#[from] serde_json::Error);
+
+impl LinkRecord {
+    /// A record of the current layout.
+    pub fn new(link_id: Uuid, destination_url: String, version: i64) -> Self {
+        LinkRecord { v: Version, link_id, destination_url, version }
+    }
+
+    /// The JSON stored in KV.
+    pub fn to_json(&self) -> String {
+        // Serialising a struct of strings and integers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses a KV value.
+    pub fn from_json(json: &str) -> Result<Self, LinkRecordError> {
+        Ok(serde_json::from_str(json)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enums_use_snake_case_wire_names() {
+        assert_eq!(serde_json::to_string(&Platform::Tiktok).unwrap(), "\"tiktok\"");
+        assert_eq!(serde_json::to_string(&ContentType::SponsoredPost).unwrap(), "\"sponsored_post\"");
+        assert_eq!("bio_link".parse::<ContentType>(), Ok(ContentType::BioLink));
+        assert!("Instagram".parse::<Platform>().is_err());
+        for p in Platform::ALL {
+            assert_eq!(p.as_str().parse::<Platform>(), Ok(*p));
+            assert_eq!(serde_json::to_string(p).unwrap(), format!("\"{p}\""));
+        }
+        for c in ContentType::ALL {
+            assert_eq!(c.as_str().parse::<ContentType>(), Ok(*c));
+            assert_eq!(serde_json::to_string(c).unwrap(), format!("\"{c}\""));
+        }
+    }
+
+    #[test]
+    fn link_records_round_trip_with_their_version() {
+        let record = LinkRecord::new(Uuid::from_u128(42), "https://shop.example/p?x=1#top".into(), 3);
+        let json = record.to_json();
+        assert!(json.starts_with("{\"v\":1,"), "{json}");
+        assert_eq!(LinkRecord::from_json(&json).unwrap(), record);
+    }
+
+    #[test]
+    fn link_records_of_another_version_are_refused() {
+        let json = r#"{"v":2,"link_id":"00000000-0000-0000-0000-00000000002a","destination_url":"https://a.example/","version":1}"#;
+        assert!(LinkRecord::from_json(json).is_err());
+        assert!(LinkRecord::from_json("not json").is_err());
+    }
+}
