@@ -1,1 +1,82 @@
-fn main() {}
+//! `api`: the control-plane binary. `api serve` (the default) runs the server; the other commands
+//! manage brands and keys from a shell.
+
+use clap::{Parser, Subcommand};
+use uuid::Uuid;
+
+use api::{brands, db, server, telemetry, Config};
+
+#[derive(Parser)]
+#[command(name = "api", about = "Tracking Links control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage brands.
+    Brand {
+        #[command(subcommand)]
+        command: BrandCommand,
+    },
+    /// Manage a brand's API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BrandCommand {
+    /// Create a brand; prints its id, its first API key (shown once) and its pixel id.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Add an API key to a brand; prints it (shown once).
+    Create {
+        #[arg(long)]
+        brand: Uuid,
+    },
+    /// Revoke the key with this prefix (`csk_xxxxxxxx` or `xxxxxxxx`).
+    Revoke { key_prefix: String },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    telemetry::init();
+    let cli = Cli::parse();
+    let config = Config::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => server::serve(config).await,
+        Command::Migrate => db::connect_and_migrate(&config).await.map(drop),
+        Command::Brand { command: BrandCommand::Create { name } } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            let brand = brands::create_brand(&pool, &name).await?;
+            println!("brand_id: {}", brand.brand_id);
+            println!("api_key: {}", brand.api_key);
+            println!("pixel_id: {}", brand.pixel_id);
+            Ok(())
+        }
+        Command::Key { command: KeyCommand::Create { brand } } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            println!("api_key: {}", brands::create_key(&pool, brand).await?);
+            Ok(())
+        }
+        Command::Key { command: KeyCommand::Revoke { key_prefix } } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            brands::revoke_key(&pool, &key_prefix).await?;
+            println!("revoked: {key_prefix}");
+            Ok(())
+        }
+    }
+}

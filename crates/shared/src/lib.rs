@@ -11,12 +11,9 @@ mod link;
 mod version;
 
 pub use click::{
-    truncate_user_agent, ClickEvent, ClickEventError, CLICK_EVENT_VERSION, MAX_REFERRER_HOST_LEN,
-    MAX_USER_AGENT_LEN,
+    truncate_user_agent, ClickEvent, ClickEventError, CLICK_EVENT_VERSION, MAX_REFERRER_HOST_LEN, MAX_USER_AGENT_LEN,
 };
 pub use code::{Code, CodeError, CODE_ALPHABET, CODE_LEN};
 pub use ids::{ClickId, IdError, VisitorId};
-pub use link::{
-    ContentType, LinkRecord, LinkRecordError, Platform, UnknownVariant, LINK_RECORD_VERSION,
-};
+pub use link::{ContentType, LinkRecord, LinkRecordError, Platform, UnknownVariant, LINK_RECORD_VERSION};
 pub use version::Version;

@@ -1,0 +1,84 @@
+//! Settings, read once from the environment at start-up. Every variable has a documented default
+//! (see `.env.example`), so `api serve` runs on a fresh machine with none set.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use url::Url;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tracking_links";
+pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_TRACKING_BASE_URL: &str = "https://trk.creatorscore.io";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`: the PostgreSQL database (created at start-up if missing).
+    pub database_url: String,
+    /// `DATABASE_MAX_CONNECTIONS`: pool size (default 16).
+    pub database_max_connections: u32,
+    /// `BIND_ADDR`: where the HTTP server listens.
+    pub bind_addr: SocketAddr,
+    /// `TRACKING_BASE_URL`: the public origin of the edge; short links are this plus `/` plus the code.
+    pub tracking_base_url: Url,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup`, so tests can pass their own.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let get =
+            |name: &str, default: &str| lookup(name).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
+        let bind_addr = get("BIND_ADDR", DEFAULT_BIND_ADDR);
+        let max_connections = get("DATABASE_MAX_CONNECTIONS", "16");
+        Ok(Config {
+            database_url: get("DATABASE_URL", DEFAULT_DATABASE_URL),
+            database_max_connections: max_connections
+                .parse()
+                .with_context(|| format!("DATABASE_MAX_CONNECTIONS={max_connections:?} is not a number"))?,
+            bind_addr: bind_addr.parse().with_context(|| format!("BIND_ADDR={bind_addr:?} is not host:port"))?,
+            tracking_base_url: parse_base_url(&get("TRACKING_BASE_URL", DEFAULT_TRACKING_BASE_URL))?,
+        })
+    }
+
+    /// The host of the tracking domain; destinations may not point back at it (a redirect loop).
+    pub fn tracking_host(&self) -> &str {
+        self.tracking_base_url.host_str().unwrap_or_default()
+    }
+
+    /// `https://trk.creatorscore.io/abcd2345`.
+    pub fn short_url(&self, code: &str) -> String {
+        format!("{}/{code}", self.tracking_base_url.as_str().trim_end_matches('/'))
+    }
+}
+
+fn parse_base_url(raw: &str) -> anyhow::Result<Url> {
+    let url = Url::parse(raw).with_context(|| format!("TRACKING_BASE_URL={raw:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("TRACKING_BASE_URL={raw:?} must be an http(s) origin");
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
+        assert_eq!(config.tracking_host(), "trk.creatorscore.io");
+        assert_eq!(config.short_url("abcd2345"), "https://trk.creatorscore.io/abcd2345");
+    }
+
+    #[test]
+    fn bad_values_are_reported_by_name() {
+        let err = Config::from_lookup(|n| (n == "BIND_ADDR").then(|| "nope".to_owned())).unwrap_err();
+        assert!(err.to_string().contains("BIND_ADDR"));
+        let err = Config::from_lookup(|n| (n == "TRACKING_BASE_URL").then(|| "ftp://x".to_owned())).unwrap_err();
+        assert!(err.to_string().contains("TRACKING_BASE_URL"));
+    }
+}

@@ -1,0 +1,93 @@
+//! `/v1/campaigns`: groups of links a brand runs together.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::Brand;
+use super::error::{Error, ErrorBody};
+use super::extract::{Json, List, Page, Path, Query};
+use super::AppState;
+use crate::domain::Name;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCampaign {
+    /// 1–200 characters.
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Campaign {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SeqCampaign {
+    seq: i64,
+    #[sqlx(flatten)]
+    campaign: Campaign,
+}
+
+#[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", request_body = CreateCampaign,
+    security(("api_key" = [])),
+    responses((status = 201, body = Campaign), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    brand: Brand,
+    Json(body): Json<CreateCampaign>,
+) -> Result<(StatusCode, axum::Json<Campaign>), Error> {
+    let name = Name::parse(&body.name, 200).map_err(|e| Error::invalid_field("invalid_name", format!("name {e}")))?;
+    let campaign = sqlx::query_as::<_, Campaign>(
+        "insert into campaigns (id, brand_id, name) values ($1, $2, $3) returning id, name, created_at",
+    )
+    .bind(Uuid::new_v4())
+    .bind(brand.id)
+    .bind(name.into_inner())
+    .fetch_one(&state.db)
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(campaign)))
+}
+
+#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", params(Page), security(("api_key" = [])),
+    responses((status = 200, body = List<Campaign>), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    brand: Brand,
+    Query(page): Query<Page>,
+) -> Result<axum::Json<List<Campaign>>, Error> {
+    let page = page.parse()?;
+    let rows = sqlx::query_as::<_, SeqCampaign>(
+        "select seq, id, name, created_at from campaigns
+         where brand_id = $1 and ($2::bigint is null or seq < $2)
+         order by seq desc limit $3",
+    )
+    .bind(brand.id)
+    .bind(page.before_seq)
+    .bind(page.limit + 1)
+    .fetch_all(&state.db)
+    .await?;
+    let rows = rows.into_iter().map(|r| (r.seq, r.campaign)).collect();
+    Ok(axum::Json(List::from_rows(rows, page)))
+}
+
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", security(("api_key" = [])),
+    responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    brand: Brand,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Campaign>, Error> {
+    sqlx::query_as::<_, Campaign>("select id, name, created_at from campaigns where id = $1 and brand_id = $2")
+        .bind(id)
+        .bind(brand.id)
+        .fetch_optional(&state.db)
+        .await?
+        .map(axum::Json)
+        .ok_or(Error::NotFound("campaign"))
+}

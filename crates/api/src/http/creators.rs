@@ -1,0 +1,106 @@
+//! `/v1/creators`: the people whose links a brand tracks.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::Brand;
+use super::error::{Error, ErrorBody};
+use super::extract::{Json, List, Page, Path, Query};
+use super::AppState;
+use crate::domain::Name;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCreator {
+    /// 1–200 characters.
+    pub name: String,
+    /// The creator's handle on their main platform, e.g. `@jessica` (at most 100 characters).
+    pub handle: Option<String>,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Creator {
+    pub id: Uuid,
+    pub name: String,
+    pub handle: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, name, handle, created_at";
+
+#[utoipa::path(post, path = "/v1/creators", tag = "creators", request_body = CreateCreator,
+    security(("api_key" = [])),
+    responses((status = 201, body = Creator), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    brand: Brand,
+    Json(body): Json<CreateCreator>,
+) -> Result<(StatusCode, axum::Json<Creator>), Error> {
+    let name = Name::parse(&body.name, 200).map_err(|e| Error::invalid_field("invalid_name", format!("name {e}")))?;
+    let handle = body
+        .handle
+        .as_deref()
+        .map(|h| Name::parse(h, 100).map_err(|e| Error::invalid_field("invalid_handle", format!("handle {e}"))))
+        .transpose()?;
+    let creator = sqlx::query_as::<_, Creator>(&format!(
+        "insert into creators (id, brand_id, name, handle) values ($1, $2, $3, $4) returning {COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(brand.id)
+    .bind(name.into_inner())
+    .bind(handle.map(Name::into_inner))
+    .fetch_one(&state.db)
+    .await?;
+    Ok((StatusCode::CREATED, axum::Json(creator)))
+}
+
+#[utoipa::path(get, path = "/v1/creators", tag = "creators", params(Page), security(("api_key" = [])),
+    responses((status = 200, body = List<Creator>), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    brand: Brand,
+    Query(page): Query<Page>,
+) -> Result<axum::Json<List<Creator>>, Error> {
+    let page = page.parse()?;
+    let rows: Vec<(i64, Creator)> = sqlx::query_as::<_, SeqCreator>(&format!(
+        "select seq, {COLUMNS} from creators
+         where brand_id = $1 and ($2::bigint is null or seq < $2)
+         order by seq desc limit $3"
+    ))
+    .bind(brand.id)
+    .bind(page.before_seq)
+    .bind(page.limit + 1)
+    .fetch_all(&state.db)
+    .await?
+    .into_iter()
+    .map(|r| (r.seq, r.creator))
+    .collect();
+    Ok(axum::Json(List::from_rows(rows, page)))
+}
+
+#[derive(sqlx::FromRow)]
+struct SeqCreator {
+    seq: i64,
+    #[sqlx(flatten)]
+    creator: Creator,
+}
+
+#[utoipa::path(get, path = "/v1/creators/{id}", tag = "creators", security(("api_key" = [])),
+    responses((status = 200, body = Creator), (status = 404, body = ErrorBody)))]
+pub async fn get(
+    State(state): State<AppState>,
+    brand: Brand,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Creator>, Error> {
+    sqlx::query_as::<_, Creator>(&format!("select {COLUMNS} from creators where id = $1 and brand_id = $2"))
+        .bind(id)
+        .bind(brand.id)
+        .fetch_optional(&state.db)
+        .await?
+        .map(axum::Json)
+        .ok_or(Error::NotFound("creator"))
+}

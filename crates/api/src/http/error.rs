@@ -1,0 +1,133 @@
+//! One error type that is also the HTTP response: `{"error": {"code", "message"}}`.
+//!
+//! Handlers return `Result<_, Error>` and use `?` on anything; database and internal failures are
+//! logged with their cause and answered with a bare 500 that leaks nothing.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Missing or invalid credentials.
+    #[error("missing or invalid credentials")]
+    Unauthorized,
+    /// Anything the caller may not see, including other brands' objects.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is well-formed JSON but a field is invalid (422) or the request itself is (400).
+    #[error("{message}")]
+    Invalid { status: StatusCode, code: &'static str, message: String },
+    /// The request conflicts with the current state (a duplicate promo code, say).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("request body is larger than the limit")]
+    PayloadTooLarge,
+    #[error("too many requests")]
+    RateLimited,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// A 422 naming the field that is wrong.
+    pub fn invalid_field(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid { status: StatusCode::UNPROCESSABLE_ENTITY, code, message: message.into() }
+    }
+
+    /// A 400 for a malformed request (query string, cursor, ...).
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Invalid { status: StatusCode::BAD_REQUEST, code, message: message.into() }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Error::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::Invalid { status, code, .. } => (*status, code),
+            Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Error::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Error::Database(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// The JSON body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, snake_case; clients branch on it.
+    pub code: String,
+    /// A sentence for people; may change.
+    pub message: String,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            Error::Database(e) => {
+                tracing::error!(error = %e, "database error");
+                "an internal error occurred".to_owned()
+            }
+            Error::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                "an internal error occurred".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        let status = rejection.status();
+        let message = rejection.body_text();
+        match status {
+            StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Error::Invalid { status, code: "unsupported_media_type", message },
+            StatusCode::UNPROCESSABLE_ENTITY => Error::Invalid { status, code: "invalid_body", message },
+            _ => Error::Invalid { status: StatusCode::BAD_REQUEST, code: "malformed_json", message },
+        }
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Error::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for Error {
+    // A path that does not name one of our ids names nothing the caller may see.
+    fn from(_: PathRejection) -> Self {
+        Error::NotFound("resource")
+    }
+}
+
+/// Turns a violation of a named database constraint into a domain error, so handlers never
+/// pre-check what the database already enforces (and never race with another request doing so).
+pub trait ResultExt<T> {
+    fn on_constraint(self, name: &str, f: impl FnOnce() -> Error) -> Result<T, Error>;
+}
+
+impl<T, E: Into<Error>> ResultExt<T> for Result<T, E> {
+    fn on_constraint(self, name: &str, f: impl FnOnce() -> Error) -> Result<T, Error> {
+        self.map_err(|e| match e.into() {
+            Error::Database(sqlx::Error::Database(db)) if db.constraint() == Some(name) => f(),
+            other => other,
+        })
+    }
+}

@@ -1,0 +1,381 @@
+//! `/v1/links`: tracking links, the heart of the product.
+//!
+//! Every write runs in one transaction; a link is never hard-deleted (its clicks and conversions
+//! keep pointing at it), and its code is never given to another link.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use shared::{ContentType, Platform};
+
+use super::auth::Brand;
+use super::error::{Error, ErrorBody, ResultExt};
+use super::extract::{Json, List, Page, Path, Query};
+use super::AppState;
+use crate::domain::{DestinationUrl, PromoCode};
+
+pub mod stats;
+
+/// How many fresh codes to try before giving up; with 31^8 codes a second attempt is already rare.
+const CODE_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLink {
+    /// Absolute http(s) URL, at most 2048 characters, not on the tracking domain.
+    pub destination_url: String,
+    pub campaign_id: Option<Uuid>,
+    pub creator_id: Option<Uuid>,
+    pub platform: Option<Platform>,
+    pub content_type: Option<ContentType>,
+    /// Unique among the brand's active links, compared case-insensitively.
+    pub promo_code: Option<String>,
+    #[serde(default)]
+    pub share_revenue: bool,
+}
+
+/// Any creation field but the code. An absent field is left alone; `null` clears an optional one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateLink {
+    pub destination_url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub campaign_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub creator_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Platform>)]
+    pub platform: Option<Option<Platform>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<ContentType>)]
+    pub content_type: Option<Option<ContentType>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub promo_code: Option<Option<String>>,
+    pub share_revenue: Option<bool>,
+}
+
+/// Distinguishes a field sent as `null` (`Some(None)`) from one left out (`None`, via `default`).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Link {
+    pub id: Uuid,
+    /// 8 characters of `abcdefghjkmnpqrstuvwxyz23456789`.
+    pub code: String,
+    pub short_url: String,
+    pub destination_url: String,
+    pub campaign_id: Option<Uuid>,
+    pub creator_id: Option<Uuid>,
+    pub platform: Option<Platform>,
+    pub content_type: Option<ContentType>,
+    pub promo_code: Option<String>,
+    pub share_revenue: bool,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// A `links` row as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LinkRow {
+    pub id: Uuid,
+    pub seq: i64,
+    pub code: String,
+    pub destination_url: String,
+    pub campaign_id: Option<Uuid>,
+    pub creator_id: Option<Uuid>,
+    pub platform: Option<String>,
+    pub content_type: Option<String>,
+    pub promo_code: Option<String>,
+    pub share_revenue: bool,
+    pub active: bool,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+pub const LINK_COLUMNS: &str = "id, seq, code, destination_url, campaign_id, creator_id, platform, content_type, \
+     promo_code, share_revenue, active, version, created_at, deleted_at";
+
+impl LinkRow {
+    fn into_link(self, state: &AppState) -> Result<Link, Error> {
+        // The table's check constraints only admit known names, so a parse failure is a bug.
+        let platform = self.platform.as_deref().map(str::parse::<Platform>).transpose().map_err(anyhow::Error::from)?;
+        let content_type =
+            self.content_type.as_deref().map(str::parse::<ContentType>).transpose().map_err(anyhow::Error::from)?;
+        Ok(Link {
+            short_url: state.config.short_url(&self.code),
+            id: self.id,
+            code: self.code,
+            destination_url: self.destination_url,
+            campaign_id: self.campaign_id,
+            creator_id: self.creator_id,
+            platform,
+            content_type,
+            promo_code: self.promo_code,
+            share_revenue: self.share_revenue,
+            active: self.active,
+            created_at: self.created_at,
+            deleted_at: self.deleted_at,
+        })
+    }
+}
+
+/// The writable fields of a link, validated.
+struct LinkFields {
+    destination_url: DestinationUrl,
+    campaign_id: Option<Uuid>,
+    creator_id: Option<Uuid>,
+    platform: Option<Platform>,
+    content_type: Option<ContentType>,
+    promo_code: Option<PromoCode>,
+    share_revenue: bool,
+}
+
+fn parse_destination(state: &AppState, raw: &str) -> Result<DestinationUrl, Error> {
+    DestinationUrl::parse(raw, state.config.tracking_host())
+        .map_err(|e| Error::invalid_field("invalid_destination_url", e.to_string()))
+}
+
+fn parse_promo(raw: Option<&str>) -> Result<Option<PromoCode>, Error> {
+    raw.map(|p| PromoCode::parse(p).map_err(|e| Error::invalid_field("invalid_promo_code", e))).transpose()
+}
+
+/// Maps the constraints a link write can violate to what the client did wrong. Another brand's
+/// creator or campaign fails the composite foreign key exactly like a missing one: a 404 either way.
+fn link_write_errors<T>(result: Result<T, sqlx::Error>) -> Result<T, Error> {
+    result
+        .on_constraint("links_creator_fkey", || Error::NotFound("creator"))
+        .on_constraint("links_campaign_fkey", || Error::NotFound("campaign"))
+        .on_constraint("links_promo_code_key", || Error::Conflict {
+            code: "promo_code_taken",
+            message: "another active link of this brand already uses this promo code".into(),
+        })
+}
+
+fn is_code_collision(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.constraint() == Some("links_code_key"))
+}
+
+#[utoipa::path(post, path = "/v1/links", tag = "links", request_body = CreateLink, security(("api_key" = [])),
+    responses((status = 201, body = Link), (status = 404, body = ErrorBody, description = "creator or campaign not found"),
+        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    brand: Brand,
+    Json(body): Json<CreateLink>,
+) -> Result<(StatusCode, axum::Json<Link>), Error> {
+    let fields = LinkFields {
+        destination_url: parse_destination(&state, &body.destination_url)?,
+        campaign_id: body.campaign_id,
+        creator_id: body.creator_id,
+        platform: body.platform,
+        content_type: body.content_type,
+        promo_code: parse_promo(body.promo_code.as_deref())?,
+        share_revenue: body.share_revenue,
+    };
+    for _ in 0..CODE_ATTEMPTS {
+        let code = (state.codes)();
+        let mut tx = state.db.begin().await?;
+        match insert_link(&mut tx, brand.id, code.as_str(), &fields).await {
+            Ok(row) => {
+                crate::sync::enqueue(&mut tx, &row).await?;
+                tx.commit().await?;
+                return Ok((StatusCode::CREATED, axum::Json(row.into_link(&state)?)));
+            }
+            Err(e) if is_code_collision(&e) => {
+                tracing::info!(code = %code, "tracking code collision, drawing another");
+            }
+            Err(e) => return link_write_errors(Err(e)),
+        }
+    }
+    Err(anyhow::anyhow!("no free tracking code after {CODE_ATTEMPTS} attempts").into())
+}
+
+async fn insert_link(
+    conn: &mut PgConnection,
+    brand_id: Uuid,
+    code: &str,
+    f: &LinkFields,
+) -> Result<LinkRow, sqlx::Error> {
+    sqlx::query_as::<_, LinkRow>(&format!(
+        "insert into links (id, brand_id, code, destination_url, campaign_id, creator_id, platform, content_type,
+                            promo_code, share_revenue)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         returning {LINK_COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(brand_id)
+    .bind(code)
+    .bind(f.destination_url.as_str())
+    .bind(f.campaign_id)
+    .bind(f.creator_id)
+    .bind(f.platform.map(Platform::as_str))
+    .bind(f.content_type.map(ContentType::as_str))
+    .bind(f.promo_code.as_ref().map(PromoCode::as_str))
+    .bind(f.share_revenue)
+    .fetch_one(conn)
+    .await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LinkFilter {
+    pub campaign_id: Option<Uuid>,
+    pub creator_id: Option<Uuid>,
+    pub platform: Option<Platform>,
+    pub content_type: Option<ContentType>,
+    pub active: Option<bool>,
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/links", tag = "links", params(LinkFilter), security(("api_key" = [])),
+    responses((status = 200, body = List<Link>), (status = 400, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    brand: Brand,
+    Query(filter): Query<LinkFilter>,
+) -> Result<axum::Json<List<Link>>, Error> {
+    let page = Page { limit: filter.limit, cursor: filter.cursor.clone() }.parse()?;
+    // Only the filters given become conditions, so the planner sees a query it can match to an index.
+    let mut query: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("select {LINK_COLUMNS} from links where brand_id = "));
+    query.push_bind(brand.id);
+    if let Some(id) = filter.campaign_id {
+        query.push(" and campaign_id = ").push_bind(id);
+    }
+    if let Some(id) = filter.creator_id {
+        query.push(" and creator_id = ").push_bind(id);
+    }
+    if let Some(platform) = filter.platform {
+        query.push(" and platform = ").push_bind(platform.as_str());
+    }
+    if let Some(content_type) = filter.content_type {
+        query.push(" and content_type = ").push_bind(content_type.as_str());
+    }
+    if let Some(active) = filter.active {
+        query.push(" and active = ").push_bind(active);
+    }
+    if let Some(seq) = page.before_seq {
+        query.push(" and seq < ").push_bind(seq);
+    }
+    query.push(" order by seq desc limit ").push_bind(page.limit + 1);
+    let rows = query.build_query_as::<LinkRow>().fetch_all(&state.db).await?;
+    let rows = rows.into_iter().map(|r| Ok((r.seq, r.into_link(&state)?))).collect::<Result<Vec<_>, Error>>()?;
+    Ok(axum::Json(List::from_rows(rows, page)))
+}
+
+/// The brand's link with this id, locked for update when `for_update` is set.
+pub async fn find(conn: &mut PgConnection, brand_id: Uuid, id: Uuid, for_update: bool) -> Result<LinkRow, Error> {
+    let lock = if for_update { " for update" } else { "" };
+    sqlx::query_as::<_, LinkRow>(&format!("select {LINK_COLUMNS} from links where id = $1 and brand_id = $2{lock}"))
+        .bind(id)
+        .bind(brand_id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(Error::NotFound("link"))
+}
+
+#[utoipa::path(get, path = "/v1/links/{id}", tag = "links", security(("api_key" = [])),
+    responses((status = 200, body = Link), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, brand: Brand, Path(id): Path<Uuid>) -> Result<axum::Json<Link>, Error> {
+    let mut conn = state.db.acquire().await?;
+    let row = find(&mut conn, brand.id, id, false).await?;
+    Ok(axum::Json(row.into_link(&state)?))
+}
+
+#[utoipa::path(patch, path = "/v1/links/{id}", tag = "links", request_body = UpdateLink, security(("api_key" = [])),
+    responses((status = 200, body = Link), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    brand: Brand,
+    Path(id): Path<Uuid>,
+    Json(body): Json<UpdateLink>,
+) -> Result<axum::Json<Link>, Error> {
+    let destination = body.destination_url.as_deref().map(|u| parse_destination(&state, u)).transpose()?;
+    let promo = body.promo_code.as_ref().map(|p| parse_promo(p.as_deref())).transpose()?;
+
+    let mut tx = state.db.begin().await?;
+    let current = find(&mut tx, brand.id, id, true).await?;
+    if !current.active {
+        return Err(Error::Conflict { code: "link_deleted", message: "a deleted link cannot be changed".into() });
+    }
+    let platform = match body.platform {
+        Some(p) => p,
+        None => current.platform.as_deref().map(str::parse).transpose().map_err(anyhow::Error::from)?,
+    };
+    let content_type = match body.content_type {
+        Some(c) => c,
+        None => current.content_type.as_deref().map(str::parse).transpose().map_err(anyhow::Error::from)?,
+    };
+    let promo_code = match promo {
+        Some(p) => p,
+        None => current.promo_code.as_deref().map(PromoCode::parse).transpose().map_err(anyhow::Error::msg)?,
+    };
+    let fields = LinkFields {
+        destination_url: match destination {
+            Some(d) => d,
+            None => DestinationUrl::parse(&current.destination_url, state.config.tracking_host())
+                .map_err(anyhow::Error::from)?,
+        },
+        campaign_id: body.campaign_id.unwrap_or(current.campaign_id),
+        creator_id: body.creator_id.unwrap_or(current.creator_id),
+        platform,
+        content_type,
+        promo_code,
+        share_revenue: body.share_revenue.unwrap_or(current.share_revenue),
+    };
+    let row = link_write_errors(
+        sqlx::query_as::<_, LinkRow>(&format!(
+            "update links set destination_url = $3, campaign_id = $4, creator_id = $5, platform = $6,
+                 content_type = $7, promo_code = $8, share_revenue = $9, version = version + 1, updated_at = now()
+             where id = $1 and brand_id = $2
+             returning {LINK_COLUMNS}"
+        ))
+        .bind(id)
+        .bind(brand.id)
+        .bind(fields.destination_url.as_str())
+        .bind(fields.campaign_id)
+        .bind(fields.creator_id)
+        .bind(fields.platform.map(Platform::as_str))
+        .bind(fields.content_type.map(ContentType::as_str))
+        .bind(fields.promo_code.as_ref().map(PromoCode::as_str))
+        .bind(fields.share_revenue)
+        .fetch_one(&mut *tx)
+        .await,
+    )?;
+    crate::sync::enqueue(&mut tx, &row).await?;
+    tx.commit().await?;
+    Ok(axum::Json(row.into_link(&state)?))
+}
+
+#[utoipa::path(delete, path = "/v1/links/{id}", tag = "links", security(("api_key" = [])),
+    responses((status = 204, description = "deactivated (also when it already was)"), (status = 404, body = ErrorBody)))]
+pub async fn delete(State(state): State<AppState>, brand: Brand, Path(id): Path<Uuid>) -> Result<StatusCode, Error> {
+    let mut tx = state.db.begin().await?;
+    let current = find(&mut tx, brand.id, id, true).await?;
+    if current.active {
+        let row = sqlx::query_as::<_, LinkRow>(&format!(
+            "update links set active = false, deleted_at = now(), version = version + 1, updated_at = now()
+             where id = $1 returning {LINK_COLUMNS}"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        crate::sync::enqueue(&mut tx, &row).await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,80 @@
+//! The HTTP surface: one module per resource, one router, one shared state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use sqlx::PgPool;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use shared::Code;
+
+mod auth;
+mod campaigns;
+mod creators;
+pub mod error;
+mod extract;
+mod health;
+pub mod links;
+mod openapi;
+
+pub use error::Error;
+
+/// Largest request body any endpoint accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Where new tracking codes come from. Production draws them from the thread-local CSPRNG; tests
+/// substitute a fixed sequence to force a collision.
+pub type CodeSource = Arc<dyn Fn() -> Code + Send + Sync>;
+
+pub fn random_codes() -> CodeSource {
+    Arc::new(|| Code::generate(&mut rand::thread_rng()))
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub config: Arc<Config>,
+    pub codes: CodeSource,
+}
+
+impl AppState {
+    pub fn new(db: PgPool, config: Config) -> Self {
+        AppState { db, config: Arc::new(config), codes: random_codes() }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/creators", post(creators::create).get(creators::list))
+        .route("/creators/{id}", get(creators::get))
+        .route("/campaigns", post(campaigns::create).get(campaigns::list))
+        .route("/campaigns/{id}", get(campaigns::get))
+        .route("/links", post(links::create).get(links::list))
+        .route("/links/{id}", get(links::get).patch(links::update).delete(links::delete))
+        .route("/links/{id}/stats", get(links::stats::get));
+
+    Router::new()
+        .nest("/v1", v1)
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(|| async { Error::NotFound("route") })
+        .method_not_allowed_fallback(|| async {
+            Error::Invalid {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed",
+                message: "this method is not allowed on this path".into(),
+            }
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,35 @@
+//! `GET /openapi.json`, generated from the handlers' annotations.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{campaigns, creators, links};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tracking Links API", description = "Tracking links, clicks and attribution for brands and creators."),
+    paths(
+        creators::create, creators::list, creators::get,
+        campaigns::create, campaigns::list, campaigns::get,
+        links::create, links::list, links::get, links::update, links::delete, links::stats::get,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

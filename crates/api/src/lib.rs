@@ -1,0 +1,14 @@
+//! The Tracking Links control plane: brands, creators, campaigns, links, clicks and attribution over
+//! HTTP, backed by PostgreSQL, keeping the edge's Workers KV in step.
+
+pub mod brands;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod http;
+pub mod secrets;
+pub mod server;
+pub mod sync;
+pub mod telemetry;
+
+pub use config::Config;

@@ -1,0 +1,111 @@
+//! Drives the real router (no socket) against a fresh PostgreSQL database per test.
+#![allow(dead_code)]
+
+use api::http::{self, AppState};
+use api::Config;
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sqlx::PgPool;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+pub struct Api {
+    pub router: Router,
+    pub pool: PgPool,
+    pub state: AppState,
+    pub brand_id: Uuid,
+    pub key: String,
+    pub pixel_id: String,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Response {
+    /// The stable error code of an error answer.
+    pub fn error_code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+impl Api {
+    pub async fn new(pool: PgPool) -> Self {
+        Self::with_state(AppState::new(pool, Config::from_lookup(|_| None).unwrap())).await
+    }
+
+    pub async fn with_state(state: AppState) -> Self {
+        let brand = api::brands::create_brand(&state.db, "Acme").await.unwrap();
+        Api {
+            router: http::router(state.clone()),
+            pool: state.db.clone(),
+            state,
+            brand_id: brand.brand_id,
+            key: brand.api_key,
+            pixel_id: brand.pixel_id,
+        }
+    }
+
+    /// A second brand on the same database and router.
+    pub async fn other_brand(&self) -> Self {
+        let brand = api::brands::create_brand(&self.pool, "Other").await.unwrap();
+        Api {
+            router: self.router.clone(),
+            pool: self.pool.clone(),
+            state: self.state.clone(),
+            brand_id: brand.brand_id,
+            key: brand.api_key,
+            pixel_id: brand.pixel_id,
+        }
+    }
+
+    pub async fn send(&self, method: Method, uri: &str, auth: Option<&str>, body: Option<Body>) -> Response {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = auth {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(b) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                b
+            }
+            None => Body::empty(),
+        };
+        let response = self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
+        Response { status, body }
+    }
+
+    pub async fn get(&self, uri: &str) -> Response {
+        self.send(Method::GET, uri, Some(&self.key), None).await
+    }
+
+    pub async fn post(&self, uri: &str, json: Value) -> Response {
+        self.send(Method::POST, uri, Some(&self.key), Some(Body::from(json.to_string()))).await
+    }
+
+    pub async fn patch(&self, uri: &str, json: Value) -> Response {
+        self.send(Method::PATCH, uri, Some(&self.key), Some(Body::from(json.to_string()))).await
+    }
+
+    pub async fn delete(&self, uri: &str) -> Response {
+        self.send(Method::DELETE, uri, Some(&self.key), None).await
+    }
+
+    /// Creates something and returns its JSON, failing the test unless the answer is 201.
+    pub async fn create(&self, uri: &str, json: Value) -> Value {
+        let response = self.post(uri, json).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
+        response.body
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&self.pool).await.unwrap()
+    }
+}
