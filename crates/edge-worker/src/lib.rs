@@ -1,1 +1,39 @@
 //! The Cloudflare Worker every click passes through.
+//!
+//! `GET /{code}` looks the code up in Workers KV, answers `302` to the destination with `cs_ref` added
+//! and the `_cs_pv` visitor cookie set, and hands the click to a Queue after the response
+//! (`wait_until`). The queue consumer forwards batches of clicks to the API. See README.md.
+//!
+//! Everything that decides something is a plain function in the modules below, tested natively; the
+//! wasm32-only glue ([`glue`]) reads the request and the bindings and calls them.
+
+pub mod answer;
+pub mod bot;
+pub mod click;
+pub mod config;
+pub mod consumer;
+pub mod cookie;
+pub mod redirect;
+pub mod route;
+pub mod sync;
+
+#[cfg(target_arch = "wasm32")]
+mod glue;
+
+#[cfg(target_arch = "wasm32")]
+mod events {
+    use worker::{event, Context, Env, MessageBatch, Request, Response, Result};
+
+    /// Every HTTP request: clicks, peeks, link sync and everything else.
+    #[event(fetch)]
+    async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+        crate::glue::fetch(req, env, ctx).await
+    }
+
+    /// Batches of clicks from the `CLICKS` queue, forwarded to the API.
+    #[event(queue)]
+    async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
+        crate::glue::consume(batch, env).await;
+        Ok(())
+    }
+}

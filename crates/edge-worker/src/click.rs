@@ -1,0 +1,247 @@
+//! What one visit to `/{code}` produces: where to send the visitor, which cookie to set, and the click
+//! event to record. Pure: the runtime hands in the request's facts, the time and the random source.
+
+use rand::{CryptoRng, RngCore};
+use shared::{truncate_user_agent, ClickEvent, ClickId, Code, LinkRecord, Version, VisitorId, MAX_REFERRER_HOST_LEN};
+use url::Url;
+
+use crate::bot::{is_bot, BotSignals};
+use crate::cookie::{set_visitor_cookie, visitor_from_cookie_header};
+use crate::redirect::location;
+
+/// What the worker reads from an incoming request for a click, borrowed from its headers and `cf`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestFacts<'a> {
+    /// The `Cookie` header.
+    pub cookie: Option<&'a str>,
+    /// The `User-Agent` header.
+    pub user_agent: Option<&'a str>,
+    /// The `Referer` header.
+    pub referer: Option<&'a str>,
+    /// `cf.country`, or the `CF-IPCountry` header where `cf` lacks it.
+    pub country: Option<&'a str>,
+    /// Cloudflare Bot Management's verdict, where present.
+    pub bot: BotSignals,
+}
+
+/// The answer to a visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visit {
+    /// The `Location` header: the destination with `cs_ref`.
+    pub location: String,
+    /// The `Set-Cookie` header; `None` for `HEAD`.
+    pub set_cookie: Option<String>,
+    /// The click to record; `None` for `HEAD`.
+    pub event: Option<ClickEvent>,
+}
+
+/// Whether a visit is a real click (`GET`) or a look at where the link goes (`HEAD`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisitKind {
+    /// Recorded, and the visitor cookie is set.
+    Click,
+    /// Same status and `Location`, nothing recorded, no cookie.
+    Peek,
+}
+
+/// Decides the answer to a visit of `code`, which resolved to `link`.
+///
+/// Fails only when the stored destination is not a URL (the API validates it, so that is a bug to log).
+pub fn visit<R: RngCore + CryptoRng + ?Sized>(
+    code: Code,
+    link: &LinkRecord,
+    kind: VisitKind,
+    facts: &RequestFacts<'_>,
+    now_ms: i64,
+    rng: &mut R,
+) -> Result<Visit, url::ParseError> {
+    let click_id = ClickId::generate(rng);
+    let location = location(&link.destination_url, click_id)?;
+    if kind == VisitKind::Peek {
+        return Ok(Visit { location, set_cookie: None, event: None });
+    }
+    let returning = visitor_from_cookie_header(facts.cookie);
+    let visitor_id = returning.unwrap_or_else(|| VisitorId::generate(rng));
+    let event = ClickEvent {
+        v: Version,
+        click_id,
+        code,
+        link_id: link.link_id,
+        occurred_at_ms: now_ms,
+        visitor_id,
+        new_visitor: returning.is_none(),
+        bot: is_bot(facts.user_agent, facts.bot),
+        country: facts.country.and_then(country),
+        referrer_host: facts.referer.and_then(referrer_host),
+        user_agent: facts.user_agent.map(|ua| truncate_user_agent(ua).to_owned()).filter(|ua| !ua.is_empty()),
+    };
+    Ok(Visit { location, set_cookie: Some(set_visitor_cookie(visitor_id)), event: Some(event) })
+}
+
+/// A country code as the API accepts it: two uppercase letters. Cloudflare's `XX` (unknown) and `T1`
+/// (Tor) say nothing about where the visitor is, so they are dropped.
+pub fn country(raw: &str) -> Option<String> {
+    let upper = raw.trim().to_ascii_uppercase();
+    let is_code = upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase());
+    (is_code && upper != "XX").then_some(upper)
+}
+
+/// The host of the referring page, lowercase, without scheme, port, path or query: the full referrer
+/// URL can carry personal data and is never recorded.
+pub fn referrer_host(referer: &str) -> Option<String> {
+    let url = Url::parse(referer.trim()).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    (!host.is_empty() && host.len() <= MAX_REFERRER_HOST_LEN).then_some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use shared::MAX_USER_AGENT_LEN;
+    use uuid::Uuid;
+
+    const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
+    const VISITOR: &str = "7c9e6679742540de944be07fc1f90ae7";
+
+    fn link() -> LinkRecord {
+        LinkRecord::new(Uuid::from_u128(42), "https://shop.example/p?a=1#top".into(), 3)
+    }
+
+    fn code() -> Code {
+        Code::parse("k7m2p9qr").unwrap()
+    }
+
+    fn click(facts: &RequestFacts<'_>) -> Visit {
+        visit(code(), &link(), VisitKind::Click, facts, 1_764_000_000_000, &mut StdRng::seed_from_u64(1)).unwrap()
+    }
+
+    #[test]
+    fn a_first_click_makes_a_visitor_and_records_everything_the_contract_lists() {
+        let facts = RequestFacts {
+            user_agent: Some(CHROME),
+            referer: Some("https://l.instagram.com/?u=https%3A%2F%2Ftrk&e=secret"),
+            country: Some("DE"),
+            ..RequestFacts::default()
+        };
+        let visit = click(&facts);
+        let event = visit.event.unwrap();
+        assert_eq!(visit.location, format!("https://shop.example/p?a=1&cs_ref={}#top", event.click_id));
+        assert_eq!(visit.set_cookie, Some(set_visitor_cookie(event.visitor_id)));
+        assert_eq!(event.code, code());
+        assert_eq!(event.link_id, Uuid::from_u128(42));
+        assert_eq!(event.occurred_at_ms, 1_764_000_000_000);
+        assert!(event.new_visitor);
+        assert!(!event.bot);
+        assert_eq!(event.country.as_deref(), Some("DE"));
+        assert_eq!(event.referrer_host.as_deref(), Some("l.instagram.com"));
+        assert_eq!(event.user_agent.as_deref(), Some(CHROME));
+        assert_eq!(event.validate(), Ok(()));
+    }
+
+    #[test]
+    fn a_returning_visitor_keeps_their_id_and_gets_it_refreshed() {
+        let cookie = format!("other=1; _cs_pv={VISITOR}");
+        let visit = click(&RequestFacts { cookie: Some(&cookie), user_agent: Some(CHROME), ..RequestFacts::default() });
+        let event = visit.event.unwrap();
+        assert_eq!(event.visitor_id.to_string(), VISITOR);
+        assert!(!event.new_visitor);
+        assert_eq!(visit.set_cookie, Some(set_visitor_cookie(event.visitor_id)));
+    }
+
+    #[test]
+    fn an_invalid_visitor_cookie_is_replaced_by_a_new_visitor() {
+        let visit = click(&RequestFacts { cookie: Some("_cs_pv=forged"), ..RequestFacts::default() });
+        let event = visit.event.unwrap();
+        assert!(event.new_visitor);
+        assert_ne!(event.visitor_id.to_string(), "forged");
+    }
+
+    #[test]
+    fn a_peek_redirects_the_same_way_but_records_nothing_and_sets_no_cookie() {
+        let facts = RequestFacts { user_agent: Some(CHROME), ..RequestFacts::default() };
+        let peek = visit(code(), &link(), VisitKind::Peek, &facts, 0, &mut StdRng::seed_from_u64(1)).unwrap();
+        assert!(peek.location.starts_with("https://shop.example/p?a=1&cs_ref="), "{}", peek.location);
+        assert!(peek.location.ends_with("#top"));
+        assert_eq!(peek.set_cookie, None);
+        assert_eq!(peek.event, None);
+    }
+
+    #[test]
+    fn every_click_gets_its_own_click_id() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let facts = RequestFacts::default();
+        let a = visit(code(), &link(), VisitKind::Click, &facts, 0, &mut rng).unwrap();
+        let b = visit(code(), &link(), VisitKind::Click, &facts, 0, &mut rng).unwrap();
+        assert_ne!(a.event.unwrap().click_id, b.event.unwrap().click_id);
+        assert_ne!(a.location, b.location);
+    }
+
+    #[test]
+    fn bots_are_redirected_and_flagged() {
+        let visit = click(&RequestFacts { user_agent: Some("Twitterbot/1.0"), ..RequestFacts::default() });
+        assert!(visit.location.starts_with("https://shop.example/p?a=1&cs_ref="));
+        assert!(visit.event.unwrap().bot);
+        let scored = click(&RequestFacts {
+            user_agent: Some(CHROME),
+            bot: BotSignals { score: Some(2), verified_bot: false },
+            ..RequestFacts::default()
+        });
+        assert!(scored.event.unwrap().bot);
+    }
+
+    #[test]
+    fn long_user_agents_are_truncated_and_empty_ones_dropped() {
+        let long = format!("{CHROME} {}", "x".repeat(1000));
+        let event = click(&RequestFacts { user_agent: Some(&long), ..RequestFacts::default() }).event.unwrap();
+        assert_eq!(event.user_agent.as_ref().map(String::len), Some(MAX_USER_AGENT_LEN));
+        assert_eq!(event.validate(), Ok(()));
+        let event = click(&RequestFacts { user_agent: Some(""), ..RequestFacts::default() }).event.unwrap();
+        assert_eq!(event.user_agent, None);
+        assert!(event.bot);
+    }
+
+    #[test]
+    fn a_destination_that_is_not_a_url_is_an_error() {
+        let broken = LinkRecord::new(Uuid::from_u128(1), "nope".into(), 1);
+        let facts = RequestFacts::default();
+        assert!(visit(code(), &broken, VisitKind::Click, &facts, 0, &mut StdRng::seed_from_u64(1)).is_err());
+    }
+
+    #[test]
+    fn countries_are_two_letters_and_unknown_or_tor_is_dropped() {
+        assert_eq!(country("DE"), Some("DE".into()));
+        assert_eq!(country("us"), Some("US".into()));
+        assert_eq!(country("XX"), None);
+        assert_eq!(country("T1"), None);
+        assert_eq!(country(""), None);
+        assert_eq!(country("DEU"), None);
+    }
+
+    #[test]
+    fn only_the_referrer_host_is_kept() {
+        assert_eq!(referrer_host("https://www.TikTok.com/@jessica/video/1?lang=en"), Some("www.tiktok.com".into()));
+        assert_eq!(referrer_host("http://localhost:3000/x"), Some("localhost".into()));
+        assert_eq!(referrer_host("android-app://com.google.android.gm/"), None);
+        assert_eq!(referrer_host("not a url"), None);
+        assert_eq!(referrer_host(""), None);
+    }
+
+    #[test]
+    fn recorded_clicks_pass_the_apis_validation() {
+        let facts = RequestFacts {
+            user_agent: Some(CHROME),
+            referer: Some("https://[2001:db8::1]:8443/p"),
+            country: Some("fr"),
+            cookie: Some("_cs_pv=bad"),
+            ..RequestFacts::default()
+        };
+        let event = click(&facts).event.unwrap();
+        assert_eq!(event.referrer_host.as_deref(), Some("[2001:db8::1]"));
+        assert_eq!(event.validate(), Ok(()));
+    }
+}

@@ -1,0 +1,123 @@
+//! The queue consumer's rules: which messages go to the API, in what body, and what to do after.
+
+use serde::Serialize;
+use shared::ClickEvent;
+use url::Url;
+
+/// Path of the API's ingest endpoint, appended to `INGEST_URL`.
+pub const INGEST_PATH: &str = "/internal/clicks";
+
+/// The body posted to the ingest endpoint.
+#[derive(Debug, Serialize)]
+pub struct IngestBody<'a> {
+    /// The batch's clicks, as the edge recorded them.
+    pub clicks: &'a [ClickEvent],
+}
+
+/// Parses a queue message body: the JSON text the fetch handler sent.
+pub fn parse_message(body: Option<&str>) -> Result<ClickEvent, String> {
+    let text = body.ok_or_else(|| "message body is not a string".to_owned())?;
+    serde_json::from_str(text).map_err(|e| format!("message body is not a click event: {e}"))
+}
+
+/// The full ingest URL for an `INGEST_URL` such as `http://127.0.0.1:8080` or `https://api.example/`.
+pub fn ingest_endpoint(base: &str) -> Result<Url, String> {
+    let base = Url::parse(base.trim()).map_err(|e| format!("INGEST_URL is not a URL: {e}"))?;
+    if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+        return Err("INGEST_URL must be an http or https URL".to_owned());
+    }
+    let mut endpoint = base;
+    let path = format!("{}{INGEST_PATH}", endpoint.path().trim_end_matches('/'));
+    endpoint.set_path(&path);
+    endpoint.set_query(None);
+    endpoint.set_fragment(None);
+    Ok(endpoint)
+}
+
+/// What becomes of a batch's well-formed messages once the API has answered with `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// The API stored them: acknowledge.
+    Ack,
+    /// Anything else (including no answer): retry them; after `max_retries` they go to the dead-letter queue.
+    Retry,
+}
+
+/// Acknowledge only on 2xx: the API answers 2xx once the batch is durably stored, and ignores click ids
+/// it already has, so a retry after a lost answer is harmless.
+pub fn settle(status: Option<u16>) -> Settle {
+    match status {
+        Some(200..=299) => Settle::Ack,
+        _ => Settle::Retry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+    use shared::{ClickId, Code, Version, VisitorId};
+    use uuid::Uuid;
+
+    fn event() -> ClickEvent {
+        let mut rng = StdRng::seed_from_u64(3);
+        ClickEvent {
+            v: Version,
+            click_id: ClickId::generate(&mut rng),
+            code: Code::parse("k7m2p9qr").unwrap(),
+            link_id: Uuid::from_u128(7),
+            occurred_at_ms: 1_764_000_000_000,
+            visitor_id: VisitorId::generate(&mut rng),
+            new_visitor: true,
+            bot: false,
+            country: Some("US".into()),
+            referrer_host: None,
+            user_agent: Some("Mozilla/5.0".into()),
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_from_the_json_the_fetch_handler_sends() {
+        let e = event();
+        assert_eq!(parse_message(Some(&serde_json::to_string(&e).unwrap())), Ok(e));
+    }
+
+    #[test]
+    fn messages_that_are_not_click_events_are_errors() {
+        assert!(parse_message(None).is_err());
+        assert!(parse_message(Some("{}")).is_err());
+        assert!(parse_message(Some(r#"{"v":2}"#)).is_err());
+    }
+
+    #[test]
+    fn the_ingest_body_wraps_the_clicks() {
+        let e = event();
+        let json = serde_json::to_value(IngestBody { clicks: std::slice::from_ref(&e) }).unwrap();
+        assert_eq!(json, serde_json::json!({"clicks": [serde_json::to_value(&e).unwrap()]}));
+    }
+
+    #[test]
+    fn the_ingest_endpoint_is_appended_to_the_base_url() {
+        let cases = [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080/internal/clicks"),
+            ("https://api.example/", "https://api.example/internal/clicks"),
+            ("https://api.example/prefix/", "https://api.example/prefix/internal/clicks"),
+        ];
+        for (base, want) in cases {
+            assert_eq!(ingest_endpoint(base).unwrap().as_str(), want);
+        }
+        assert!(ingest_endpoint("").is_err());
+        assert!(ingest_endpoint("ftp://api.example").is_err());
+        assert!(ingest_endpoint("mailto:ops@example.com").is_err());
+    }
+
+    #[test]
+    fn only_a_2xx_acknowledges_a_batch() {
+        assert_eq!(settle(Some(200)), Settle::Ack);
+        assert_eq!(settle(Some(204)), Settle::Ack);
+        for status in [None, Some(301), Some(400), Some(401), Some(500), Some(503)] {
+            assert_eq!(settle(status), Settle::Retry, "{status:?}");
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! The wasm32-only glue: read the request and the bindings, call the plain functions, copy their
+//! answers into runtime responses. Nothing here decides anything the native tests could not check.
+
+use rand::rngs::OsRng;
+use wasm_bindgen::JsValue;
+use worker::{
+    console_error, console_warn, Context, Date, Env, Fetch, Headers, MessageBatch, MessageExt, Method as WorkerMethod,
+    QueueContentType, RawMessageBuilder, Request, RequestInit, Response, Result,
+};
+
+use shared::{ClickEvent, Code, LinkRecord};
+
+use crate::answer::{Answer, Body};
+use crate::bot::BotSignals;
+use crate::click::{visit, RequestFacts, VisitKind};
+use crate::config::{kv_cache_ttl, non_empty};
+use crate::consumer::{ingest_endpoint, parse_message, settle, IngestBody, Settle};
+use crate::route::{route, Method, Route, SyncOp};
+use crate::sync::{authorize, check_size, parse_deletes, parse_writes, SyncError};
+
+const LINKS: &str = "LINKS";
+const CLICKS: &str = "CLICKS";
+
+/// Handles one HTTP request.
+pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+    // The raw method: workers-rs maps unknown methods to GET, which would make them clicks.
+    let method = Method::parse(&req.inner().method());
+    let answer = match route(method, &req.path()) {
+        Route::Click(code) => resolve(&req, &env, &ctx, code, VisitKind::Click).await,
+        Route::Peek(code) => resolve(&req, &env, &ctx, code, VisitKind::Peek).await,
+        Route::NotFound { head } => Answer::not_found(head),
+        Route::MethodNotAllowed { allow } => Answer::method_not_allowed(allow),
+        Route::Sync(op) => match sync_token(&env) {
+            Some(token) => sync(req, &env, op, &token).await,
+            None => Answer::not_found(false),
+        },
+        Route::SyncMethodNotAllowed => match sync_token(&env) {
+            Some(_) => Answer::method_not_allowed("POST"),
+            None => Answer::not_found(method == Method::Head),
+        },
+    };
+    respond(answer)
+}
+
+/// Looks the code up and answers the visit; records the click after the response for `GET`.
+async fn resolve(req: &Request, env: &Env, ctx: &Context, code: Code, kind: VisitKind) -> Answer {
+    let head = kind == VisitKind::Peek;
+    let ttl = kv_cache_ttl(env.var("KV_CACHE_TTL").ok().map(|v| v.to_string()).as_deref());
+    let stored = match env.kv(LINKS) {
+        Ok(kv) => kv.get(code.as_str()).cache_ttl(ttl).text().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let json = match stored {
+        Ok(Some(json)) => json,
+        Ok(None) => return Answer::not_found(head),
+        Err(e) => {
+            console_error!("KV read of {code} failed: {e}");
+            return Answer::unavailable();
+        }
+    };
+    let link = match LinkRecord::from_json(&json) {
+        Ok(link) => link,
+        Err(e) => {
+            console_error!("KV record of {code} is unreadable, answering 404: {e}");
+            return Answer::not_found(head);
+        }
+    };
+
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
+    let (cookie, user_agent, referer) = (header("Cookie"), header("User-Agent"), header("Referer"));
+    let cf = req.cf();
+    let country = cf.and_then(|cf| cf.country()).or_else(|| header("CF-IPCountry"));
+    let facts = RequestFacts {
+        cookie: cookie.as_deref(),
+        user_agent: user_agent.as_deref(),
+        referer: referer.as_deref(),
+        country: country.as_deref(),
+        bot: cf.map(bot_signals).unwrap_or_default(),
+    };
+    let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
+    let visit = match visit(code, &link, kind, &facts, now_ms, &mut OsRng) {
+        Ok(visit) => visit,
+        Err(e) => {
+            console_error!("destination of {code} is not a URL, answering 404: {e}");
+            return Answer::not_found(head);
+        }
+    };
+    if let Some(event) = &visit.event {
+        record(env, ctx, event);
+    }
+    Answer::redirect(&visit)
+}
+
+/// Sends the click to the queue once the response is on its way, so the visitor never waits for it.
+fn record(env: &Env, ctx: &Context, event: &ClickEvent) {
+    let queue = match env.queue(CLICKS) {
+        Ok(queue) => queue,
+        Err(e) => {
+            console_error!("no {CLICKS} queue binding, click {} lost: {e}", event.click_id);
+            return;
+        }
+    };
+    let (click_id, json) = (event.click_id, serde_json::to_string(event).unwrap_or_default());
+    ctx.wait_until(async move {
+        // Text, not a structured-clone object: the consumer parses it with the same serde types.
+        let message = RawMessageBuilder::new(JsValue::from_str(&json)).build_with_content_type(QueueContentType::Text);
+        if let Err(e) = queue.send_raw(message).await {
+            console_error!("queueing click {click_id} failed: {e}");
+        }
+    });
+}
+
+/// Cloudflare Bot Management's score and verified-bot flag, read leniently: absent fields mean "unknown".
+fn bot_signals(cf: &worker::Cf) -> BotSignals {
+    let Some(bm) = cf.bot_management() else { return BotSignals::default() };
+    let field = |name: &str| js_sys::Reflect::get(bm.as_ref(), &JsValue::from_str(name)).ok();
+    BotSignals {
+        score: field("score").and_then(|v| v.as_f64()).filter(|s| (0.0..=100.0).contains(s)).map(|s| s as u32),
+        verified_bot: field("verifiedBot").and_then(|v| v.as_bool()).unwrap_or(false),
+    }
+}
+
+fn sync_token(env: &Env) -> Option<String> {
+    non_empty(env.secret("KV_SYNC_TOKEN").ok().map(|s| s.to_string()))
+}
+
+/// Applies a link-sync request to KV.
+async fn sync(mut req: Request, env: &Env, op: SyncOp, token: &str) -> Answer {
+    match sync_inner(&mut req, env, op, token).await {
+        Ok(answer) => answer,
+        Err(e) => Answer::json_error(e.status(), e.code(), &e.message()),
+    }
+}
+
+async fn sync_inner(req: &mut Request, env: &Env, op: SyncOp, token: &str) -> std::result::Result<Answer, SyncError> {
+    authorize(req.headers().get("Authorization").ok().flatten().as_deref(), token)?;
+    // Refuse an announced oversized body before reading it.
+    if let Some(len) = req.headers().get("Content-Length").ok().flatten().and_then(|l| l.parse().ok()) {
+        check_size(len)?;
+    }
+    let body = req.bytes().await.map_err(|e| SyncError::Invalid(format!("unreadable body: {e}")))?;
+    let kv = env.kv(LINKS).map_err(|e| internal(format!("no {LINKS} binding: {e}")))?;
+    let (key, n) = match op {
+        SyncOp::Write => {
+            let entries = parse_writes(&body)?;
+            for (code, value) in &entries {
+                let put = kv.put(code.as_str(), value.as_str()).map_err(|e| internal(e.to_string()))?;
+                put.execute().await.map_err(|e| internal(format!("KV write of {code} failed: {e}")))?;
+            }
+            ("written", entries.len())
+        }
+        SyncOp::Delete => {
+            let codes = parse_deletes(&body)?;
+            for code in &codes {
+                kv.delete(code.as_str()).await.map_err(|e| internal(format!("KV delete of {code} failed: {e}")))?;
+            }
+            ("deleted", codes.len())
+        }
+    };
+    Ok(Answer::json(200, serde_json::json!({ key: n }).to_string()))
+}
+
+/// A KV failure during sync: logged, and reported without internals. The caller retries the batch,
+/// which is safe because writes and deletes are idempotent.
+fn internal(cause: String) -> SyncError {
+    console_error!("link sync failed: {cause}");
+    SyncError::Internal
+}
+
+/// Forwards a batch of clicks to the API and acknowledges or retries it by the answer.
+pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) {
+    let mut clicks = Vec::new();
+    let mut good = Vec::new();
+    for message in batch.raw_iter() {
+        match parse_message(message.body().as_string().as_deref()) {
+            Ok(click) => {
+                clicks.push(click);
+                good.push(message);
+            }
+            Err(e) => {
+                // Retried on its own, it ends in the dead-letter queue after max_retries, where it can
+                // be inspected and replayed, instead of vanishing or holding back the good clicks.
+                console_error!("queue message {} is not a click event: {e}", message.id());
+                message.retry();
+            }
+        }
+    }
+    if clicks.is_empty() {
+        return;
+    }
+    let status = match post_clicks(&env, &clicks).await {
+        Ok(status) => Some(status),
+        Err(e) => {
+            console_error!("posting {} clicks to the API failed: {e}", clicks.len());
+            None
+        }
+    };
+    match settle(status) {
+        Settle::Ack => good.iter().for_each(MessageExt::ack),
+        Settle::Retry => {
+            if let Some(status) = status {
+                console_warn!("the API answered {status} to {} clicks; retrying them", clicks.len());
+            }
+            good.iter().for_each(MessageExt::retry);
+        }
+    }
+}
+
+async fn post_clicks(env: &Env, clicks: &[ClickEvent]) -> Result<u16> {
+    let base = env.var("INGEST_URL")?.to_string();
+    let endpoint = ingest_endpoint(&base).map_err(worker::Error::RustError)?;
+    let token = non_empty(env.secret("EDGE_INGEST_TOKEN").ok().map(|s| s.to_string()))
+        .ok_or_else(|| worker::Error::RustError("EDGE_INGEST_TOKEN is not set".into()))?;
+    let body = serde_json::to_string(&IngestBody { clicks })?;
+    let headers = Headers::new();
+    headers.set("Authorization", &format!("Bearer {token}"))?;
+    headers.set("Content-Type", "application/json")?;
+    let mut init = RequestInit::new();
+    init.with_method(WorkerMethod::Post).with_headers(headers).with_body(Some(JsValue::from_str(&body)));
+    let request = Request::new_with_init(endpoint.as_str(), &init)?;
+    let response = Fetch::Request(request).send().await?;
+    Ok(response.status_code())
+}
+
+/// Copies an [`Answer`] into a runtime response.
+fn respond(answer: Answer) -> Result<Response> {
+    let headers = Headers::new();
+    for (name, value) in &answer.headers {
+        headers.append(name, value)?;
+    }
+    let response = match answer.body {
+        Body::Empty => Response::empty()?,
+        Body::Html(page) => Response::from_bytes(page.as_bytes().to_vec())?,
+        Body::Json(json) => Response::from_bytes(json.into_bytes())?,
+    };
+    Ok(response.with_status(answer.status).with_headers(headers))
+}
