@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -186,13 +186,8 @@ pub async fn create(
     };
     for _ in 0..CODE_ATTEMPTS {
         let code = (state.codes)();
-        let mut tx = state.db.begin().await?;
-        match insert_link(&mut tx, brand.id, code.as_str(), &fields).await {
-            Ok(row) => {
-                crate::sync::enqueue(&mut tx, &row).await?;
-                tx.commit().await?;
-                return Ok((StatusCode::CREATED, axum::Json(row.into_link(&state)?)));
-            }
+        match insert_link(&state.db, brand.id, code.as_str(), &fields).await {
+            Ok(row) => return Ok((StatusCode::CREATED, axum::Json(row.into_link(&state)?))),
             Err(e) if is_code_collision(&e) => {
                 tracing::info!(code = %code, "tracking code collision, drawing another");
             }
@@ -202,17 +197,19 @@ pub async fn create(
     Err(anyhow::anyhow!("no free tracking code after {CODE_ATTEMPTS} attempts").into())
 }
 
-async fn insert_link(
-    conn: &mut PgConnection,
-    brand_id: Uuid,
-    code: &str,
-    f: &LinkFields,
-) -> Result<LinkRow, sqlx::Error> {
+/// Inserts the link and its sync record in one statement (so one implicit transaction and one round
+/// trip): both are written or neither is.
+async fn insert_link(db: &PgPool, brand_id: Uuid, code: &str, f: &LinkFields) -> Result<LinkRow, sqlx::Error> {
     sqlx::query_as::<_, LinkRow>(&format!(
-        "insert into links (id, brand_id, code, destination_url, campaign_id, creator_id, platform, content_type,
-                            promo_code, share_revenue)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         returning {LINK_COLUMNS}"
+        "with link as (
+             insert into links (id, brand_id, code, destination_url, campaign_id, creator_id, platform, content_type,
+                                promo_code, share_revenue)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             returning {LINK_COLUMNS}
+         ), sync as (
+             insert into link_sync_outbox (link_id, version) select id, version from link
+         )
+         select * from link"
     ))
     .bind(Uuid::new_v4())
     .bind(brand_id)
@@ -224,7 +221,7 @@ async fn insert_link(
     .bind(f.content_type.map(ContentType::as_str))
     .bind(f.promo_code.as_ref().map(PromoCode::as_str))
     .bind(f.share_revenue)
-    .fetch_one(conn)
+    .fetch_one(db)
     .await
 }
 

@@ -1,0 +1,47 @@
+# Helpers the benchmark scripts share: a release API on a throwaway database, and wrk runs summarised.
+# shellcheck shell=bash
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_DB=${BENCH_DB:-tracking_links_bench}
+BENCH_ADDR=${BENCH_ADDR:-127.0.0.1:18080}
+export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$BENCH_DB"
+API_PID=""
+
+bench_build_api() {
+  bash "$ROOT/scripts/ensure-postgres.sh"
+  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  (cd "$ROOT" && cargo build --release -p api --quiet)
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists $BENCH_DB with (force)" >/dev/null
+}
+
+# Starts the API (migrating the fresh database) and waits until it is ready.
+bench_start_api() {
+  BIND_ADDR=$BENCH_ADDR RUST_LOG=${RUST_LOG:-warn} "$ROOT/target/release/api" serve &
+  API_PID=$!
+  trap 'kill $API_PID 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do
+    curl -sf "http://$BENCH_ADDR/readyz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "API did not become ready" >&2
+  return 1
+}
+
+# bench_wrk NAME RUNS wrk-args...: runs wrk RUNS times and prints the median requests/s and the median p50/p99.
+bench_wrk() {
+  local name=$1 runs=$2
+  shift 2
+  local out rps=() p50=() p99=()
+  for _ in $(seq 1 "$runs"); do
+    out=$(wrk --latency "$@")
+    rps+=("$(awk '/^Requests\/sec/ {print $2}' <<<"$out")")
+    p50+=("$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    p99+=("$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    if grep -q 'Non-2xx' <<<"$out"; then echo "$out" >&2; echo "$name: non-2xx answers" >&2; return 1; fi
+  done
+  printf '%-34s median req/s %-10s p50 %-9s p99 %-9s (runs: %s)\n' "$name" \
+    "$(printf '%s\n' "${rps[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" \
+    "$(printf '%s\n' "${p50[@]}" | sort -h | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" \
+    "$(printf '%s\n' "${p99[@]}" | sort -h | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" \
+    "$(IFS=,; echo "${rps[*]}")"
+}

@@ -1,0 +1,2 @@
+-- GET with the API key from the environment.
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("KEY")
