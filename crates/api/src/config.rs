@@ -20,7 +20,32 @@ pub struct Config {
     pub bind_addr: SocketAddr,
     /// `TRACKING_BASE_URL`: the public origin of the edge; short links are this plus `/` plus the code.
     pub tracking_base_url: Url,
+    /// `EDGE_INGEST_TOKEN`: the bearer token the edge's queue consumer presents to `/internal/clicks`.
+    /// Unset: click ingestion refuses everything.
+    pub edge_ingest_token: Option<String>,
+    /// `KV_SINK` and its settings: where link records are pushed.
+    pub kv_sink: KvSinkConfig,
 }
+
+/// `KV_SINK`: `none` (default; links never reach an edge), `worker` or `cloudflare`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvSinkConfig {
+    None,
+    /// `KV_SYNC_URL` (the worker's origin) and `KV_SYNC_TOKEN`.
+    Worker {
+        url: Url,
+        token: String,
+    },
+    /// `CF_API_BASE` (default Cloudflare's v4 API), `CF_ACCOUNT_ID`, `CF_KV_NAMESPACE_ID`, `CF_API_TOKEN`.
+    Cloudflare {
+        api_base: Url,
+        account_id: String,
+        namespace_id: String,
+        token: String,
+    },
+}
+
+pub const DEFAULT_CF_API_BASE: &str = "https://api.cloudflare.com/client/v4";
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
@@ -40,6 +65,8 @@ impl Config {
                 .with_context(|| format!("DATABASE_MAX_CONNECTIONS={max_connections:?} is not a number"))?,
             bind_addr: bind_addr.parse().with_context(|| format!("BIND_ADDR={bind_addr:?} is not host:port"))?,
             tracking_base_url: parse_base_url(&get("TRACKING_BASE_URL", DEFAULT_TRACKING_BASE_URL))?,
+            edge_ingest_token: lookup("EDGE_INGEST_TOKEN").filter(|t| !t.is_empty()),
+            kv_sink: kv_sink(&lookup)?,
         })
     }
 
@@ -51,6 +78,27 @@ impl Config {
     /// `https://trk.creatorscore.io/abcd2345`.
     pub fn short_url(&self, code: &str) -> String {
         format!("{}/{code}", self.tracking_base_url.as_str().trim_end_matches('/'))
+    }
+}
+
+fn kv_sink(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<KvSinkConfig> {
+    let required = |name: &str| {
+        lookup(name).filter(|v| !v.is_empty()).with_context(|| format!("{name} must be set for this KV_SINK"))
+    };
+    let url = |name: &str, raw: String| Url::parse(&raw).with_context(|| format!("{name}={raw:?} is not a URL"));
+    match lookup("KV_SINK").as_deref().unwrap_or("none") {
+        "" | "none" => Ok(KvSinkConfig::None),
+        "worker" => Ok(KvSinkConfig::Worker {
+            url: url("KV_SYNC_URL", required("KV_SYNC_URL")?)?,
+            token: required("KV_SYNC_TOKEN")?,
+        }),
+        "cloudflare" => Ok(KvSinkConfig::Cloudflare {
+            api_base: url("CF_API_BASE", lookup("CF_API_BASE").unwrap_or_else(|| DEFAULT_CF_API_BASE.to_owned()))?,
+            account_id: required("CF_ACCOUNT_ID")?,
+            namespace_id: required("CF_KV_NAMESPACE_ID")?,
+            token: required("CF_API_TOKEN")?,
+        }),
+        other => bail!("KV_SINK={other:?} must be none, worker or cloudflare"),
     }
 }
 
@@ -80,5 +128,24 @@ mod tests {
         assert!(err.to_string().contains("BIND_ADDR"));
         let err = Config::from_lookup(|n| (n == "TRACKING_BASE_URL").then(|| "ftp://x".to_owned())).unwrap_err();
         assert!(err.to_string().contains("TRACKING_BASE_URL"));
+    }
+
+    #[test]
+    fn kv_sinks_need_their_settings() {
+        assert_eq!(Config::from_lookup(|_| None).unwrap().kv_sink, KvSinkConfig::None);
+        let err = Config::from_lookup(|n| (n == "KV_SINK").then(|| "worker".to_owned())).unwrap_err();
+        assert!(format!("{err:#}").contains("KV_SYNC_URL"));
+        let cf = Config::from_lookup(|n| match n {
+            "KV_SINK" => Some("cloudflare".into()),
+            "CF_ACCOUNT_ID" => Some("acc".into()),
+            "CF_KV_NAMESPACE_ID" => Some("ns".into()),
+            "CF_API_TOKEN" => Some("tok".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(
+            matches!(cf.kv_sink, KvSinkConfig::Cloudflare { ref api_base, .. } if api_base.as_str().starts_with("https://api.cloudflare.com/"))
+        );
+        assert!(Config::from_lookup(|n| (n == "KV_SINK").then(|| "s3".to_owned())).is_err());
     }
 }

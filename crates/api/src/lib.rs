@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
+pub mod ingest;
 pub mod secrets;
 pub mod server;
 pub mod sync;

@@ -1,10 +1,18 @@
 //! `api`: the control-plane binary. `api serve` (the default) runs the server; the other commands
 //! manage brands and keys from a shell.
 
+use std::time::Instant;
+
+use anyhow::bail;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
+use api::config::KvSinkConfig;
+use api::sync::{self, CloudflareKv, WorkerKv};
 use api::{brands, db, server, telemetry, Config};
+
+/// Links per KV bulk request during a resync (Cloudflare accepts up to 10,000).
+const RESYNC_PAGE: i64 = 5000;
 
 #[derive(Parser)]
 #[command(name = "api", about = "Tracking Links control plane")]
@@ -29,6 +37,18 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Workers KV, where the edge reads link records.
+    Kv {
+        #[command(subcommand)]
+        command: KvCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KvCommand {
+    /// Push every active link and delete every inactive one through the configured KV_SINK
+    /// (disaster recovery: an emptied or new namespace).
+    Resync,
 }
 
 #[derive(Subcommand)]
@@ -76,6 +96,24 @@ async fn main() -> anyhow::Result<()> {
             let pool = db::connect_and_migrate(&config).await?;
             brands::revoke_key(&pool, &key_prefix).await?;
             println!("revoked: {key_prefix}");
+            Ok(())
+        }
+        Command::Kv { command: KvCommand::Resync } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            let started = Instant::now();
+            let report = match &config.kv_sink {
+                KvSinkConfig::None => bail!("KV_SINK is none: set KV_SINK=worker or cloudflare and its settings"),
+                KvSinkConfig::Worker { url, token } => {
+                    sync::resync(&pool, &WorkerKv::new(url, token.clone())?, RESYNC_PAGE).await?
+                }
+                KvSinkConfig::Cloudflare { api_base, account_id, namespace_id, token } => {
+                    let sink = CloudflareKv::new(api_base, account_id, namespace_id, token.clone())?;
+                    sync::resync(&pool, &sink, RESYNC_PAGE).await?
+                }
+            };
+            println!("written: {}", report.written);
+            println!("deleted: {}", report.deleted);
+            println!("seconds: {:.2}", started.elapsed().as_secs_f64());
             Ok(())
         }
     }

@@ -1,20 +1,57 @@
 //! Running the HTTP server until SIGINT or SIGTERM, then draining in-flight requests.
 
 use anyhow::Context;
+use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, KvSinkConfig};
 use crate::http::{self, AppState};
+use crate::sync::{self, CloudflareKv, WorkerKv};
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let db = crate::db::connect_and_migrate(&config).await?;
+    if config.edge_ingest_token.is_none() {
+        tracing::warn!("EDGE_INGEST_TOKEN is not set: /internal/clicks refuses every batch");
+    }
     let listener =
         TcpListener::bind(config.bind_addr).await.with_context(|| format!("binding {}", config.bind_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
+    let (stop, stopped) = watch::channel(false);
+    let sync = spawn_kv_sync(&db, &config, stopped)?;
     let state = AppState::new(db, config);
     axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    // Requests are drained; let the sync finish its current batch (it marks nothing done it did not push).
+    let _ = stop.send(true);
+    if let Some(task) = sync {
+        task.await?;
+    }
     tracing::info!("api stopped");
     Ok(())
+}
+
+/// Starts the KV drainer for the configured sink.
+fn spawn_kv_sync(
+    db: &PgPool,
+    config: &Config,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
+    let db = db.clone();
+    Ok(match &config.kv_sink {
+        KvSinkConfig::None => {
+            tracing::warn!("KV_SINK=none: link changes stay in the outbox and never reach an edge");
+            None
+        }
+        KvSinkConfig::Worker { url, token } => {
+            Some(tokio::spawn(sync::run(db, WorkerKv::new(url, token.clone())?, stopped)))
+        }
+        KvSinkConfig::Cloudflare { api_base, account_id, namespace_id, token } => Some(tokio::spawn(sync::run(
+            db,
+            CloudflareKv::new(api_base, account_id, namespace_id, token.clone())?,
+            stopped,
+        ))),
+    })
 }
 
 async fn shutdown_signal() {

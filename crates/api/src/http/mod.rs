@@ -20,6 +20,7 @@ mod creators;
 pub mod error;
 mod extract;
 mod health;
+mod ingest;
 pub mod links;
 mod openapi;
 
@@ -60,8 +61,13 @@ pub fn router(state: AppState) -> Router {
         .route("/links/{id}", get(links::get).patch(links::update).delete(links::delete))
         .route("/links/{id}/stats", get(links::stats::get));
 
+    // Click batches are larger than anything a brand sends, so this route has a limit of its own.
+    let internal =
+        Router::new().route("/clicks", post(ingest::clicks)).layer(DefaultBodyLimit::max(ingest::MAX_INGEST_BYTES));
+
     Router::new()
-        .nest("/v1", v1)
+        .nest("/v1", v1.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
+        .nest("/internal", internal)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/openapi.json", get(openapi::document))
@@ -73,7 +79,6 @@ pub fn router(state: AppState) -> Router {
                 message: "this method is not allowed on this path".into(),
             }
         })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

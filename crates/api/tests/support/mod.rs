@@ -1,6 +1,8 @@
 //! Drives the real router (no socket) against a fresh PostgreSQL database per test.
 #![allow(dead_code)]
 
+pub mod cloudflare;
+
 use api::http::{self, AppState};
 use api::Config;
 use axum::body::Body;

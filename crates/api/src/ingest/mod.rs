@@ -1,0 +1,184 @@
+//! Storing click batches from the edge: exactly once per click id, no IP, no user-agent string.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use shared::ClickEvent;
+
+pub mod ua;
+
+/// Most clicks one batch may carry (the queue delivers at most 100).
+pub const MAX_BATCH: usize = 1000;
+
+/// How far ahead of our clock an edge timestamp may be before we call it malformed.
+const MAX_CLOCK_SKEW: Duration = Duration::minutes(10);
+
+/// What happened to a batch. Every click is in exactly one of stored, duplicates, unknown_links and rejected.
+#[derive(Debug, Default, Serialize, ToSchema, PartialEq, Eq)]
+pub struct IngestSummary {
+    pub received: usize,
+    /// Newly stored.
+    pub stored: u64,
+    /// Already stored before (a redelivered batch), or repeated within this batch.
+    pub duplicates: u64,
+    /// Naming no link we know (or a code that does not match its link); counted and logged, not stored.
+    pub unknown_links: u64,
+    /// Events that are not valid click events, with their index in the batch.
+    pub rejected: Vec<Rejected>,
+}
+
+#[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
+pub struct Rejected {
+    pub index: usize,
+    pub error: String,
+}
+
+/// A click ready for the `clicks` table.
+struct Row {
+    id: Uuid,
+    link_id: Uuid,
+    code: String,
+    occurred_at: DateTime<Utc>,
+    visitor_id: Uuid,
+    new_visitor: bool,
+    bot: bool,
+    country: Option<String>,
+    referrer_host: Option<String>,
+    device_type: Option<&'static str>,
+    browser: Option<String>,
+    os: Option<String>,
+}
+
+/// Parses and validates each event on its own, so one malformed event never costs the others.
+pub fn parse_batch(events: &[Box<RawValue>], now: DateTime<Utc>) -> (Vec<ClickEvent>, Vec<Rejected>) {
+    let mut valid = Vec::with_capacity(events.len());
+    let mut rejected = Vec::new();
+    for (index, raw) in events.iter().enumerate() {
+        let parsed = serde_json::from_str::<ClickEvent>(raw.get())
+            .map_err(|e| e.to_string())
+            .and_then(|event| event.validate().map(|()| event).map_err(|e| e.to_string()))
+            .and_then(|event| match DateTime::from_timestamp_millis(event.occurred_at_ms) {
+                Some(at) if at <= now + MAX_CLOCK_SKEW => Ok(event),
+                _ => Err("occurred_at_ms is out of range".to_owned()),
+            });
+        match parsed {
+            Ok(event) => valid.push(event),
+            Err(error) => rejected.push(Rejected { index, error }),
+        }
+    }
+    (valid, rejected)
+}
+
+/// Classifies the user agents (CPU work, so off the async runtime) and drops the strings.
+fn to_rows(events: Vec<ClickEvent>, classifier: &ua::Classifier) -> Vec<Row> {
+    events
+        .into_iter()
+        .map(|e| {
+            let classified = e.user_agent.as_deref().map(|ua| classifier.classify(ua));
+            Row {
+                id: e.click_id.as_uuid(),
+                link_id: e.link_id,
+                code: e.code.to_string(),
+                occurred_at: DateTime::from_timestamp_millis(e.occurred_at_ms).unwrap_or_default(),
+                visitor_id: e.visitor_id.as_uuid(),
+                new_visitor: e.new_visitor,
+                bot: e.bot,
+                country: e.country,
+                referrer_host: e.referrer_host,
+                device_type: classified.as_ref().map(|c| c.device_type),
+                browser: classified.as_ref().map(|c| c.browser.clone()),
+                os: classified.as_ref().map(|c| c.os.clone()),
+            }
+        })
+        .collect()
+}
+
+/// Stores valid events in one statement. Returns (known, inserted): clicks whose link exists, and of
+/// those the ones not stored before.
+async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
+    macro_rules! column {
+        ($field:ident) => {
+            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query_as(
+        "with input as (
+             select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::uuid[], $6::bool[],
+                                  $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+               as t(id, link_id, code, occurred_at, visitor_id, new_visitor, bot, country, referrer_host,
+                    device_type, browser, os)
+         ), known as (
+             select input.*, links.brand_id from input
+             join links on links.id = input.link_id and links.code = input.code
+         ), inserted as (
+             insert into clicks (id, link_id, brand_id, occurred_at, visitor_id, new_visitor, bot, country,
+                                 referrer_host, device_type, browser, os)
+             select id, link_id, brand_id, occurred_at, visitor_id, new_visitor, bot, country, referrer_host,
+                    device_type, browser, os
+             from known
+             on conflict (id) do nothing
+             returning 1
+         )
+         select (select count(*) from known), (select count(*) from inserted)",
+    )
+    .bind(column!(id))
+    .bind(column!(link_id))
+    .bind(column!(code))
+    .bind(column!(occurred_at))
+    .bind(column!(visitor_id))
+    .bind(column!(new_visitor))
+    .bind(column!(bot))
+    .bind(column!(country))
+    .bind(column!(referrer_host))
+    .bind(column!(device_type))
+    .bind(column!(browser))
+    .bind(column!(os))
+    .fetch_one(db)
+    .await
+}
+
+/// Validates, classifies and stores one batch; returns only after the commit.
+pub async fn store_batch(db: &PgPool, events: &[Box<RawValue>]) -> anyhow::Result<IngestSummary> {
+    let (valid, rejected) = parse_batch(events, Utc::now());
+    for r in &rejected {
+        tracing::warn!(index = r.index, error = %r.error, "rejected a malformed click event");
+    }
+    // Repeats inside one batch count as duplicates, like repeats across batches.
+    let mut seen = HashSet::with_capacity(valid.len());
+    let unique: Vec<ClickEvent> = valid.into_iter().filter(|e| seen.insert(e.click_id)).collect();
+    let in_batch_repeats = (events.len() - rejected.len() - unique.len()) as u64;
+    let candidates = unique.len();
+
+    let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Row>> {
+        Ok(to_rows(unique, ua::Classifier::global()?))
+    })
+    .await??;
+    let (known, inserted) = insert(db, &rows).await?;
+    let (known, inserted) = (u64::try_from(known)?, u64::try_from(inserted)?);
+    let unknown_links = candidates as u64 - known;
+    if unknown_links > 0 {
+        tracing::warn!(unknown_links, "clicks for links we do not know were dropped");
+    }
+    let summary = IngestSummary {
+        received: events.len(),
+        stored: inserted,
+        duplicates: known - inserted + in_batch_repeats,
+        unknown_links,
+        rejected,
+    };
+    tracing::info!(
+        received = summary.received,
+        stored = summary.stored,
+        duplicates = summary.duplicates,
+        unknown_links = summary.unknown_links,
+        rejected = summary.rejected.len(),
+        "click batch stored"
+    );
+    Ok(summary)
+}

@@ -1,0 +1,151 @@
+//! A local stand-in for Cloudflare's Workers KV bulk API: it checks the documented request shape
+//! (paths, bearer token, JSON bodies) and can be told to fail.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{post, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+pub const ACCOUNT: &str = "0123456789abcdef0123456789abcdef";
+pub const NAMESPACE: &str = "fedcba9876543210fedcba9876543210";
+pub const TOKEN: &str = "cf-test-token";
+
+#[derive(Default)]
+pub struct Kv {
+    pub values: BTreeMap<String, String>,
+    /// While set, every request fails with a 500 and Cloudflare's error envelope.
+    pub failing: bool,
+    /// Keys to report in `unsuccessful_keys` once.
+    pub unsuccessful_once: Vec<String>,
+    pub requests: usize,
+}
+
+#[derive(Clone)]
+pub struct StandIn {
+    pub kv: Arc<Mutex<Kv>>,
+    pub base: String,
+}
+
+impl StandIn {
+    pub async fn start() -> Self {
+        let kv = Arc::new(Mutex::new(Kv::default()));
+        let app = Router::new()
+            .route("/client/v4/accounts/{account}/storage/kv/namespaces/{namespace}/bulk", put(bulk_write))
+            .route("/client/v4/accounts/{account}/storage/kv/namespaces/{namespace}/bulk/delete", post(bulk_delete))
+            .with_state(kv.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/client/v4", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        StandIn { kv, base }
+    }
+
+    pub fn set_failing(&self, failing: bool) {
+        self.kv.lock().unwrap().failing = failing;
+    }
+
+    pub fn values(&self) -> BTreeMap<String, String> {
+        self.kv.lock().unwrap().values.clone()
+    }
+
+    pub fn sink(&self) -> api::sync::CloudflareKv {
+        api::sync::CloudflareKv::new(&self.base.parse().unwrap(), ACCOUNT, NAMESPACE, TOKEN.into()).unwrap()
+    }
+}
+
+fn envelope_error(status: StatusCode, message: &str) -> (StatusCode, Json<Value>) {
+    (
+        status,
+        Json(
+            json!({"success": false, "errors": [{"code": 10000, "message": message}], "messages": [], "result": null}),
+        ),
+    )
+}
+
+/// What every request must carry, as Cloudflare documents it.
+fn check(headers: &HeaderMap, account: &str, namespace: &str) -> Result<(), (StatusCode, Json<Value>)> {
+    if (account, namespace) != (ACCOUNT, NAMESPACE) {
+        return Err(envelope_error(StatusCode::NOT_FOUND, "namespace not found"));
+    }
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bearer {TOKEN}")) {
+        return Err(envelope_error(StatusCode::UNAUTHORIZED, "Authentication error"));
+    }
+    if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/json") {
+        return Err(envelope_error(StatusCode::BAD_REQUEST, "expected application/json"));
+    }
+    Ok(())
+}
+
+fn ok(count: usize, unsuccessful: Vec<String>) -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::OK,
+        Json(json!({"success": true, "errors": [], "messages": [],
+                    "result": {"successful_key_count": count - unsuccessful.len(), "unsuccessful_keys": unsuccessful}})),
+    )
+}
+
+async fn bulk_write(
+    State(kv): State<Arc<Mutex<Kv>>>,
+    Path((account, namespace)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, Json<Value>) {
+    if let Err(e) = check(&headers, &account, &namespace) {
+        return e;
+    }
+    let mut kv = kv.lock().unwrap();
+    kv.requests += 1;
+    if kv.failing {
+        return envelope_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    }
+    let Ok(Value::Array(pairs)) = serde_json::from_str::<Value>(&body) else {
+        return envelope_error(StatusCode::BAD_REQUEST, "body must be an array");
+    };
+    if pairs.is_empty() || pairs.len() > 10_000 {
+        return envelope_error(StatusCode::BAD_REQUEST, "between 1 and 10,000 pairs");
+    }
+    let mut parsed = Vec::new();
+    for pair in &pairs {
+        let (Some(key), Some(value)) = (pair["key"].as_str(), pair["value"].as_str()) else {
+            return envelope_error(StatusCode::BAD_REQUEST, "each pair needs string key and value");
+        };
+        if key.is_empty() || key.len() > 512 {
+            return envelope_error(StatusCode::BAD_REQUEST, "key length");
+        }
+        parsed.push((key.to_owned(), value.to_owned()));
+    }
+    let unsuccessful = std::mem::take(&mut kv.unsuccessful_once);
+    for (key, value) in parsed {
+        if !unsuccessful.contains(&key) {
+            kv.values.insert(key, value);
+        }
+    }
+    ok(pairs.len(), unsuccessful)
+}
+
+async fn bulk_delete(
+    State(kv): State<Arc<Mutex<Kv>>>,
+    Path((account, namespace)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: String,
+) -> (StatusCode, Json<Value>) {
+    if let Err(e) = check(&headers, &account, &namespace) {
+        return e;
+    }
+    let mut kv = kv.lock().unwrap();
+    kv.requests += 1;
+    if kv.failing {
+        return envelope_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
+    }
+    let Ok(keys) = serde_json::from_str::<Vec<String>>(&body) else {
+        return envelope_error(StatusCode::BAD_REQUEST, "body must be an array of keys");
+    };
+    for key in &keys {
+        kv.values.remove(key);
+    }
+    ok(keys.len(), Vec::new())
+}
