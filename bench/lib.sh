@@ -9,7 +9,9 @@ API_PID=""
 
 bench_build_api() {
   bash "$ROOT/scripts/ensure-postgres.sh"
-  command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  for tool in wrk jq bc; do
+    command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
+  done
   (cd "$ROOT" && cargo build --release -p api --quiet)
   psql -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists $BENCH_DB with (force)" >/dev/null
 }
