@@ -2,6 +2,7 @@
 //! (see `.env.example`), so `api serve` runs on a fresh machine with none set.
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 
 use anyhow::{bail, Context};
 use url::Url;
@@ -25,6 +26,12 @@ pub struct Config {
     pub edge_ingest_token: Option<String>,
     /// `KV_SINK` and its settings: where link records are pushed.
     pub kv_sink: KvSinkConfig,
+    /// `PIXEL_RATE_PER_PIXEL`: pixel events per second one pixel may send to this process (burst: twice).
+    pub pixel_rate_per_pixel: NonZeroU32,
+    /// `PIXEL_RATE_PER_CLIENT`: pixel events per second one client address may send per pixel (burst: twice).
+    pub pixel_rate_per_client: NonZeroU32,
+    /// `TRUST_FORWARDED_FOR`: take the client address from `X-Forwarded-For` (behind a trusted proxy only).
+    pub trust_forwarded_for: bool,
 }
 
 /// `KV_SINK`: `none` (default; links never reach an edge), `worker` or `cloudflare`.
@@ -67,6 +74,9 @@ impl Config {
             tracking_base_url: parse_base_url(&get("TRACKING_BASE_URL", DEFAULT_TRACKING_BASE_URL))?,
             edge_ingest_token: lookup("EDGE_INGEST_TOKEN").filter(|t| !t.is_empty()),
             kv_sink: kv_sink(&lookup)?,
+            pixel_rate_per_pixel: parse_number("PIXEL_RATE_PER_PIXEL", &get("PIXEL_RATE_PER_PIXEL", "2000"))?,
+            pixel_rate_per_client: parse_number("PIXEL_RATE_PER_CLIENT", &get("PIXEL_RATE_PER_CLIENT", "20"))?,
+            trust_forwarded_for: matches!(get("TRUST_FORWARDED_FOR", "false").as_str(), "true" | "1" | "yes"),
         })
     }
 
@@ -79,6 +89,10 @@ impl Config {
     pub fn short_url(&self, code: &str) -> String {
         format!("{}/{code}", self.tracking_base_url.as_str().trim_end_matches('/'))
     }
+}
+
+fn parse_number<T: std::str::FromStr>(name: &str, raw: &str) -> anyhow::Result<T> {
+    raw.parse().map_err(|_| anyhow::anyhow!("{name}={raw:?} is not a positive number"))
 }
 
 fn kv_sink(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<KvSinkConfig> {

@@ -1,12 +1,15 @@
 //! The Tracking Links control plane: brands, creators, campaigns, links, clicks and attribution over
 //! HTTP, backed by PostgreSQL, keeping the edge's Workers KV in step.
 
+pub mod attribution;
 pub mod brands;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod money;
+pub mod reports;
 pub mod secrets;
 pub mod server;
 pub mod sync;

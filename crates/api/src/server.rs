@@ -1,5 +1,7 @@
 //! Running the HTTP server until SIGINT or SIGTERM, then draining in-flight requests.
 
+use std::net::SocketAddr;
+
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -21,7 +23,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let sync = spawn_kv_sync(&db, &config, stopped)?;
     let state = AppState::new(db, config);
-    axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal()).await?;
+    // The peer address is only a rate-limit key for the public pixel endpoint; it is never stored.
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
     // Requests are drained; let the sync finish its current batch (it marks nothing done it did not push).
     let _ = stop.send(true);
     if let Some(task) = sync {

@@ -11,12 +11,11 @@ use sqlx::PgPool;
 use support::Api;
 use uuid::Uuid;
 
-const TOKEN: &str = "edge-test-token";
+const TOKEN: &str = support::EDGE_TOKEN;
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
 
 async fn api(pool: PgPool) -> Api {
-    let config = Config::from_lookup(|name| (name == "EDGE_INGEST_TOKEN").then(|| TOKEN.to_owned())).unwrap();
-    Api::with_state(AppState::new(pool, config)).await
+    Api::new(pool).await
 }
 
 fn click(link: &Value, ua: Option<&str>) -> Value {
@@ -142,7 +141,7 @@ async fn ingestion_needs_the_edge_token(pool: PgPool) {
         assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{auth:?}");
     }
     // With no token configured, nothing gets in.
-    let closed = Api::new(pool).await;
+    let closed = Api::with_state(AppState::new(pool, Config::from_lookup(|_| None).unwrap())).await;
     assert_eq!(closed.send(Method::POST, "/internal/clicks", Some(""), body()).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(api.count("clicks").await, 0);
 }

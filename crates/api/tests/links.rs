@@ -279,15 +279,8 @@ async fn deleting_deactivates_keeps_history_and_is_idempotent(pool: PgPool) {
     let link = api.create("/v1/links", json!({"destination_url": "https://a.example"})).await;
     let id = link["id"].as_str().unwrap();
     let uri = format!("/v1/links/{id}");
-    sqlx::query(
-        "insert into clicks (id, link_id, brand_id, occurred_at, visitor_id, new_visitor, bot)
-         values (gen_random_uuid(), $1, $2, now() - interval '1 hour', gen_random_uuid(), true, false)",
-    )
-    .bind(uuid::Uuid::parse_str(id).unwrap())
-    .bind(api.brand_id)
-    .execute(&api.pool)
-    .await
-    .unwrap();
+    api.click(&[support::Click::new(&link, uuid::Uuid::new_v4(), chrono::Utc::now() - chrono::Duration::hours(1))])
+        .await;
 
     assert_eq!(api.delete(&uri).await.status, StatusCode::NO_CONTENT);
     assert_eq!(api.delete(&uri).await.status, StatusCode::NO_CONTENT);

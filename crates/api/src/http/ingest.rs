@@ -41,7 +41,7 @@ pub struct Batch {
     clicks: Vec<Box<RawValue>>,
 }
 
-#[utoipa::path(post, path = "/internal/clicks", tag = "internal",
+#[utoipa::path(post, path = "/internal/clicks", tag = "internal", security(("edge_ingest_token" = [])),
     request_body(content = Object, description = "{\"clicks\": [click event, ...]}"),
     responses((status = 200, body = IngestSummary, description = "stored and committed; duplicates ignored"),
         (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)))]

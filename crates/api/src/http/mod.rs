@@ -4,18 +4,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{header, Method, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
 use sqlx::PgPool;
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use shared::Code;
 
+mod attribution;
 mod auth;
 mod campaigns;
+mod creator_view;
 mod creators;
 pub mod error;
 mod extract;
@@ -23,6 +26,7 @@ mod health;
 mod ingest;
 pub mod links;
 mod openapi;
+pub mod pixel;
 
 pub use error::Error;
 
@@ -43,12 +47,29 @@ pub struct AppState {
     pub db: PgPool,
     pub config: Arc<Config>,
     pub codes: CodeSource,
+    pub pixel_limits: Arc<pixel::PixelLimits>,
+    pub pixel_brands: pixel::PixelBrands,
 }
 
 impl AppState {
     pub fn new(db: PgPool, config: Config) -> Self {
-        AppState { db, config: Arc::new(config), codes: random_codes() }
+        let pixel_limits = Arc::new(pixel::PixelLimits::new(config.pixel_rate_per_pixel, config.pixel_rate_per_client));
+        AppState {
+            db,
+            config: Arc::new(config),
+            codes: random_codes(),
+            pixel_limits,
+            pixel_brands: Arc::new(moka::sync::Cache::new(100_000)),
+        }
     }
+}
+
+fn pixel_cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(86_400))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,7 +80,13 @@ pub fn router(state: AppState) -> Router {
         .route("/campaigns/{id}", get(campaigns::get))
         .route("/links", post(links::create).get(links::list))
         .route("/links/{id}", get(links::get).patch(links::update).delete(links::delete))
-        .route("/links/{id}/stats", get(links::stats::get));
+        .route("/links/{id}/stats", get(links::stats::get))
+        .route("/creators/{id}/tokens", post(creator_view::create_token))
+        .route("/me/links", get(creator_view::my_links))
+        .route("/attribution", get(attribution::report))
+        .route("/conversions", get(attribution::conversions))
+        // Storefronts on any origin post here; the preflight is answered by the CORS layer.
+        .route("/pixel/events", post(pixel::event).layer(pixel_cors()));
 
     // Click batches are larger than anything a brand sends, so this route has a limit of its own.
     let internal =
@@ -71,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/openapi.json", get(openapi::document))
+        .route("/pixel.js", get(pixel::script))
         .fallback(|| async { Error::NotFound("route") })
         .method_not_allowed_fallback(|| async {
             Error::Invalid {

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{campaigns, creators, links};
+use super::{attribution, campaigns, creator_view, creators, ingest, links, pixel};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,9 @@ use super::{campaigns, creators, links};
         creators::create, creators::list, creators::get,
         campaigns::create, campaigns::list, campaigns::get,
         links::create, links::list, links::get, links::update, links::delete, links::stats::get,
+        creator_view::create_token, creator_view::my_links,
+        attribution::report, attribution::conversions,
+        pixel::event, ingest::clicks,
     ),
     modifiers(&BearerAuth)
 )]
@@ -23,10 +26,12 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
+        for name in ["api_key", "creator_token", "edge_ingest_token"] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
     }
 }
 

@@ -99,8 +99,12 @@ fn to_rows(events: Vec<ClickEvent>, classifier: &ua::Classifier) -> Vec<Row> {
         .collect()
 }
 
-/// Stores valid events in one statement. Returns (known, inserted): clicks whose link exists, and of
+/// Stores valid events in one statement, with the rollups reports read (first clicks per visitor and
+/// link, daily counts, daily breakdowns). Returns (known, inserted): clicks whose link exists, and of
 /// those the ones not stored before.
+///
+/// Rows are written in key order so that concurrent batches take row locks in the same order and
+/// cannot deadlock on the shared rollup rows.
 async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
     macro_rules! column {
         ($field:ident) => {
@@ -121,9 +125,38 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
                                  referrer_host, device_type, browser, os)
              select id, link_id, brand_id, occurred_at, visitor_id, new_visitor, bot, country, referrer_host,
                     device_type, browser, os
-             from known
+             from known order by id
              on conflict (id) do nothing
-             returning 1
+             returning id, link_id, brand_id, occurred_at, visitor_id, bot, country, device_type, browser, os,
+                       (occurred_at at time zone 'UTC')::date as day
+         ), firsts as (
+             insert into link_visitors (link_id, visitor_id, brand_id, first_click_at)
+             select distinct on (link_id, visitor_id) link_id, visitor_id, brand_id, occurred_at
+             from inserted where not bot
+             order by link_id, visitor_id, occurred_at
+             on conflict (link_id, visitor_id) do nothing
+             returning link_id, brand_id, (first_click_at at time zone 'UTC')::date as day
+         ), daily as (
+             insert into link_daily (link_id, day, brand_id, clicks, unique_clicks, bot_clicks)
+             select link_id, day, brand_id, sum(clicks), sum(uniques), sum(bots) from (
+                 select link_id, day, brand_id, (not bot)::int as clicks, 0 as uniques, bot::int as bots from inserted
+                 union all
+                 select link_id, day, brand_id, 0, 1, 0 from firsts
+             ) counted
+             group by link_id, day, brand_id order by link_id, day
+             on conflict (link_id, day) do update set
+                 clicks = link_daily.clicks + excluded.clicks,
+                 unique_clicks = link_daily.unique_clicks + excluded.unique_clicks,
+                 bot_clicks = link_daily.bot_clicks + excluded.bot_clicks
+         ), dims as (
+             insert into link_daily_dims (link_id, day, dimension, value, clicks)
+             select link_id, day, d.dimension, coalesce(d.value, 'unknown'), count(*)
+             from inserted
+             cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser),
+                                        (3::smallint, os)) as d(dimension, value)
+             where not bot
+             group by 1, 2, 3, 4 order by 1, 2, 3, 4
+             on conflict (link_id, day, dimension, value) do update set clicks = link_daily_dims.clicks + excluded.clicks
          )
          select (select count(*) from known), (select count(*) from inserted)",
     )
@@ -143,6 +176,12 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
     .await
 }
 
+/// Whether a failed statement may simply be run again (a deadlock or serialization failure: the
+/// statement was rolled back whole).
+fn is_transient(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
 /// Validates, classifies and stores one batch; returns only after the commit.
 pub async fn store_batch(db: &PgPool, events: &[Box<RawValue>]) -> anyhow::Result<IngestSummary> {
     let (valid, rejected) = parse_batch(events, Utc::now());
@@ -159,8 +198,22 @@ pub async fn store_batch(db: &PgPool, events: &[Box<RawValue>]) -> anyhow::Resul
         Ok(to_rows(unique, ua::Classifier::global()?))
     })
     .await??;
-    let (known, inserted) = insert(db, &rows).await?;
+    let mut attempt = 0;
+    let (known, inserted) = loop {
+        attempt += 1;
+        match insert(db, &rows).await {
+            Err(e) if attempt < 5 && is_transient(&e) => tracing::info!(error = %e, attempt, "retrying click batch"),
+            other => break other?,
+        }
+    };
     let (known, inserted) = (u64::try_from(known)?, u64::try_from(inserted)?);
+    // Orders reported before their click arrived can now be credited. All the batch's human clicks are
+    // considered, not only the new ones: a redelivered batch finishes what a crash interrupted.
+    let human_clicks: Vec<Uuid> = rows.iter().filter(|r| !r.bot).map(|r| r.id).collect();
+    let reattributed = crate::attribution::reattribute_for_clicks(db, &human_clicks).await?;
+    if reattributed > 0 {
+        tracing::info!(orders = reattributed, "orders re-attributed to newly stored clicks");
+    }
     let unknown_links = candidates as u64 - known;
     if unknown_links > 0 {
         tracing::warn!(unknown_links, "clicks for links we do not know were dropped");

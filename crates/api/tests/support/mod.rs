@@ -8,8 +8,9 @@ use api::Config;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
+use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
-use serde_json::Value;
+use serde_json::{json, Value};
 use sqlx::PgPool;
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -21,6 +22,54 @@ pub struct Api {
     pub brand_id: Uuid,
     pub key: String,
     pub pixel_id: String,
+}
+
+/// The edge's ingest token every test API accepts.
+pub const EDGE_TOKEN: &str = "edge-test-token";
+
+/// A configuration with defaults, the test edge token, and these overrides.
+pub fn config(overrides: &[(&str, &str)]) -> Config {
+    Config::from_lookup(|name| {
+        overrides
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+            .or_else(|| (name == "EDGE_INGEST_TOKEN").then(|| EDGE_TOKEN.to_owned()))
+    })
+    .unwrap()
+}
+
+/// A click event as the edge sends it.
+pub struct Click<'a> {
+    pub link: &'a Value,
+    pub visitor: Uuid,
+    pub at: DateTime<Utc>,
+    pub bot: bool,
+    pub country: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+impl<'a> Click<'a> {
+    pub fn new(link: &'a Value, visitor: Uuid, at: DateTime<Utc>) -> Self {
+        Click { link, visitor, at, bot: false, country: None, user_agent: None }
+    }
+
+    /// The event JSON, with a fresh click id (returned too).
+    pub fn event(&self) -> (Uuid, Value) {
+        let id = Uuid::new_v4();
+        let mut event = json!({
+            "v": 1, "click_id": id.simple().to_string(), "code": self.link["code"], "link_id": self.link["id"],
+            "occurred_at_ms": self.at.timestamp_millis(), "visitor_id": self.visitor.simple().to_string(),
+            "new_visitor": true, "bot": self.bot,
+        });
+        if let Some(c) = self.country {
+            event["country"] = json!(c);
+        }
+        if let Some(ua) = self.user_agent {
+            event["user_agent"] = json!(ua);
+        }
+        (id, event)
+    }
 }
 
 pub struct Response {
@@ -37,7 +86,7 @@ impl Response {
 
 impl Api {
     pub async fn new(pool: PgPool) -> Self {
-        Self::with_state(AppState::new(pool, Config::from_lookup(|_| None).unwrap())).await
+        Self::with_state(AppState::new(pool, config(&[]))).await
     }
 
     pub async fn with_state(state: AppState) -> Self {
@@ -105,6 +154,22 @@ impl Api {
         let response = self.post(uri, json).await;
         assert_eq!(response.status, StatusCode::CREATED, "{}", response.body);
         response.body
+    }
+
+    /// Posts click events through `/internal/clicks`, as the edge does; returns the summary.
+    pub async fn ingest(&self, events: Vec<Value>) -> Value {
+        let body = Body::from(json!({ "clicks": events }).to_string());
+        let response = self.send(Method::POST, "/internal/clicks", Some(EDGE_TOKEN), Some(body)).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        response.body
+    }
+
+    /// Records clicks and returns their ids.
+    pub async fn click(&self, clicks: &[Click<'_>]) -> Vec<Uuid> {
+        let (ids, events): (Vec<Uuid>, Vec<Value>) = clicks.iter().map(Click::event).unzip();
+        let summary = self.ingest(events).await;
+        assert_eq!(summary["stored"], ids.len(), "{summary}");
+        ids
     }
 
     pub async fn count(&self, table: &str) -> i64 {

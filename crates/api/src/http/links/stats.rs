@@ -1,10 +1,15 @@
 //! `GET /v1/links/{id}/stats`: what one link did over a window.
+//!
+//! Whole UTC days come from the rollups kept at ingest (`link_daily`, `link_daily_dims`), partial days
+//! at the window's edges from the raw clicks, so the answer is exact and its cost does not grow with
+//! the link's history. Unique clicks are first clicks: a visitor's first human click on the link.
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -12,32 +17,26 @@ use super::super::auth::Brand;
 use super::super::error::{Error, ErrorBody};
 use super::super::extract::{Path, Query};
 use super::super::AppState;
+use crate::money::Money;
+use crate::reports::Window;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct Window {
-    /// Inclusive start (RFC 3339); default: the beginning of time.
+pub struct WindowParams {
+    /// Inclusive start (RFC 3339); default: the beginning.
     pub from: Option<DateTime<Utc>>,
-    /// Exclusive end (RFC 3339); default: now.
+    /// Exclusive end (RFC 3339); default: open (now).
     pub to: Option<DateTime<Utc>>,
 }
 
-impl Window {
-    pub fn resolve(&self, now: DateTime<Utc>) -> Result<(DateTime<Utc>, DateTime<Utc>), Error> {
-        let from = self.from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        let to = self.to.unwrap_or(now);
-        if from > to {
+impl WindowParams {
+    pub fn resolve(&self, default_from: DateTime<Utc>) -> Result<Window, Error> {
+        let window = Window { from: self.from.unwrap_or(default_from), to: self.to };
+        if window.to.is_some_and(|to| window.from > to) {
             return Err(Error::bad_request("invalid_window", "from must not be after to"));
         }
-        Ok((from, to))
+        Ok(window)
     }
-}
-
-/// An amount of money in minor units of an ISO 4217 currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Money {
-    pub amount_minor: i64,
-    pub currency: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,7 +49,7 @@ pub struct DayCount {
 pub struct LinkStats {
     /// Human clicks (bots excluded).
     pub clicks: i64,
-    /// Distinct visitors among the human clicks.
+    /// Visitors whose first human click on this link fell in the window.
     pub unique_clicks: i64,
     /// Clicks by bots and link-preview crawlers, left out of every other count.
     pub bot_clicks: i64,
@@ -67,96 +66,172 @@ pub struct LinkStats {
     pub by_os: BTreeMap<String, i64>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Totals {
+/// Counts accumulated over the parts of a window.
+#[derive(Default)]
+struct Tally {
     clicks: i64,
     unique_clicks: i64,
     bot_clicks: i64,
+    by_day: BTreeMap<NaiveDate, i64>,
+    /// Country, device type, browser, OS.
+    dims: [BTreeMap<String, i64>; 4],
 }
 
-#[utoipa::path(get, path = "/v1/links/{id}/stats", tag = "links", params(Window), security(("api_key" = [])),
+impl Tally {
+    fn add_dims(&mut self, rows: Vec<(i16, String, i64)>) {
+        for (dimension, value, count) in rows {
+            if let Some(map) = usize::try_from(dimension).ok().and_then(|d| self.dims.get_mut(d)) {
+                *map.entry(value).or_default() += count;
+            }
+        }
+    }
+
+    async fn add_days(
+        &mut self,
+        conn: &mut PgConnection,
+        link: Uuid,
+        start: NaiveDate,
+        end: Option<NaiveDate>,
+    ) -> Result<(), sqlx::Error> {
+        const DAYS: &str = "link_id = $1 and day >= $2 and ($3::date is null or day < $3)";
+        let (clicks, unique, bots): (i64, i64, i64) = sqlx::query_as(&format!(
+            "select coalesce(sum(clicks), 0)::bigint, coalesce(sum(unique_clicks), 0)::bigint,
+                    coalesce(sum(bot_clicks), 0)::bigint
+             from link_daily where {DAYS}"
+        ))
+        .bind(link)
+        .bind(start)
+        .bind(end)
+        .fetch_one(&mut *conn)
+        .await?;
+        self.clicks += clicks;
+        self.unique_clicks += unique;
+        self.bot_clicks += bots;
+        let days: Vec<(NaiveDate, i64)> =
+            sqlx::query_as(&format!("select day, clicks from link_daily where {DAYS} and clicks > 0"))
+                .bind(link)
+                .bind(start)
+                .bind(end)
+                .fetch_all(&mut *conn)
+                .await?;
+        for (day, n) in days {
+            *self.by_day.entry(day).or_default() += n;
+        }
+        let dims = sqlx::query_as(&format!(
+            "select dimension, value, sum(clicks)::bigint from link_daily_dims where {DAYS} group by 1, 2"
+        ))
+        .bind(link)
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *conn)
+        .await?;
+        self.add_dims(dims);
+        Ok(())
+    }
+
+    async fn add_raw(
+        &mut self,
+        conn: &mut PgConnection,
+        link: Uuid,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        const RANGE: &str = "link_id = $1 and occurred_at >= $2 and occurred_at < $3";
+        let (clicks, bots): (i64, i64) = sqlx::query_as(&format!(
+            "select count(*) filter (where not bot), count(*) filter (where bot) from clicks where {RANGE}"
+        ))
+        .bind(link)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&mut *conn)
+        .await?;
+        let unique: i64 = sqlx::query_scalar(
+            "select count(*) from link_visitors where link_id = $1 and first_click_at >= $2 and first_click_at < $3",
+        )
+        .bind(link)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&mut *conn)
+        .await?;
+        self.clicks += clicks;
+        self.bot_clicks += bots;
+        self.unique_clicks += unique;
+        let days: Vec<(NaiveDate, i64)> = sqlx::query_as(&format!(
+            "select (occurred_at at time zone 'UTC')::date, count(*) from clicks where {RANGE} and not bot group by 1"
+        ))
+        .bind(link)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (day, n) in days {
+            *self.by_day.entry(day).or_default() += n;
+        }
+        let dims = sqlx::query_as(&format!(
+            "select d.dimension, coalesce(d.value, 'unknown'), count(*) from clicks
+             cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser),
+                                        (3::smallint, os)) as d(dimension, value)
+             where {RANGE} and not bot group by 1, 2"
+        ))
+        .bind(link)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&mut *conn)
+        .await?;
+        self.add_dims(dims);
+        Ok(())
+    }
+}
+
+#[utoipa::path(get, path = "/v1/links/{id}/stats", tag = "links", params(WindowParams), security(("api_key" = [])),
     responses((status = 200, body = LinkStats), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     brand: Brand,
     Path(id): Path<Uuid>,
-    Query(window): Query<Window>,
+    Query(params): Query<WindowParams>,
 ) -> Result<axum::Json<LinkStats>, Error> {
-    let (from, to) = window.resolve(Utc::now())?;
+    let window = params.resolve(DateTime::<Utc>::UNIX_EPOCH)?;
     let mut conn = state.db.acquire().await?;
     super::find(&mut conn, brand.id, id, false).await?;
+    Ok(axum::Json(link_stats(&mut conn, id, window).await?))
+}
 
-    let totals = sqlx::query_as::<_, Totals>(
-        "select count(*) filter (where not bot) as clicks,
-                count(distinct visitor_id) filter (where not bot) as unique_clicks,
-                count(*) filter (where bot) as bot_clicks
-         from clicks where link_id = $1 and occurred_at >= $2 and occurred_at < $3",
-    )
-    .bind(id)
-    .bind(from)
-    .bind(to)
-    .fetch_one(&mut *conn)
-    .await?;
-
-    let by_day = sqlx::query_as::<_, (NaiveDate, i64)>(
-        "select (occurred_at at time zone 'UTC')::date as day, count(*)
-         from clicks where link_id = $1 and occurred_at >= $2 and occurred_at < $3 and not bot
-         group by day order by day",
-    )
-    .bind(id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|(date, clicks)| DayCount { date, clicks })
-    .collect();
-
-    let mut breakdowns = [BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new()];
-    let rows = sqlx::query_as::<_, (i32, Option<String>, i64)>(
-        "select dimension, value, count(*) from (
-             select unnest(array[0, 1, 2, 3]) as dimension,
-                    unnest(array[country, device_type, browser, os]) as value
-             from clicks where link_id = $1 and occurred_at >= $2 and occurred_at < $3 and not bot
-         ) d group by dimension, value",
-    )
-    .bind(id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *conn)
-    .await?;
-    for (dimension, value, count) in rows {
-        if let Some(map) = usize::try_from(dimension).ok().and_then(|d| breakdowns.get_mut(d)) {
-            map.insert(value.unwrap_or_else(|| "unknown".to_owned()), count);
-        }
+/// The stats of one link (whose brand the caller has already checked).
+pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> Result<LinkStats, Error> {
+    let split = window.split();
+    let mut tally = Tally::default();
+    if let Some((start, end)) = split.days {
+        tally.add_days(conn, link, start, end).await?;
     }
-    let [by_country, by_device, by_browser, by_os] = breakdowns;
-
-    let (conversions, revenue) = conversions_of(&mut conn, id, from, to).await?;
-    let conversion_rate = if totals.clicks > 0 { conversions as f64 / totals.clicks as f64 } else { 0.0 };
-
-    Ok(axum::Json(LinkStats {
-        clicks: totals.clicks,
-        unique_clicks: totals.unique_clicks,
-        bot_clicks: totals.bot_clicks,
+    for (from, to) in split.raw {
+        tally.add_raw(conn, link, from, to).await?;
+    }
+    let (conversions, revenue) = conversions_of(conn, link, window.from, window.to_or(Utc::now())).await?;
+    let conversion_rate = if tally.clicks > 0 { conversions as f64 / tally.clicks as f64 } else { 0.0 };
+    let [by_country, by_device, by_browser, by_os] = tally.dims;
+    Ok(LinkStats {
+        clicks: tally.clicks,
+        unique_clicks: tally.unique_clicks,
+        bot_clicks: tally.bot_clicks,
         conversions,
         revenue,
         conversion_rate,
-        by_day,
+        by_day: tally.by_day.into_iter().map(|(date, clicks)| DayCount { date, clicks }).collect(),
         by_country,
         by_device,
         by_browser,
         by_os,
-    }))
+    })
 }
 
 /// Orders credited to the link in the window, and their revenue net of refunds per currency.
-async fn conversions_of(
-    conn: &mut sqlx::PgConnection,
+pub async fn conversions_of(
+    conn: &mut PgConnection,
     link_id: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<(i64, Vec<Money>), Error> {
+) -> Result<(i64, Vec<Money>), sqlx::Error> {
     let rows = sqlx::query_as::<_, (String, i64, i64)>(
         "select currency, count(*), sum(greatest(amount_minor - refunded_minor, 0))::bigint
          from conversions where link_id = $1 and occurred_at >= $2 and occurred_at < $3
