@@ -86,7 +86,8 @@ pub fn router(state: AppState) -> Router {
         .route("/attribution", get(attribution::report))
         .route("/conversions", get(attribution::conversions))
         // Storefronts on any origin post here; the preflight is answered by the CORS layer.
-        .route("/pixel/events", post(pixel::event).layer(pixel_cors()));
+        // (The OPTIONS handler only routes preflights into the layer, which answers them itself.)
+        .route("/pixel/events", post(pixel::event).options(|| async { StatusCode::NO_CONTENT }).layer(pixel_cors()));
 
     // Click batches are larger than anything a brand sends, so this route has a limit of its own.
     let internal =

@@ -1,0 +1,365 @@
+//! From a click to revenue credited to the creator: the attribution rules, the pixel endpoint, and the
+//! creators' own view.
+
+mod support;
+
+use api::attribution::{self, Credit, OrderReport, Source};
+use api::http::AppState;
+use api::money::Money;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use chrono::{DateTime, Duration, Utc};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use support::{Api, Click};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+fn pixel_body(api: &Api, event: &str, extra: Value) -> Body {
+    let mut body = json!({"pixel_id": api.pixel_id, "event": event});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    Body::from(body.to_string())
+}
+
+async fn pixel(api: &Api, event: &str, extra: Value) -> support::Response {
+    api.send(Method::POST, "/v1/pixel/events", None, Some(pixel_body(api, event, extra))).await
+}
+
+async fn purchase(api: &Api, order_id: &str, value: &str, cs_ref: Option<Uuid>) -> support::Response {
+    let mut extra = json!({"order_id": order_id, "value": value, "currency": "USD"});
+    if let Some(r) = cs_ref {
+        extra["cs_ref"] = json!(r.simple().to_string());
+    }
+    pixel(api, "purchase", extra).await
+}
+
+async fn conversions(api: &Api) -> Vec<Value> {
+    api.get("/v1/conversions").await.body["data"].as_array().unwrap().clone()
+}
+
+/// Records an order at a pinned time, as the pixel endpoint does, and returns its credit.
+async fn order_at(api: &Api, order_id: &str, at: DateTime<Utc>, refs: Vec<Uuid>) -> Credit {
+    let mut tx = api.pool.begin().await.unwrap();
+    let report = OrderReport {
+        brand_id: api.brand_id,
+        order_id: order_id.into(),
+        amount: Money::parse("25.00", "USD").unwrap(),
+        occurred_at: at,
+        source: Source::Pixel,
+        refs,
+        discount_codes: vec![],
+    };
+    let credit = attribution::record_order(&mut tx, &report).await.unwrap();
+    tx.commit().await.unwrap();
+    credit
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_click_earns_orders_for_exactly_thirty_days(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://a.example"})).await;
+    let link_id = Uuid::parse_str(link["id"].as_str().unwrap()).unwrap();
+    let clicked_at: DateTime<Utc> = "2026-10-01T12:00:00Z".parse().unwrap();
+    let click = api.click(&[Click::new(&link, Uuid::new_v4(), clicked_at)]).await[0];
+
+    let inside = order_at(&api, "inside", clicked_at + Duration::days(30) - Duration::seconds(1), vec![click]).await;
+    assert_eq!(inside, Credit::Click { link_id, click_id: click });
+    let outside = order_at(&api, "outside", clicked_at + Duration::days(30) + Duration::seconds(1), vec![click]).await;
+    assert_eq!(outside, Credit::Nobody);
+    // A click after the order did not drive it.
+    let before = order_at(&api, "before", clicked_at - Duration::seconds(1), vec![click]).await;
+    assert_eq!(before, Credit::Nobody);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_visitors_latest_click_wins(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let jess = api.create("/v1/creators", json!({"name": "Jess"})).await;
+    let sam = api.create("/v1/creators", json!({"name": "Sam"})).await;
+    let first =
+        api.create("/v1/links", json!({"destination_url": "https://a.example", "creator_id": jess["id"]})).await;
+    let second =
+        api.create("/v1/links", json!({"destination_url": "https://a.example", "creator_id": sam["id"]})).await;
+    let visitor = Uuid::new_v4();
+    let now = Utc::now();
+    let ids = api
+        .click(&[
+            Click::new(&first, visitor, now - Duration::days(2)),
+            Click::new(&second, visitor, now - Duration::days(1)),
+        ])
+        .await;
+    // The store still holds the first click id (its cookie was set then): the latest click wins anyway.
+    assert_eq!(purchase(&api, "2001", "40.00", Some(ids[0])).await.status, StatusCode::ACCEPTED);
+    let orders = conversions(&api).await;
+    assert_eq!(orders[0]["link_id"], second["id"]);
+    assert_eq!(orders[0]["creator_id"], sam["id"]);
+    assert_eq!(orders[0]["method"], "click");
+    assert_eq!(orders[0]["click_id"], ids[1].simple().to_string());
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn bot_clicks_never_earn_anything(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://a.example"})).await;
+    let bot =
+        api.click(&[Click { bot: true, ..Click::new(&link, Uuid::new_v4(), Utc::now() - Duration::hours(1)) }]).await;
+    purchase(&api, "3001", "10.00", Some(bot[0])).await;
+    let orders = conversions(&api).await;
+    assert_eq!((orders[0]["link_id"].clone(), orders[0]["method"].clone()), (Value::Null, Value::Null));
+    let stats = api.get(&format!("/v1/links/{}/stats", link["id"].as_str().unwrap())).await.body;
+    assert_eq!(
+        (stats["clicks"].clone(), stats["bot_clicks"].clone(), stats["conversions"].clone()),
+        (json!(0), json!(1), json!(0))
+    );
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn an_order_reported_three_times_counts_once(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://a.example"})).await;
+    let click = api.click(&[Click::new(&link, Uuid::new_v4(), Utc::now() - Duration::hours(1))]).await[0];
+    for _ in 0..3 {
+        assert_eq!(purchase(&api, "4001", "129.99", Some(click)).await.status, StatusCode::ACCEPTED);
+    }
+    let orders = conversions(&api).await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0]["amount"], json!({"amount_minor": 12999, "currency": "USD"}));
+    let stats = api.get(&format!("/v1/links/{}/stats", link["id"].as_str().unwrap())).await.body;
+    assert_eq!(stats["conversions"], 1);
+    assert_eq!(stats["revenue"], json!([{"amount_minor": 12999, "currency": "USD"}]));
+    assert_eq!(api.count("pixel_events").await, 3);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn forged_and_foreign_click_ids_are_stored_but_credit_nobody(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let other = api.other_brand().await;
+    let theirs = other.create("/v1/links", json!({"destination_url": "https://theirs.example"})).await;
+    let their_click = other.click(&[Click::new(&theirs, Uuid::new_v4(), Utc::now() - Duration::hours(1))]).await[0];
+
+    assert_eq!(purchase(&api, "5001", "10.00", Some(Uuid::new_v4())).await.status, StatusCode::ACCEPTED);
+    assert_eq!(purchase(&api, "5002", "10.00", Some(their_click)).await.status, StatusCode::ACCEPTED);
+    let orders = conversions(&api).await;
+    assert_eq!(orders.len(), 2);
+    assert!(orders.iter().all(|o| o["link_id"].is_null() && o["method"].is_null()));
+    // The other brand sees none of it.
+    assert!(conversions(&other).await.is_empty());
+    let stored: i64 =
+        sqlx::query_scalar("select count(*) from pixel_events where brand_id = $1 and cs_ref_id is not null")
+            .bind(api.brand_id)
+            .fetch_one(&api.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, 2);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_click_that_arrives_after_its_purchase_still_earns_it(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://a.example"})).await;
+    let (click_id, event) = Click::new(&link, Uuid::new_v4(), Utc::now() - Duration::minutes(1)).event();
+    purchase(&api, "6001", "15.00", Some(click_id)).await;
+    assert!(conversions(&api).await[0]["link_id"].is_null());
+    api.ingest(vec![event]).await;
+    let orders = conversions(&api).await;
+    assert_eq!((orders[0]["link_id"].clone(), orders[0]["method"].clone()), (link["id"].clone(), json!("click")));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn amounts_convert_exactly_and_extra_precision_is_refused(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://a.example"})).await;
+    let visitor = Uuid::new_v4();
+    let clicks = api.click(&[Click::new(&link, visitor, Utc::now() - Duration::hours(1))]).await;
+    purchase(&api, "7001", "0.1", Some(clicks[0])).await;
+    purchase(&api, "7002", "0.2", Some(clicks[0])).await;
+    let stats = api.get(&format!("/v1/links/{}/stats", link["id"].as_str().unwrap())).await.body;
+    assert_eq!(stats["revenue"], json!([{"amount_minor": 30, "currency": "USD"}]));
+
+    let refused = purchase(&api, "7003", "19.999", Some(clicks[0])).await;
+    assert_eq!((refused.status, refused.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_amount"));
+    assert!(refused.body["error"]["message"].as_str().unwrap().contains("USD"));
+    assert_eq!(api.count("conversions").await, 2);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn pixel_events_are_validated_field_by_field(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let cases = [
+        ("purchase", json!({"value": "1.00", "currency": "USD"}), "invalid_purchase"),
+        ("purchase", json!({"order_id": "1", "value": "1.00"}), "invalid_amount"),
+        ("purchase", json!({"order_id": "1", "value": "1.00", "currency": "DOLLARS"}), "invalid_amount"),
+        ("purchase", json!({"order_id": "x".repeat(129), "value": "1.00", "currency": "USD"}), "invalid_order_id"),
+        ("purchase", json!({"order_id": "1", "value": "-1", "currency": "USD"}), "invalid_amount"),
+        ("page_view", json!({"cs_ref": "not-a-click"}), "invalid_cs_ref"),
+        ("page_view", json!({"url": "javascript:alert(1)"}), "invalid_url"),
+        ("page_view", json!({"extra": 1}), "invalid_body"),
+        ("sign_up", json!({}), "invalid_body"),
+    ];
+    for (event, extra, code) in cases {
+        let response = pixel(&api, event, extra.clone()).await;
+        assert_eq!(
+            (response.status, response.error_code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, code),
+            "{event} {extra}"
+        );
+    }
+    let garbage = api.send(Method::POST, "/v1/pixel/events", None, Some(Body::from("{oops"))).await;
+    assert_eq!((garbage.status, garbage.error_code()), (StatusCode::BAD_REQUEST, "malformed_json"));
+    let unknown = api
+        .send(
+            Method::POST,
+            "/v1/pixel/events",
+            None,
+            Some(Body::from(json!({"pixel_id": "px_nope", "event": "page_view"}).to_string())),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.count("pixel_events").await, 0);
+
+    // Numbers are accepted where stores send them, and the page URL loses its query string.
+    let ok = pixel(
+        &api,
+        "purchase",
+        json!({"order_id": 8001, "value": 12.5, "currency": "eur", "url": "https://shop.example/thanks?email=a@b.c#x"}),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.body);
+    let (url, value, currency): (String, i64, String) =
+        sqlx::query_as("select url, value_minor, currency from pixel_events").fetch_one(&api.pool).await.unwrap();
+    assert_eq!((url.as_str(), value, currency.as_str()), ("https://shop.example/thanks", 1250, "EUR"));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_pixel_endpoint_is_open_to_any_store_and_takes_text_plain(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let preflight = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/v1/pixel/events")
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Body::empty())
+        .unwrap();
+    let response = api.router.clone().oneshot(preflight).await.unwrap();
+    assert!(response.status().is_success());
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert!(response.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+
+    let beacon = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/pixel/events")
+        .header("origin", "https://shop.example")
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(pixel_body(&api, "page_view", json!({})))
+        .unwrap();
+    let response = api.router.clone().oneshot(beacon).await.unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_client_flooding_a_pixel_is_rate_limited(pool: PgPool) {
+    let state = AppState::new(pool, support::config(&[("PIXEL_RATE_PER_CLIENT", "1")]));
+    let api = Api::with_state(state).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(pixel(&api, "page_view", json!({})).await.status);
+    }
+    // A burst of two, then 429s with the JSON error shape.
+    assert_eq!(&statuses[..2], &[StatusCode::ACCEPTED, StatusCode::ACCEPTED]);
+    assert!(statuses[2..].iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+    assert_eq!(pixel(&api, "page_view", json!({})).await.error_code(), "rate_limited");
+    assert_eq!(api.count("pixel_events").await, 2);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn pixel_js_is_cached_and_revalidated(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let get = |etag: Option<String>| {
+        let mut request = Request::builder().uri("/pixel.js");
+        if let Some(tag) = etag {
+            request = request.header("if-none-match", tag);
+        }
+        api.router.clone().oneshot(request.body(Body::empty()).unwrap())
+    };
+    let response = get(None).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/javascript"));
+    assert!(response.headers()["cache-control"].to_str().unwrap().contains("max-age="));
+    let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("/v1/pixel/events"));
+    let revalidated = get(Some(etag)).await.unwrap();
+    assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(get(Some("\"other\"".into())).await.unwrap().status(), StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn creators_see_revenue_only_where_it_is_shared(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let jess = api.create("/v1/creators", json!({"name": "Jess"})).await;
+    let shared = api
+        .create(
+            "/v1/links",
+            json!({"destination_url": "https://a.example", "creator_id": jess["id"], "share_revenue": true}),
+        )
+        .await;
+    let private =
+        api.create("/v1/links", json!({"destination_url": "https://b.example", "creator_id": jess["id"]})).await;
+    api.create("/v1/links", json!({"destination_url": "https://c.example"})).await;
+    let now = Utc::now();
+    let clicks = api
+        .click(&[
+            Click::new(&shared, Uuid::new_v4(), now - Duration::hours(2)),
+            Click::new(&private, Uuid::new_v4(), now - Duration::hours(1)),
+        ])
+        .await;
+    purchase(&api, "9001", "20.00", Some(clicks[0])).await;
+    purchase(&api, "9002", "30.00", Some(clicks[1])).await;
+
+    let token = api.create(&format!("/v1/creators/{}/tokens", jess["id"].as_str().unwrap()), json!({})).await;
+    let token = token["token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("cst_"));
+    let mine = api.send(Method::GET, "/v1/me/links", Some(&token), None).await;
+    assert_eq!(mine.status, StatusCode::OK);
+    let links = mine.body["data"].as_array().unwrap();
+    assert_eq!(links.len(), 2);
+    let by_id = |id: &Value| links.iter().find(|l| &l["id"] == id).unwrap().clone();
+    let shared_view = by_id(&shared["id"]);
+    assert_eq!(
+        (shared_view["clicks"].clone(), shared_view["unique_clicks"].clone(), shared_view["conversions"].clone()),
+        (json!(1), json!(1), json!(1))
+    );
+    assert_eq!(shared_view["revenue"], json!([{"amount_minor": 2000, "currency": "USD"}]));
+    let private_view = by_id(&private["id"]);
+    assert_eq!((private_view["clicks"].clone(), private_view["conversions"].clone()), (json!(1), json!(1)));
+    assert!(private_view.get("revenue").is_none(), "{private_view}");
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_creator_token_opens_nothing_but_the_creators_own_view(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let jess = api.create("/v1/creators", json!({"name": "Jess"})).await;
+    let token = api.create(&format!("/v1/creators/{}/tokens", jess["id"].as_str().unwrap()), json!({})).await;
+    let token = token["token"].as_str().unwrap();
+    for (method, uri) in [
+        (Method::GET, "/v1/links"),
+        (Method::GET, "/v1/creators"),
+        (Method::GET, "/v1/conversions"),
+        (Method::GET, "/v1/attribution?group_by=creator"),
+        (Method::POST, "/v1/links"),
+    ] {
+        let body =
+            (method == Method::POST).then(|| Body::from(json!({"destination_url": "https://a.example"}).to_string()));
+        assert_eq!(api.send(method, uri, Some(token), body).await.status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    // And a brand key is not a creator token.
+    assert_eq!(api.send(Method::GET, "/v1/me/links", Some(&api.key), None).await.status, StatusCode::UNAUTHORIZED);
+    // Tokens are only for the brand's own creators.
+    let other = api.other_brand().await;
+    let theirs = other.create("/v1/creators", json!({"name": "Theirs"})).await;
+    let response = api.post(&format!("/v1/creators/{}/tokens", theirs["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(response.status, StatusCode::NOT_FOUND);
+}
