@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Redirect throughput of the edge worker on plain `workerd serve`, side by side with trivial workers
+# that only answer a fixed 302, on the same runtime in the same run (bench/workerd/edge.capnp).
+#
+#   bash bench/edge.sh            # builds everything, then 3 rounds of 10 s per worker
+#   ROUNDS=5 DURATION=20s CONNECTIONS=32 bash bench/edge.sh
+#
+# Prints, per worker, the median requests/s and median p50/p99 over the rounds, and the edge worker's
+# throughput as a share of each baseline. Every request of the edge worker is a real click: KV read,
+# id generation, cookie, event to the queue (the KV and queue services are small local workers).
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-32}
+UA='Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36'
+REFERER='https://l.instagram.com/?u=https%3A%2F%2Ftrk.creatorscore.io%2Fk7m2p9qr'
+
+command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
+WORKERD="$ROOT/node_modules/.bin/workerd"
+[ -x "$WORKERD" ] || { echo "run scripts/install-edge-tools.sh first" >&2; exit 1; }
+
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  BUILD_LOG=$(mktemp /tmp/edge-bench-build.XXXXXX.log)
+  echo "building the edge worker and the workers-rs baseline (log: $BUILD_LOG)" >&2
+  if ! {
+    bash "$ROOT/scripts/build-worker.sh" &&
+      (
+        # The baseline, built with the same tools and target directory.
+        export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
+        export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt" ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
+        export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/edge}"
+        cd "$ROOT/bench/workerd/trivial-rs" && worker-build --release
+      )
+  } >"$BUILD_LOG" 2>&1; then
+    tail -30 "$BUILD_LOG" >&2
+    exit 1
+  fi
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+EDGE_PORT=$(free_port) JS_PORT=$(free_port) RS_PORT=$(free_port)
+LOG=$(mktemp /tmp/edge-bench-workerd.XXXXXX.log)
+
+"$WORKERD" serve "$ROOT/bench/workerd/edge.capnp" \
+  --socket-addr "edge=127.0.0.1:$EDGE_PORT" \
+  --socket-addr "trivial-js=127.0.0.1:$JS_PORT" \
+  --socket-addr "trivial-rs=127.0.0.1:$RS_PORT" >"$LOG" 2>&1 &
+WORKERD_PID=$!
+trap 'kill $WORKERD_PID 2>/dev/null || true; wait $WORKERD_PID 2>/dev/null || true' EXIT
+
+for _ in $(seq 1 100); do
+  curl -s -o /dev/null "http://127.0.0.1:$EDGE_PORT/" && break
+  sleep 0.1
+done
+
+# Only measure what is meant: the edge must answer the bench code with a real redirect.
+location=$(curl -s -o /dev/null -w '%{redirect_url}' -H "User-Agent: $UA" "http://127.0.0.1:$EDGE_PORT/k7m2p9qr")
+case "$location" in
+  https://shop.example/products/linen-shirt\?variant=4411\&utm_source=creator\&cs_ref=*\#reviews) ;;
+  *) echo "the edge worker did not redirect as expected: '$location'" >&2; cat "$LOG" >&2; exit 1 ;;
+esac
+
+# run NAME URL: one wrk run; prints "rps p50 p99" (latencies in ms).
+run() {
+  local out
+  out=$(wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -H "User-Agent: $UA" -H "Referer: $REFERER" "$2")
+  if grep -q 'Non-2xx or 3xx' <<<"$out"; then echo "$out" >&2; echo "$1: unexpected statuses" >&2; exit 1; fi
+  awk '
+    function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+    /^Requests\/sec/ { rps = $2 }
+    $1 == "50%" { p50 = ms($2) }
+    $1 == "99%" { p99 = ms($2) }
+    END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' <<<"$out"
+}
+
+declare -A RESULTS
+NAMES=(trivial-js trivial-rs edge)
+declare -A URLS=([trivial-js]="http://127.0.0.1:$JS_PORT/k7m2p9qr" [trivial-rs]="http://127.0.0.1:$RS_PORT/k7m2p9qr" [edge]="http://127.0.0.1:$EDGE_PORT/k7m2p9qr")
+
+for name in "${NAMES[@]}"; do # warm every isolate up
+  wrk -t1 -c"$CONNECTIONS" -d2s "${URLS[$name]}" >/dev/null
+done
+for round in $(seq 1 "$ROUNDS"); do # interleaved, so drift on a shared machine hits all three alike
+  for name in "${NAMES[@]}"; do
+    RESULTS[$name]+="$(run "$name" "${URLS[$name]}")"$'\n'
+  done
+  echo "round $round/$ROUNDS done" >&2
+done
+
+median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+col() { awk -v c="$2" 'NF {print $c}' <<<"${RESULTS[$1]}" | median; }
+
+echo
+echo "workerd $("$WORKERD" --version | awk '{print $2}'), wrk -t1 -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, $(nproc) cores"
+printf '%-12s %12s %10s %10s   %s\n' worker redirects/s p50_ms p99_ms "runs (req/s)"
+for name in "${NAMES[@]}"; do
+  printf '%-12s %12s %10s %10s   %s\n' "$name" "$(col "$name" 1)" "$(col "$name" 2)" "$(col "$name" 3)" \
+    "$(awk 'NF {print $1}' <<<"${RESULTS[$name]}" | paste -sd, -)"
+done
+edge=$(col edge 1)
+for base in trivial-rs trivial-js; do
+  awk -v e="$edge" -v b="$(col "$base" 1)" -v n="$base" 'BEGIN {printf "edge / %-10s = %.0f%%\n", n, 100 * e / b}'
+done
+if grep -qi error "$LOG"; then echo "workerd logged errors:" >&2; grep -i error "$LOG" | sort | uniq -c | head >&2; fi
