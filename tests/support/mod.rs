@@ -1,6 +1,8 @@
 //! Helpers the end-to-end tests share: starting processes on free ports and waiting for them.
 
+pub mod api;
 pub mod receiver;
+pub mod stack;
 pub mod wrangler;
 
 use std::net::TcpListener;

@@ -11,6 +11,10 @@
 //! 2. else a discount code matching a link's promo code, case-insensitively (deactivated links too:
 //!    their history, promo codes included, is kept);
 //! 3. else nobody.
+//!
+//! Refunds are evidence of another kind: they never move the credit, they reduce the revenue credited.
+//! They are kept per refund (a redelivered refund counts once) and an order's `refunded_minor` is
+//! recomputed as their sum, so a refund that arrives before its order is applied when the order does.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::PgConnection;
@@ -65,6 +69,7 @@ pub enum Credit {
 /// The first report creates the order. Shopify's amount, currency and time are authoritative: they
 /// replace what a pixel reported, never the other way round.
 pub async fn record_order(tx: &mut PgConnection, report: &OrderReport) -> Result<Credit, sqlx::Error> {
+    lock_order(tx, report.brand_id, &report.order_id).await?;
     sqlx::query(
         "insert into conversions (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source)
          values ($1, $2, $3, $4, $5, $6, $7, $7)
@@ -123,7 +128,82 @@ pub async fn record_order(tx: &mut PgConnection, report: &OrderReport) -> Result
         .execute(&mut *tx)
         .await?;
     }
+    apply_refunds(tx, report.brand_id, &report.order_id).await?;
     attribute(tx, report.brand_id, &report.order_id).await
+}
+
+/// One refund of an order: money returned to the customer.
+#[derive(Debug, Clone)]
+pub struct RefundReport {
+    pub brand_id: Uuid,
+    /// The refund's own id, unique per brand.
+    pub refund_id: String,
+    pub order_id: String,
+    pub amount: Money,
+    pub refunded_at: Option<DateTime<Utc>>,
+}
+
+/// Records a refund once (by refund id) and reduces its order's credited revenue, in the caller's
+/// transaction. A refund of an order not recorded yet waits and is applied by [`record_order`].
+/// Returns whether the refund was new.
+pub async fn record_refund(tx: &mut PgConnection, refund: &RefundReport) -> Result<bool, sqlx::Error> {
+    lock_order(tx, refund.brand_id, &refund.order_id).await?;
+    let new = sqlx::query(
+        "insert into refunds (brand_id, refund_id, order_id, amount_minor, currency, refunded_at)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (brand_id, refund_id) do nothing",
+    )
+    .bind(refund.brand_id)
+    .bind(&refund.refund_id)
+    .bind(&refund.order_id)
+    .bind(refund.amount.amount_minor)
+    .bind(&refund.amount.currency)
+    .bind(refund.refunded_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if new {
+        apply_refunds(tx, refund.brand_id, &refund.order_id).await?;
+    }
+    Ok(new)
+}
+
+/// Serialises everything that writes one order's refunds or creates the order, until the transaction
+/// ends: without it, a refund committed while its order was being created could be missed by both.
+/// Taken before any row lock on the order, in every path, so the two kinds of lock never deadlock.
+async fn lock_order(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("select pg_advisory_xact_lock($1, hashtext($2::text || '/' || $3))")
+        .bind(ORDER_LOCK)
+        .bind(brand_id)
+        .bind(order_id)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// The first key of the two-key advisory locks on orders (the second is a hash of the order).
+const ORDER_LOCK: i32 = 0x6f72_6472; // "ordr"
+
+/// Sets the order's refunded amount to the sum of its refunds in the order's currency (a refund in
+/// another currency cannot be converted exactly, so it is kept but not subtracted). The sum is stored
+/// as is; reports and `net` clamp amount minus refunds at zero.
+async fn apply_refunds(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "with total as (
+             select coalesce(sum(r.amount_minor), 0)::bigint as minor
+             from conversions c
+             join refunds r on r.brand_id = c.brand_id and r.order_id = c.order_id and r.currency = c.currency
+             where c.brand_id = $1 and c.order_id = $2)
+         update conversions c set refunded_minor = total.minor, updated_at = now()
+         from total
+         where c.brand_id = $1 and c.order_id = $2 and c.refunded_minor <> total.minor",
+    )
+    .bind(brand_id)
+    .bind(order_id)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// Recomputes an order's credit from all its evidence and stores it if it changed.

@@ -80,11 +80,6 @@ impl Config {
         })
     }
 
-    /// The host of the tracking domain; destinations may not point back at it (a redirect loop).
-    pub fn tracking_host(&self) -> &str {
-        self.tracking_base_url.host_str().unwrap_or_default()
-    }
-
     /// `https://trk.creatorscore.io/abcd2345`.
     pub fn short_url(&self, code: &str) -> String {
         format!("{}/{code}", self.tracking_base_url.as_str().trim_end_matches('/'))
@@ -132,7 +127,7 @@ mod tests {
     fn defaults_apply_when_nothing_is_set() {
         let config = Config::from_lookup(|_| None).unwrap();
         assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
-        assert_eq!(config.tracking_host(), "trk.creatorscore.io");
+        assert_eq!(config.tracking_base_url.host_str(), Some("trk.creatorscore.io"));
         assert_eq!(config.short_url("abcd2345"), "https://trk.creatorscore.io/abcd2345");
     }
 

@@ -30,7 +30,9 @@ pub enum UrlError {
 pub struct DestinationUrl(Url);
 
 impl DestinationUrl {
-    pub fn parse(input: &str, tracking_host: &str) -> Result<Self, UrlError> {
+    /// `tracking` is the tracking base URL. Its host (and its subdomains) are refused; when it names an
+    /// explicit port (local development, where everything is 127.0.0.1), only that origin is.
+    pub fn parse(input: &str, tracking: &Url) -> Result<Self, UrlError> {
         if input.len() > MAX_URL_LEN {
             return Err(UrlError::TooLong);
         }
@@ -43,8 +45,11 @@ impl DestinationUrl {
         }
         let host = url.host_str().filter(|h| !h.is_empty()).ok_or(UrlError::NoHost)?;
         let host = host.trim_end_matches('.');
-        let tracking = tracking_host.trim_end_matches('.');
-        if host.eq_ignore_ascii_case(tracking) || host.to_ascii_lowercase().ends_with(&format!(".{tracking}")) {
+        let tracking_host = tracking.host_str().unwrap_or_default().trim_end_matches('.');
+        let same_host = host.eq_ignore_ascii_case(tracking_host)
+            || host.to_ascii_lowercase().ends_with(&format!(".{tracking_host}"));
+        let same_port = tracking.port().is_none_or(|port| url.port_or_known_default() == Some(port));
+        if same_host && same_port {
             return Err(UrlError::TrackingDomain);
         }
         // Normalisation (punycode, percent-encoding) can lengthen the URL.
@@ -108,13 +113,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const TRK: &str = "trk.creatorscore.io";
+    static TRK: std::sync::LazyLock<Url> =
+        std::sync::LazyLock::new(|| Url::parse("https://trk.creatorscore.io").unwrap());
 
     #[test]
     fn ordinary_destinations_are_kept_with_query_and_fragment() {
-        let url = DestinationUrl::parse("https://shop.example/p/1?color=red&size=m#reviews", TRK).unwrap();
+        let url = DestinationUrl::parse("https://shop.example/p/1?color=red&size=m#reviews", &TRK).unwrap();
         assert_eq!(url.as_str(), "https://shop.example/p/1?color=red&size=m#reviews");
-        assert!(DestinationUrl::parse("http://shop.example", TRK).is_ok());
+        assert!(DestinationUrl::parse("http://shop.example", &TRK).is_ok());
     }
 
     #[test]
@@ -132,17 +138,26 @@ mod tests {
             ("https://a.trk.creatorscore.io/x", UrlError::TrackingDomain),
         ];
         for (input, expected) in cases {
-            assert_eq!(DestinationUrl::parse(input, TRK), Err(expected), "{input}");
+            assert_eq!(DestinationUrl::parse(input, &TRK), Err(expected), "{input}");
         }
         let long = format!("https://shop.example/{}", "a".repeat(MAX_URL_LEN));
-        assert_eq!(DestinationUrl::parse(&long, TRK), Err(UrlError::TooLong));
+        assert_eq!(DestinationUrl::parse(&long, &TRK), Err(UrlError::TooLong));
+    }
+
+    #[test]
+    fn with_a_local_tracking_origin_only_that_origin_is_refused() {
+        let local = Url::parse("http://127.0.0.1:8787").unwrap();
+        assert_eq!(DestinationUrl::parse("http://127.0.0.1:8787/abcd2345", &local), Err(UrlError::TrackingDomain));
+        assert!(DestinationUrl::parse("http://127.0.0.1:9000/products/1", &local).is_ok());
+        // Without an explicit port, every port of the tracking host is refused.
+        assert_eq!(DestinationUrl::parse("http://trk.creatorscore.io:8080/x", &TRK), Err(UrlError::TrackingDomain));
     }
 
     #[test]
     fn the_length_limit_is_inclusive() {
         let base = "https://shop.example/";
         let exact = format!("{base}{}", "a".repeat(MAX_URL_LEN - base.len()));
-        assert!(DestinationUrl::parse(&exact, TRK).is_ok());
+        assert!(DestinationUrl::parse(&exact, &TRK).is_ok());
     }
 
     #[test]
@@ -156,7 +171,7 @@ mod tests {
     proptest! {
         #[test]
         fn accepted_destinations_are_http_or_https_without_credentials(s in "\\PC{0,80}") {
-            if let Ok(url) = DestinationUrl::parse(&s, TRK) {
+            if let Ok(url) = DestinationUrl::parse(&s, &TRK) {
                 let parsed = Url::parse(url.as_str()).unwrap();
                 prop_assert!(matches!(parsed.scheme(), "http" | "https"));
                 prop_assert!(parsed.username().is_empty() && parsed.password().is_none());
@@ -171,7 +186,7 @@ mod tests {
             query in "[a-z]{1,8}=[a-z0-9]{0,8}",
         ) {
             let input = format!("https://{host}/{path}?{query}");
-            let url = DestinationUrl::parse(&input, TRK).unwrap();
+            let url = DestinationUrl::parse(&input, &TRK).unwrap();
             let parsed = Url::parse(url.as_str()).unwrap();
             prop_assert_eq!(parsed.host_str(), Some(host.as_str()));
         }
@@ -179,7 +194,7 @@ mod tests {
         #[test]
         fn nothing_on_the_tracking_domain_is_accepted(sub in "([a-z]{1,8}\\.)?", path in "[a-z0-9/]{0,20}") {
             let input = format!("https://{sub}trk.creatorscore.io/{path}");
-            prop_assert_eq!(DestinationUrl::parse(&input, TRK), Err(UrlError::TrackingDomain));
+            prop_assert_eq!(DestinationUrl::parse(&input, &TRK), Err(UrlError::TrackingDomain));
         }
     }
 }

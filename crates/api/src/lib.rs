@@ -12,6 +12,7 @@ pub mod money;
 pub mod reports;
 pub mod secrets;
 pub mod server;
+pub mod shopify;
 pub mod sync;
 pub mod telemetry;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, Method, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use sqlx::PgPool;
 use tower_http::cors::{Any, CorsLayer};
@@ -27,6 +27,7 @@ mod ingest;
 pub mod links;
 mod openapi;
 pub mod pixel;
+pub mod shopify;
 
 pub use error::Error;
 
@@ -87,7 +88,14 @@ pub fn router(state: AppState) -> Router {
         .route("/conversions", get(attribution::conversions))
         // Storefronts on any origin post here; the preflight is answered by the CORS layer.
         // (The OPTIONS handler only routes preflights into the layer, which answers them itself.)
-        .route("/pixel/events", post(pixel::event).options(|| async { StatusCode::NO_CONTENT }).layer(pixel_cors()));
+        .route("/pixel/events", post(pixel::event).options(|| async { StatusCode::NO_CONTENT }).layer(pixel_cors()))
+        .route("/integrations/shopify", get(shopify::list).put(shopify::connect))
+        .route("/integrations/shopify/{shop_domain}", delete(shopify::disconnect))
+        // Orders can be far larger than anything else sent to /v1; this inner limit wins over the outer.
+        .route(
+            "/webhooks/shopify",
+            post(shopify::webhooks::receive).layer(DefaultBodyLimit::max(shopify::webhooks::MAX_WEBHOOK_BYTES)),
+        );
 
     // Click batches are larger than anything a brand sends, so this route has a limit of its own.
     let internal =

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{attribution, campaigns, creator_view, creators, ingest, links, pixel};
+use super::{attribution, campaigns, creator_view, creators, ingest, links, pixel, shopify};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use super::{attribution, campaigns, creator_view, creators, ingest, links, pixel
         creator_view::create_token, creator_view::my_links,
         attribution::report, attribution::conversions,
         pixel::event, ingest::clicks,
+        shopify::connect, shopify::list, shopify::disconnect, shopify::webhooks::receive,
     ),
     modifiers(&BearerAuth)
 )]

@@ -143,7 +143,7 @@ struct LinkFields {
 }
 
 fn parse_destination(state: &AppState, raw: &str) -> Result<DestinationUrl, Error> {
-    DestinationUrl::parse(raw, state.config.tracking_host())
+    DestinationUrl::parse(raw, &state.config.tracking_base_url)
         .map_err(|e| Error::invalid_field("invalid_destination_url", e.to_string()))
 }
 
@@ -324,7 +324,7 @@ pub async fn update(
     let fields = LinkFields {
         destination_url: match destination {
             Some(d) => d,
-            None => DestinationUrl::parse(&current.destination_url, state.config.tracking_host())
+            None => DestinationUrl::parse(&current.destination_url, &state.config.tracking_base_url)
                 .map_err(anyhow::Error::from)?,
         },
         campaign_id: body.campaign_id.unwrap_or(current.campaign_id),

@@ -1,0 +1,705 @@
+//! Shopify: connecting a shop, verified order and refund webhooks, and the credit they give.
+//!
+//! Payloads are shaped like Shopify's documented ones (`tests/fixtures/shopify/`), signed here with a
+//! known secret exactly as Shopify signs them: base64 of the HMAC-SHA256 of the raw body.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use hmac::{Hmac, Mac};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use sqlx::PgPool;
+use support::{Api, Click};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const SHOP: &str = "northwind-linen.myshopify.com";
+const SECRET: &str = "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";
+/// The click id written in the fixtures; tests put a real click's id in its place.
+const FIXTURE_CLICK: &str = "5f0c6a3e9b2d4c1fa7e8d9c0b1a2f3e4";
+
+const PROMO_ORDER: &str = "5730101924011";
+const LANDING_ORDER: &str = "5730101956779";
+const NOTE_ORDER: &str = "5730101989547";
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/../../tests/fixtures/shopify/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A fixture whose cs_ref names this click.
+fn fixture_with_click(name: &str, click: Uuid) -> String {
+    let text = fixture(name);
+    assert!(text.contains(FIXTURE_CLICK), "{name} carries no cs_ref");
+    text.replace(FIXTURE_CLICK, &click.simple().to_string())
+}
+
+/// A fixture with some fields changed (re-serialised, as a different delivery would be).
+fn fixture_patched(name: &str, patch: Value) -> String {
+    let mut body: Value = serde_json::from_str(&fixture(name)).unwrap();
+    body.as_object_mut().unwrap().extend(patch.as_object().unwrap().clone());
+    body.to_string()
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// A delivery as Shopify makes it; each part can be left out or spoiled.
+struct Delivery {
+    shop: Option<String>,
+    topic: Option<String>,
+    webhook_id: Option<String>,
+    signature: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Delivery {
+    /// Signed with the test secret, with a fresh webhook id.
+    fn new(topic: &str, body: impl Into<Vec<u8>>) -> Self {
+        let body = body.into();
+        Delivery {
+            shop: Some(SHOP.to_owned()),
+            topic: Some(topic.to_owned()),
+            webhook_id: Some(Uuid::new_v4().to_string()),
+            signature: Some(sign(SECRET, &body)),
+            body,
+        }
+    }
+
+    fn id(mut self, webhook_id: &str) -> Self {
+        self.webhook_id = Some(webhook_id.to_owned());
+        self
+    }
+
+    async fn send(&self, api: &Api) -> support::Response {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/webhooks/shopify")
+            .header("content-type", "application/json")
+            .header("x-shopify-api-version", "2025-07")
+            .header("x-shopify-triggered-at", "2026-11-20T19:32:08.118Z");
+        for (name, value) in [
+            ("x-shopify-shop-domain", &self.shop),
+            ("x-shopify-topic", &self.topic),
+            ("x-shopify-webhook-id", &self.webhook_id),
+            ("x-shopify-hmac-sha256", &self.signature),
+        ] {
+            if let Some(value) = value {
+                request = request.header(name, value);
+            }
+        }
+        let response = api.router.clone().oneshot(request.body(Body::from(self.body.clone())).unwrap()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        support::Response { status, body }
+    }
+}
+
+async fn deliver(api: &Api, topic: &str, body: impl Into<Vec<u8>>) -> support::Response {
+    Delivery::new(topic, body).send(api).await
+}
+
+/// Delivers and insists it was processed.
+async fn processed(api: &Api, topic: &str, body: impl Into<Vec<u8>>) {
+    let response = deliver(api, topic, body).await;
+    assert_eq!((response.status, &response.body), (StatusCode::OK, &json!({"status": "processed"})));
+}
+
+async fn connect(api: &Api, shop: &str, secret: &str) -> support::Response {
+    let body = json!({"shop_domain": shop, "webhook_secret": secret}).to_string();
+    api.send(Method::PUT, "/v1/integrations/shopify", Some(&api.key), Some(Body::from(body))).await
+}
+
+/// A brand with the test shop connected.
+async fn shop_api(pool: PgPool) -> Api {
+    let api = Api::new(pool).await;
+    assert_eq!(connect(&api, SHOP, SECRET).await.status, StatusCode::OK);
+    api
+}
+
+async fn conversions(api: &Api) -> Vec<Value> {
+    let response = api.get("/v1/conversions").await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    response.body["data"].as_array().unwrap().clone()
+}
+
+async fn the_conversion(api: &Api) -> Value {
+    let all = conversions(api).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    all[0].clone()
+}
+
+fn usd(amount_minor: i64) -> Value {
+    json!({"amount_minor": amount_minor, "currency": "USD"})
+}
+
+async fn purchase(api: &Api, order_id: &str, value: &str, cs_ref: Uuid) {
+    let body = json!({"pixel_id": api.pixel_id, "event": "purchase", "order_id": order_id, "value": value,
+        "currency": "USD", "cs_ref": cs_ref.simple().to_string()});
+    let response = api.send(Method::POST, "/v1/pixel/events", None, Some(Body::from(body.to_string()))).await;
+    assert_eq!(response.status, StatusCode::ACCEPTED, "{}", response.body);
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().unwrap()
+}
+
+/// A click an hour before the fixtures' first order.
+async fn click_on(api: &Api, link: &Value) -> Uuid {
+    api.click(&[Click::new(link, Uuid::new_v4(), at("2026-11-20T18:00:00Z"))]).await[0]
+}
+
+/// From before the fixtures' orders to after now (pixel purchases happen now).
+fn window() -> String {
+    let to = (Utc::now() + Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    format!("from=2026-11-01T00:00:00Z&to={to}")
+}
+
+async fn link_conversions(api: &Api, link: &Value) -> Value {
+    let uri = format!("/v1/links/{}/stats?{}", link["id"].as_str().unwrap(), window());
+    let stats = api.get(&uri).await.body;
+    json!({"conversions": stats["conversions"], "revenue": stats["revenue"]})
+}
+
+async fn delivery_rows(api: &Api) -> Vec<(String, String, bool, Option<String>, i32)> {
+    sqlx::query_as(
+        "select webhook_id, topic, processed_at is not null, error, attempts from shopify_deliveries order by id",
+    )
+    .fetch_all(&api.pool)
+    .await
+    .unwrap()
+}
+
+// --- Connecting shops -------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn connecting_a_shop_normalises_its_domain_and_never_shows_the_secret(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let response = connect(&api, "https://Northwind-Linen.MyShopify.com/", SECRET).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+    assert_eq!(response.body["shop_domain"], SHOP);
+    assert!(response.body["connected_at"].as_str().unwrap().parse::<DateTime<Utc>>().is_ok());
+    assert!(!response.body.to_string().contains(SECRET));
+
+    let list = api.get("/v1/integrations/shopify").await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list.body["data"][0]["shop_domain"], SHOP);
+    assert_eq!(list.body["next_cursor"], Value::Null);
+    assert!(!list.body.to_string().contains(SECRET));
+
+    // Shopify's header is matched whatever its case.
+    let mut delivery = Delivery::new("orders/create", fixture("orders_create_promo.json"));
+    delivery.shop = Some("Northwind-Linen.myshopify.com".into());
+    assert_eq!(delivery.send(&api).await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn invalid_shop_domains_and_secrets_are_refused(pool: PgPool) {
+    let api = Api::new(pool).await;
+    for (shop, secret, code) in [
+        ("not a domain", SECRET, "invalid_shop_domain"),
+        ("localhost", SECRET, "invalid_shop_domain"),
+        ("https://northwind-linen.myshopify.com/admin", SECRET, "invalid_shop_domain"),
+        (SHOP, "", "invalid_webhook_secret"),
+        (SHOP, " padded ", "invalid_webhook_secret"),
+        (SHOP, &"s".repeat(257), "invalid_webhook_secret"),
+    ] {
+        let response = connect(&api, shop, secret).await;
+        assert_eq!((response.status, response.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, code), "{shop:?}");
+    }
+    assert_eq!(connect(&api, SHOP, &"s".repeat(256)).await.status, StatusCode::OK);
+    let missing = api
+        .send(
+            Method::PUT,
+            "/v1/integrations/shopify",
+            Some(&api.key),
+            Some(Body::from(json!({"shop_domain": SHOP}).to_string())),
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn reconnecting_replaces_the_secret_and_no_other_brand_can_take_the_shop(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let first = api.get("/v1/integrations/shopify").await.body["data"][0]["connected_at"].clone();
+    let rotated = "shpss_rotated_0a1b2c3d4e5f";
+    let again = connect(&api, SHOP, rotated).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body["connected_at"], first);
+
+    let other = api.other_brand().await;
+    let taken = connect(&other, "NORTHWIND-LINEN.myshopify.com", "theirs").await;
+    assert_eq!((taken.status, taken.error_code()), (StatusCode::CONFLICT, "shop_taken"));
+    assert!(other.get("/v1/integrations/shopify").await.body["data"].as_array().unwrap().is_empty());
+
+    let body = fixture("orders_create_promo.json");
+    assert_eq!(deliver(&api, "orders/create", body.clone()).await.status, StatusCode::UNAUTHORIZED);
+    let mut delivery = Delivery::new("orders/create", body);
+    delivery.signature = Some(sign(rotated, &delivery.body));
+    assert_eq!(delivery.send(&api).await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_disconnected_shops_webhooks_are_refused(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let other = api.other_brand().await;
+    let uri = format!("/v1/integrations/shopify/{SHOP}");
+    assert_eq!(other.delete(&uri).await.status, StatusCode::NOT_FOUND);
+    let shouted = format!("/v1/integrations/shopify/{}", SHOP.to_uppercase());
+    assert_eq!(api.delete(&shouted).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api.delete(&uri).await.status, StatusCode::NOT_FOUND);
+    assert!(api.get("/v1/integrations/shopify").await.body["data"].as_array().unwrap().is_empty());
+    let response = deliver(&api, "orders/create", fixture("orders_create_promo.json")).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    // Now the other brand may connect it.
+    assert_eq!(connect(&other, SHOP, "theirs").await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn integration_endpoints_need_an_api_key(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let body = json!({"shop_domain": SHOP, "webhook_secret": SECRET}).to_string();
+    for (method, uri, body) in [
+        (Method::PUT, "/v1/integrations/shopify", Some(Body::from(body))),
+        (Method::GET, "/v1/integrations/shopify", None),
+        (Method::DELETE, "/v1/integrations/shopify/northwind-linen.myshopify.com", None),
+    ] {
+        let response = api.send(method, uri, Some("csk_nope"), body).await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{uri}");
+    }
+    assert_eq!(api.count("shopify_shops").await, 0);
+}
+
+// --- Attribution from orders -------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_promo_code_only_order_credits_the_promo_link(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let jess = api.create("/v1/creators", json!({"name": "Jess"})).await;
+    let link = api
+        .create(
+            "/v1/links",
+            json!({"destination_url": "https://shop.example", "creator_id": jess["id"], "promo_code": "jess15"}),
+        )
+        .await;
+    processed(&api, "orders/create", fixture("orders_create_promo.json")).await;
+
+    let order = the_conversion(&api).await;
+    assert_eq!(order["order_id"], PROMO_ORDER);
+    assert_eq!((order["method"].clone(), order["link_id"].clone()), (json!("promo_code"), link["id"].clone()));
+    assert_eq!(order["creator_id"], jess["id"]);
+    assert_eq!(order["click_id"], Value::Null);
+    // total_price, in the order's currency, at the order's created_at.
+    assert_eq!(order["amount"], usd(8481));
+    assert_eq!(order["net"], usd(8481));
+    assert_eq!(order["occurred_at"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap(), at("2026-11-20T19:32:07Z"));
+    assert_eq!(order["source"], "shopify");
+    assert_eq!(order["discount_codes"], json!(["JESS15"]));
+    assert_eq!(link_conversions(&api, &link).await, json!({"conversions": 1, "revenue": [usd(8481)]}));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_deactivated_links_promo_code_still_credits(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let link =
+        api.create("/v1/links", json!({"destination_url": "https://shop.example", "promo_code": "JESS15"})).await;
+    assert_eq!(api.delete(&format!("/v1/links/{}", link["id"].as_str().unwrap())).await.status, StatusCode::NO_CONTENT);
+    processed(&api, "orders/create", fixture("orders_create_promo.json")).await;
+    let order = the_conversion(&api).await;
+    assert_eq!((order["method"].clone(), order["link_id"].clone()), (json!("promo_code"), link["id"].clone()));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_cs_ref_in_the_landing_site_credits_the_click(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let click = click_on(&api, &link).await;
+    processed(&api, "orders/create", fixture_with_click("orders_create_landing_site.json", click)).await;
+
+    let order = the_conversion(&api).await;
+    assert_eq!(order["order_id"], LANDING_ORDER);
+    assert_eq!((order["method"].clone(), order["link_id"].clone()), (json!("click"), link["id"].clone()));
+    assert_eq!(order["click_id"], click.simple().to_string());
+    assert_eq!(order["amount"], usd(14137));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_cs_ref_in_the_cart_attributes_credits_the_click_over_a_promo_code(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let clicked = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let promo =
+        api.create("/v1/links", json!({"destination_url": "https://shop.example", "promo_code": "SAM10"})).await;
+    let click = click_on(&api, &clicked).await;
+    processed(&api, "orders/create", fixture_with_click("orders_create_note_attributes.json", click)).await;
+
+    let order = the_conversion(&api).await;
+    assert_eq!(order["order_id"], NOTE_ORDER);
+    assert_eq!((order["method"].clone(), order["link_id"].clone()), (json!("click"), clicked["id"].clone()));
+    assert_eq!(order["discount_codes"], json!(["SAM10"]));
+    assert_eq!(link_conversions(&api, &promo).await["conversions"], 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn an_order_reported_by_the_pixel_and_both_webhooks_counts_once(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let click = click_on(&api, &link).await;
+    // The pixel saw a slightly different total (before taxes were settled): Shopify's amount wins.
+    purchase(&api, LANDING_ORDER, "139.99", click).await;
+    processed(&api, "orders/create", fixture_with_click("orders_create_landing_site.json", click)).await;
+    processed(&api, "orders/paid", fixture_with_click("orders_paid.json", click)).await;
+
+    let order = the_conversion(&api).await;
+    assert_eq!(order["order_id"], LANDING_ORDER);
+    assert_eq!(order["source"], "pixel");
+    assert_eq!(order["amount"], usd(14137));
+    assert_eq!(order["method"], "click");
+    assert_eq!(order["occurred_at"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap(), at("2026-11-20T21:05:41Z"));
+    assert_eq!(link_conversions(&api, &link).await, json!({"conversions": 1, "revenue": [usd(14137)]}));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_promo_order_later_matched_to_a_click_switches_to_the_click(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let promo =
+        api.create("/v1/links", json!({"destination_url": "https://shop.example", "promo_code": "JESS15"})).await;
+    let clicked = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let click = click_on(&api, &clicked).await;
+
+    processed(&api, "orders/create", fixture("orders_create_promo.json")).await;
+    assert_eq!(the_conversion(&api).await["method"], "promo_code");
+
+    purchase(&api, PROMO_ORDER, "84.81", click).await;
+    let order = the_conversion(&api).await;
+    assert_eq!((order["method"].clone(), order["link_id"].clone()), (json!("click"), clicked["id"].clone()));
+    assert_eq!(order["click_id"], click.simple().to_string());
+
+    // A later report with only the promo code does not undo the stronger signal.
+    processed(&api, "orders/paid", fixture_patched("orders_create_promo.json", json!({"financial_status": "paid"})))
+        .await;
+    assert_eq!(the_conversion(&api).await["link_id"], clicked["id"]);
+    assert_eq!(link_conversions(&api, &promo).await["conversions"], 0);
+    assert_eq!(link_conversions(&api, &clicked).await, json!({"conversions": 1, "revenue": [usd(8481)]}));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn ids_beyond_a_floats_precision_stay_exact(pool: PgPool) {
+    let api = shop_api(pool).await;
+    // Shopify's own documentation example id: more than 2^53.
+    let body = fixture("orders_create_promo.json").replace(PROMO_ORDER, "820982911946154508");
+    processed(&api, "orders/create", body).await;
+    assert_eq!(the_conversion(&api).await["order_id"], "820982911946154508");
+}
+
+// --- Deliveries ----------------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_redelivered_webhook_changes_nothing(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let first =
+        Delivery::new("orders/create", fixture("orders_create_promo.json")).id("b54557e4-bdd9-4b37-8a5f-bf7d70fcd043");
+    assert_eq!(first.send(&api).await.body, json!({"status": "processed"}));
+    assert_eq!(first.send(&api).await.body, json!({"status": "duplicate"}));
+    // Even with another (correctly signed) body under the same webhook id.
+    let altered = fixture_patched("orders_create_promo.json", json!({"total_price": "1.00"}));
+    let again = Delivery::new("orders/create", altered).id("b54557e4-bdd9-4b37-8a5f-bf7d70fcd043");
+    let response = again.send(&api).await;
+    assert_eq!((response.status, response.body), (StatusCode::OK, json!({"status": "duplicate"})));
+
+    assert_eq!(the_conversion(&api).await["amount"], usd(8481));
+    let rows = delivery_rows(&api).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0], ("b54557e4-bdd9-4b37-8a5f-bf7d70fcd043".into(), "orders/create".into(), true, None, 1));
+    let body: Vec<u8> = sqlx::query_scalar("select body from shopify_deliveries").fetch_one(&api.pool).await.unwrap();
+    assert_eq!(body, fixture("orders_create_promo.json").into_bytes());
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn concurrent_copies_of_one_delivery_are_processed_once(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let delivery = Delivery::new("orders/create", fixture("orders_create_promo.json"));
+    let (a, b) = tokio::join!(delivery.send(&api), delivery.send(&api));
+    let mut statuses = vec![a.body["status"].clone(), b.body["status"].clone()];
+    statuses.sort_by_key(|s| s.to_string());
+    assert_eq!(statuses, vec![json!("duplicate"), json!("processed")]);
+    assert_eq!(api.count("shopify_deliveries").await, 1);
+    assert_eq!(api.count("conversions").await, 1);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_delivery_that_failed_is_processed_again_when_redelivered(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let broken = fixture_patched("orders_create_promo.json", json!({"total_price": "84.815"}));
+    let failed = Delivery::new("orders/create", broken).id("7f6b0f3a-1111-4c3e-9f57-4f3c7c2e0a01");
+    let response = failed.send(&api).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::BAD_REQUEST, "invalid_payload"));
+    assert!(response.body["error"]["message"].as_str().unwrap().contains("total_price"), "{}", response.body);
+    assert_eq!(api.count("conversions").await, 0);
+    let rows = delivery_rows(&api).await;
+    assert_eq!((rows.len(), rows[0].2), (1, false));
+    assert!(rows[0].3.as_deref().unwrap().contains("total_price"));
+
+    let fixed =
+        Delivery::new("orders/create", fixture("orders_create_promo.json")).id("7f6b0f3a-1111-4c3e-9f57-4f3c7c2e0a01");
+    assert_eq!(fixed.send(&api).await.body, json!({"status": "processed"}));
+    let rows = delivery_rows(&api).await;
+    assert_eq!(rows, vec![("7f6b0f3a-1111-4c3e-9f57-4f3c7c2e0a01".into(), "orders/create".into(), true, None, 2)]);
+    assert_eq!(the_conversion(&api).await["amount"], usd(8481));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn deliveries_a_buggy_release_failed_are_replayed_from_their_stored_bodies(pool: PgPool) {
+    let api = shop_api(pool).await;
+    // As a release with a bug would have left it: verified and kept, but not processed.
+    sqlx::query(
+        "insert into shopify_deliveries (shop_domain, brand_id, webhook_id, topic, body, error)
+         values ($1, $2, 'a7c1e0d2-0000-4000-8000-000000000001', 'orders/create', $3, 'database error: boom')",
+    )
+    .bind(SHOP)
+    .bind(api.brand_id)
+    .bind(fixture("orders_create_promo.json").into_bytes())
+    .execute(&api.pool)
+    .await
+    .unwrap();
+    let garbage = Delivery::new("orders/create", "{not json").id("a7c1e0d2-0000-4000-8000-000000000002");
+    assert_eq!(garbage.send(&api).await.status, StatusCode::BAD_REQUEST);
+
+    let replay = api::shopify::replay_failed(&api.pool).await.unwrap();
+    assert_eq!(replay, api::shopify::Replay { processed: 1, still_failing: 1 });
+    assert_eq!(the_conversion(&api).await["order_id"], PROMO_ORDER);
+    let processed: Vec<bool> = delivery_rows(&api).await.into_iter().map(|r| r.2).collect();
+    assert_eq!(processed, vec![true, false]);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn unsigned_or_wrongly_signed_deliveries_are_refused_and_nothing_is_stored(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let body = fixture("orders_create_promo.json");
+    let good = || Delivery::new("orders/create", body.clone());
+    let truncated = body.as_bytes()[..body.len() / 2].to_vec();
+    let cases: Vec<(&str, Delivery)> = vec![
+        ("no signature", Delivery { signature: None, ..good() }),
+        ("empty signature", Delivery { signature: Some(String::new()), ..good() }),
+        ("not base64", Delivery { signature: Some("%%% not base64 %%%".into()), ..good() }),
+        ("hex instead of base64", Delivery { signature: Some("a".repeat(64)), ..good() }),
+        ("wrong secret", Delivery { signature: Some(sign("shpss_wrong", body.as_bytes())), ..good() }),
+        ("truncated body", Delivery { body: truncated, ..good() }),
+        ("body changed after signing", Delivery { body: body.replace("84.81", "8.48").into_bytes(), ..good() }),
+        ("no shop", Delivery { shop: None, ..good() }),
+        ("unknown shop", Delivery { shop: Some("someone-else.myshopify.com".into()), ..good() }),
+        ("malformed shop", Delivery { shop: Some("../../etc".into()), ..good() }),
+    ];
+    for (case, delivery) in cases {
+        let response = delivery.send(&api).await;
+        assert_eq!((response.status, response.error_code()), (StatusCode::UNAUTHORIZED, "unauthorized"), "{case}");
+    }
+    assert_eq!(api.count("shopify_deliveries").await, 0);
+    assert_eq!(api.count("conversions").await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn verified_deliveries_without_a_webhook_id_or_topic_are_refused(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let body = fixture("orders_create_promo.json");
+    let no_id = Delivery { webhook_id: None, ..Delivery::new("orders/create", body.clone()) };
+    let response = no_id.send(&api).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::BAD_REQUEST, "invalid_webhook_id"));
+    let no_topic = Delivery { topic: None, ..Delivery::new("orders/create", body) };
+    let response = no_topic.send(&api).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::BAD_REQUEST, "invalid_topic"));
+    assert_eq!(api.count("shopify_deliveries").await, 0);
+    assert_eq!(api.count("conversions").await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn verified_bodies_that_are_not_orders_are_kept_but_credit_nothing(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let body = fixture("orders_create_promo.json");
+    for (case, bytes) in [
+        ("not json", b"<html>Service Unavailable</html>".to_vec()),
+        ("truncated", body.as_bytes()[..body.len() / 2].to_vec()),
+        ("empty", Vec::new()),
+        ("not an order", br#"{"id": 5730101924011, "note": "no total"}"#.to_vec()),
+        ("not utf-8", vec![0xff, 0xfe, 0x7b]),
+    ] {
+        let response = deliver(&api, "orders/create", bytes).await;
+        assert_eq!((response.status, response.error_code()), (StatusCode::BAD_REQUEST, "invalid_payload"), "{case}");
+    }
+    let rows = delivery_rows(&api).await;
+    assert_eq!(rows.len(), 5);
+    assert!(rows.iter().all(|r| !r.2 && r.3.is_some()), "{rows:?}");
+    assert_eq!(api.count("conversions").await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn topics_we_do_not_act_on_are_acknowledged_and_kept(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let order = fixture("orders_create_promo.json");
+    for topic in ["orders/updated", "app/uninstalled", "customers/redact"] {
+        let response = deliver(&api, topic, order.clone()).await;
+        assert_eq!((response.status, response.body), (StatusCode::OK, json!({"status": "ignored"})), "{topic}");
+    }
+    // Still verified first.
+    let unsigned =
+        Delivery { signature: Some(sign("nope", order.as_bytes())), ..Delivery::new("app/uninstalled", order) };
+    assert_eq!(unsigned.send(&api).await.status, StatusCode::UNAUTHORIZED);
+    let rows = delivery_rows(&api).await;
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.2 && r.3.is_none()));
+    assert_eq!(api.count("conversions").await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn large_orders_are_accepted_up_to_two_mebibytes(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let template: Value = serde_json::from_str(&fixture("orders_create_promo.json")).unwrap();
+    let item = template["line_items"][0].clone();
+    let items: Vec<Value> = (0..120).map(|_| item.clone()).collect();
+    let big = fixture_patched("orders_create_promo.json", json!({"line_items": items}));
+    // Over twice the limit of every other /v1 route.
+    assert!(big.len() > 2 * api::http::MAX_BODY_BYTES, "{}", big.len());
+    processed(&api, "orders/create", big).await;
+
+    let huge = fixture_patched("orders_create_promo.json", json!({"note": "x".repeat(2 * 1024 * 1024)}));
+    let response = deliver(&api, "orders/create", huge).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    assert_eq!(api.count("shopify_deliveries").await, 1);
+}
+
+// --- Brands ----------------------------------------------------------------------------------------------
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_shop_of_one_brand_never_touches_another_brand(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let other = api.other_brand().await;
+    let theirs =
+        other.create("/v1/links", json!({"destination_url": "https://b.example", "promo_code": "JESS15"})).await;
+    let their_click = other.click(&[Click::new(&theirs, Uuid::new_v4(), Utc::now() - Duration::hours(1))]).await[0];
+    // The other brand already knows an order with the same id (from its own pixel).
+    purchase(&other, PROMO_ORDER, "10.00", their_click).await;
+
+    processed(&api, "orders/create", fixture_with_click("orders_create_note_attributes.json", their_click)).await;
+    processed(&api, "orders/create", fixture("orders_create_promo.json")).await;
+    processed(&api, "refunds/create", fixture_patched("refunds_create.json", json!({"order_id": 5730101924011u64})))
+        .await;
+
+    // Ours: known, credited to nobody (neither their click nor their promo code counts here).
+    let ours = conversions(&api).await;
+    assert_eq!(ours.len(), 2);
+    assert!(ours.iter().all(|o| o["link_id"].is_null() && o["method"].is_null()), "{ours:?}");
+    // Theirs: exactly as the pixel left it.
+    let theirs_now = the_conversion(&other).await;
+    assert_eq!((theirs_now["amount"].clone(), theirs_now["refunded"].clone()), (usd(1000), usd(0)));
+    assert_eq!(theirs_now["source"], "pixel");
+    assert_eq!(link_conversions(&other, &theirs).await, json!({"conversions": 1, "revenue": [usd(1000)]}));
+    let their_deliveries: i64 = sqlx::query_scalar("select count(*) from shopify_deliveries where brand_id = $1")
+        .bind(other.brand_id)
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(their_deliveries, 0);
+}
+
+// --- Refunds ---------------------------------------------------------------------------------------------
+
+async fn attributed_revenue(api: &Api) -> Value {
+    let uri = format!("/v1/attribution?group_by=link&{}", window());
+    api.get(&uri).await.body["data"][0]["revenue"].clone()
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_refund_reduces_the_orders_credited_revenue_once(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let click = click_on(&api, &link).await;
+    processed(&api, "orders/create", fixture_with_click("orders_create_landing_site.json", click)).await;
+
+    // Only the successful refund transaction counts (the fixture also has a declined one).
+    processed(&api, "refunds/create", fixture("refunds_create.json")).await;
+    // Shopify can deliver the same refund again under a new webhook id: still one refund.
+    processed(&api, "refunds/create", fixture("refunds_create.json")).await;
+
+    let order = the_conversion(&api).await;
+    assert_eq!(
+        (order["amount"].clone(), order["refunded"].clone(), order["net"].clone()),
+        (usd(14137), usd(4748), usd(9389))
+    );
+    assert_eq!(order["method"], "click");
+    assert_eq!(api.count("refunds").await, 1);
+    assert_eq!(attributed_revenue(&api).await, json!([usd(9389)]));
+    assert_eq!(link_conversions(&api, &link).await, json!({"conversions": 1, "revenue": [usd(9389)]}));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn refunds_add_up_but_never_take_net_revenue_below_zero(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let click = click_on(&api, &link).await;
+    processed(&api, "orders/create", fixture_with_click("orders_create_landing_site.json", click)).await;
+    processed(&api, "refunds/create", fixture("refunds_create.json")).await;
+    let second = json!({"id": 929361494891u64, "transactions": [
+        {"id": 7234561296427u64, "order_id": 5730101956779u64, "kind": "refund", "status": "success", "amount": "100.00", "currency": "USD"}
+    ]});
+    processed(&api, "refunds/create", fixture_patched("refunds_create.json", second)).await;
+
+    let order = the_conversion(&api).await;
+    assert_eq!((order["refunded"].clone(), order["net"].clone()), (usd(14748), usd(0)));
+    assert_eq!(attributed_revenue(&api).await, json!([usd(0)]));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_refund_that_arrives_before_its_order_is_applied_when_the_order_arrives(pool: PgPool) {
+    let api = shop_api(pool).await;
+    processed(&api, "refunds/create", fixture("refunds_create.json")).await;
+    assert!(conversions(&api).await.is_empty());
+    assert_eq!(api.count("refunds").await, 1);
+
+    processed(&api, "orders/create", fixture("orders_create_landing_site.json")).await;
+    let order = the_conversion(&api).await;
+    assert_eq!((order["refunded"].clone(), order["net"].clone()), (usd(4748), usd(9389)));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_refund_of_an_order_first_seen_by_the_pixel_applies_to_it(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let click = api.click(&[Click::new(&link, Uuid::new_v4(), Utc::now() - Duration::hours(1))]).await[0];
+    purchase(&api, LANDING_ORDER, "141.37", click).await;
+    processed(&api, "refunds/create", fixture("refunds_create.json")).await;
+    let order = the_conversion(&api).await;
+    assert_eq!((order["refunded"].clone(), order["net"].clone()), (usd(4748), usd(9389)));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_refund_that_moved_no_money_changes_nothing(pool: PgPool) {
+    let api = shop_api(pool).await;
+    processed(&api, "orders/create", fixture("orders_create_landing_site.json")).await;
+    let restock_only = fixture_patched("refunds_create.json", json!({"transactions": []}));
+    processed(&api, "refunds/create", restock_only).await;
+    assert_eq!(the_conversion(&api).await["refunded"], usd(0));
+    assert_eq!(api.count("refunds").await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_openapi_document_describes_the_shopify_endpoints(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let doc = api.send(Method::GET, "/openapi.json", None, None).await.body;
+    assert!(doc["paths"]["/v1/integrations/shopify"]["put"].is_object());
+    assert!(doc["paths"]["/v1/integrations/shopify"]["get"].is_object());
+    assert!(doc["paths"]["/v1/integrations/shopify/{shop_domain}"]["delete"].is_object());
+    assert!(doc["paths"]["/v1/webhooks/shopify"]["post"].is_object());
+    assert!(doc["components"]["schemas"]["ConnectShop"]["properties"]["webhook_secret"].is_object());
+    assert!(doc["components"]["schemas"]["Shop"]["properties"].get("webhook_secret").is_none());
+}

@@ -1,0 +1,105 @@
+//! The whole loop, every part real: PostgreSQL, the `api` binary, the worker under `wrangler dev`.
+//! A link created through the API redirects at the edge once its record is synced to KV, and every
+//! click at the edge lands in PostgreSQL exactly once, even across an API outage.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use e2e::stack::{start, IPHONE, SYNC_TOKEN};
+use e2e::wait_until;
+
+#[test]
+fn a_link_created_through_the_api_redirects_at_the_edge_and_its_click_reaches_the_stats() {
+    let stack = start(SYNC_TOKEN);
+    let link = stack.create_link("https://shop.example/serum?variant=2#reviews");
+    let code = link["code"].as_str().unwrap();
+    stack.wait_for_redirect(code);
+    // The HEAD-free wait above recorded a click or more; count from here.
+    let before = stack.stored_click_ids();
+
+    let (status, cs_ref) =
+        stack.visit(&code.to_uppercase(), &[("User-Agent", IPHONE), ("MF-CF-Blob", r#"{"country":"DE"}"#)]);
+    assert_eq!(status, 302);
+    let cs_ref = cs_ref.expect("a cs_ref in the Location");
+    wait_until("the click to be stored", Duration::from_secs(60), || {
+        stack.stored_click_ids().contains(&cs_ref).then_some(())
+    });
+
+    let stats = stack.stats(&link);
+    assert_eq!(stats["clicks"], before.len() + 1, "{stats}");
+    assert_eq!(stats["by_device"]["mobile"], 1, "{stats}");
+    assert_eq!(stats["by_browser"]["Mobile Safari"], 1, "{stats}");
+    assert_eq!(stats["by_os"]["iOS"], 1, "{stats}");
+    assert_eq!(stats["by_country"]["DE"], 1, "{stats}");
+    assert_eq!(stack.api.sql_scalar("select count(*) from clicks where country = 'DE'"), "1");
+}
+
+#[test]
+fn clicks_made_while_the_api_is_down_all_land_once_it_is_back_and_none_twice() {
+    let mut stack = start(SYNC_TOKEN);
+    let link = stack.create_link("https://shop.example/drop");
+    let code = link["code"].as_str().unwrap().to_owned();
+    stack.wait_for_redirect(&code);
+    let before = stack.stored_click_ids();
+    wait_until("the probe clicks to land", Duration::from_secs(60), || {
+        (stack.stored_click_ids().len() == before.len()).then_some(())
+    });
+
+    stack.api.stop();
+    let mut handed_out = BTreeSet::new();
+    for _ in 0..1000 {
+        let (status, cs_ref) = stack.visit(&code, &[("User-Agent", IPHONE)]);
+        assert_eq!(status, 302);
+        handed_out.insert(cs_ref.expect("a cs_ref"));
+    }
+    assert_eq!(handed_out.len(), 1000);
+    // Let the consumer fail against the stopped API for a while, then bring it back.
+    std::thread::sleep(Duration::from_secs(3));
+    stack.api.resume();
+
+    let expected: BTreeSet<String> = before.union(&handed_out).cloned().collect();
+    let stored = wait_until("all 1,000 clicks to land", Duration::from_secs(240), || {
+        let stored = stack.stored_click_ids();
+        (stored.len() >= expected.len()).then_some(stored)
+    });
+    assert_eq!(stored, expected, "exactly the clicks the edge handed out, each once");
+    assert_eq!(stack.stats(&link)["clicks"], expected.len());
+    assert!(!stack.edge.logs().contains("dead-letter"), "no click went to the dead-letter queue");
+}
+
+#[test]
+fn a_deleted_link_stops_redirecting_once_its_sync_lands() {
+    let stack = start(SYNC_TOKEN);
+    let link = stack.create_link("https://shop.example/gone-soon");
+    let code = link["code"].as_str().unwrap();
+    stack.wait_for_redirect(code);
+    let path = format!("/v1/links/{}", link["id"].as_str().unwrap());
+    assert_eq!(stack.api.call("DELETE", &path, &stack.brand.api_key, None).0, 204);
+    wait_until("the edge to stop redirecting", Duration::from_secs(120), || {
+        (stack.visit(code, &[]).0 == 404).then_some(())
+    });
+    // History stays: the link is still there, inactive, with its clicks.
+    let (_, deleted) = stack.api.call("GET", &path, &stack.brand.api_key, None);
+    assert_eq!(deleted["active"], false);
+}
+
+#[test]
+fn while_the_kv_sync_is_refused_changes_wait_in_the_outbox_and_land_after() {
+    // The API starts with the wrong sync token: the worker refuses every push.
+    let mut stack = start("not-the-sync-token");
+    let link = stack.create_link("https://shop.example/patient");
+    let code = link["code"].as_str().unwrap();
+    wait_until("a refused sync attempt", Duration::from_secs(60), || {
+        stack.api.logs().contains("KV sync failed").then_some(())
+    });
+    assert_eq!(stack.visit(code, &[]).0, 404);
+    assert_eq!(stack.api.sql_scalar("select count(*) from link_sync_outbox where done_at is null"), "1");
+
+    stack.api.stop();
+    stack.api.set_env("KV_SYNC_TOKEN", SYNC_TOKEN);
+    stack.api.resume();
+    stack.wait_for_redirect(code);
+    wait_until("the outbox to drain", Duration::from_secs(60), || {
+        (stack.api.sql_scalar("select count(*) from link_sync_outbox where done_at is null") == "0").then_some(())
+    });
+}
