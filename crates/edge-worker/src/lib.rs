@@ -9,10 +9,12 @@
 
 pub mod answer;
 pub mod bot;
+pub mod cache;
 pub mod click;
 pub mod config;
 pub mod consumer;
 pub mod cookie;
+pub mod outbox;
 pub mod redirect;
 pub mod route;
 pub mod sync;
