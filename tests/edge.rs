@@ -349,3 +349,29 @@ fn without_a_sync_token_the_sync_routes_do_not_exist() {
     assert_eq!(request("POST", &worker.url("/_internal/kv/bulk/delete"), &[]).status, 404);
     assert_eq!(get(&worker, "/_internal/kv/bulk", &[]).status, 404);
 }
+
+#[test]
+fn concurrent_clicks_each_reach_the_api_exactly_once() {
+    let (worker, receiver) = start_with_receiver();
+    worker.kv_put(&[("xyz23456", &link(15, "https://shop.example/busy"))]);
+
+    // Many clicks at once share the worker's queue sends; each must still arrive, and only once.
+    let url = worker.url("/xyz23456");
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                (0..10).map(|_| request("GET", &url, &[("User-Agent", CHROME)]).cs_ref()).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let ids: Vec<String> = threads.into_iter().flat_map(|t| t.join().expect("a clicking thread")).collect();
+    assert_eq!(ids.len(), 80);
+
+    wait_for_clicks(&receiver, &ids);
+    let mut delivered: Vec<String> = accepted_clicks(&receiver).iter().map(|c| c.click_id.to_string()).collect();
+    delivered.sort();
+    let mut sent = ids.clone();
+    sent.sort();
+    assert_eq!(delivered, sent);
+}

@@ -52,6 +52,19 @@ pub fn settle(status: Option<u16>) -> Settle {
     }
 }
 
+/// How long a click waits before its next delivery after the API did not take it: as long as it has
+/// already waited since the click (at least 5 s, at most 10 minutes). Every retry so doubles the time
+/// the click has been kept, like an exponential backoff keyed on the message's age (the runtime's
+/// attempt counter is not exposed to Rust): with `max_retries = 10` a click outlives about half an
+/// hour of API outage before it moves to the dead-letter queue, where retrying at once would burn
+/// every retry within seconds of an outage starting.
+pub fn retry_delay_seconds(click_ms: i64, now_ms: i64) -> u32 {
+    const FIRST: i64 = 5;
+    const MAX: i64 = 600;
+    let waited = now_ms.saturating_sub(click_ms) / 1000;
+    u32::try_from(waited.clamp(FIRST, MAX)).unwrap_or(600)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +132,22 @@ mod tests {
         for status in [None, Some(301), Some(400), Some(401), Some(500), Some(503)] {
             assert_eq!(settle(status), Settle::Retry, "{status:?}");
         }
+    }
+
+    #[test]
+    fn retries_wait_as_long_as_the_click_has_waited_within_bounds() {
+        let click = 1_764_000_000_000;
+        assert_eq!(retry_delay_seconds(click, click), 5);
+        assert_eq!(retry_delay_seconds(click, click + 2_000), 5);
+        assert_eq!(retry_delay_seconds(click, click + 40_000), 40);
+        assert_eq!(retry_delay_seconds(click, click + 3_600_000), 600);
+        // A click stamped in the future (clock skew) still waits the minimum.
+        assert_eq!(retry_delay_seconds(click, click - 60_000), 5);
+        // Each retry waits the age so far, so the age doubles: 10 retries span about half an hour.
+        let mut age = 0i64;
+        for _ in 0..10 {
+            age += i64::from(retry_delay_seconds(0, age * 1000));
+        }
+        assert_eq!(age, 5 + 5 + 10 + 20 + 40 + 80 + 160 + 320 + 600 + 600);
     }
 }

@@ -1,25 +1,41 @@
 //! The wasm32-only glue: read the request and the bindings, call the plain functions, copy their
 //! answers into runtime responses. Nothing here decides anything the native tests could not check.
 
+use std::cell::RefCell;
+use std::time::Duration;
+
 use rand::rngs::OsRng;
 use wasm_bindgen::JsValue;
 use worker::{
-    console_error, console_warn, Context, Date, Env, Fetch, Headers, MessageBatch, MessageExt, Method as WorkerMethod,
-    QueueContentType, RawMessageBuilder, Request, RequestInit, Response, Result,
+    console_error, console_warn, Context, Date, Delay, Env, Fetch, Headers, MessageBatch, MessageExt,
+    Method as WorkerMethod, Queue, QueueContentType, QueueRetryOptionsBuilder, RawMessageBuilder, Request, RequestInit,
+    Response, Result, SendMessage,
 };
 
 use shared::{ClickEvent, Code, LinkRecord};
 
 use crate::answer::{Answer, Body};
 use crate::bot::BotSignals;
+use crate::cache::LinkCache;
 use crate::click::{visit, RequestFacts, VisitKind};
 use crate::config::{kv_cache_ttl, non_empty};
-use crate::consumer::{ingest_endpoint, parse_message, settle, IngestBody, Settle};
+use crate::consumer::{ingest_endpoint, parse_message, retry_delay_seconds, settle, IngestBody, Settle};
+use crate::outbox::Outbox;
 use crate::route::{route, Method, Route, SyncOp};
 use crate::sync::{authorize, check_size, parse_deletes, parse_writes, SyncError};
 
 const LINKS: &str = "LINKS";
 const CLICKS: &str = "CLICKS";
+
+thread_local! {
+    // Per isolate: wasm32 is single-threaded, and no borrow is ever held across an await.
+    static CACHE: RefCell<LinkCache> = RefCell::new(LinkCache::default());
+    static OUTBOX: RefCell<Outbox> = RefCell::new(Outbox::default());
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX)
+}
 
 /// Handles one HTTP request.
 pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -45,25 +61,17 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 /// Looks the code up and answers the visit; records the click after the response for `GET`.
 async fn resolve(req: &Request, env: &Env, ctx: &Context, code: Code, kind: VisitKind) -> Answer {
     let head = kind == VisitKind::Peek;
-    let ttl = kv_cache_ttl(env.var("KV_CACHE_TTL").ok().map(|v| v.to_string()).as_deref());
-    let stored = match env.kv(LINKS) {
-        Ok(kv) => kv.get(code.as_str()).cache_ttl(ttl).text().await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
-    };
-    let json = match stored {
-        Ok(Some(json)) => json,
-        Ok(None) => return Answer::not_found(head),
-        Err(e) => {
-            console_error!("KV read of {code} failed: {e}");
-            return Answer::unavailable();
-        }
-    };
-    let link = match LinkRecord::from_json(&json) {
-        Ok(link) => link,
-        Err(e) => {
-            console_error!("KV record of {code} is unreadable, answering 404: {e}");
-            return Answer::not_found(head);
-        }
+    let now_ms = now_ms();
+    let link = match CACHE.with_borrow(|cache| cache.get(code, now_ms).cloned()) {
+        Some(link) => link,
+        None => match read_link(env, code).await {
+            Ok(Some(link)) => {
+                CACHE.with_borrow_mut(|cache| cache.insert(code, link.clone(), now_ms));
+                link
+            }
+            Ok(None) => return Answer::not_found(head),
+            Err(answer) => return answer,
+        },
     };
 
     let headers = req.headers();
@@ -78,7 +86,6 @@ async fn resolve(req: &Request, env: &Env, ctx: &Context, code: Code, kind: Visi
         country: country.as_deref(),
         bot: cf.map(bot_signals).unwrap_or_default(),
     };
-    let now_ms = i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX);
     let visit = match visit(code, &link, kind, &facts, now_ms, &mut OsRng) {
         Ok(visit) => visit,
         Err(e) => {
@@ -92,7 +99,33 @@ async fn resolve(req: &Request, env: &Env, ctx: &Context, code: Code, kind: Visi
     Answer::redirect(&visit)
 }
 
-/// Sends the click to the queue once the response is on its way, so the visitor never waits for it.
+/// The link record of `code` from KV: `Ok(None)` when there is none (or it cannot be read, which is
+/// logged), `Err` with the answer to give when KV itself failed.
+async fn read_link(env: &Env, code: Code) -> std::result::Result<Option<LinkRecord>, Answer> {
+    let ttl = kv_cache_ttl(env.var("KV_CACHE_TTL").ok().map(|v| v.to_string()).as_deref());
+    let stored = match env.kv(LINKS) {
+        Ok(kv) => kv.get(code.as_str()).cache_ttl(ttl).text().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    let json = match stored {
+        Ok(Some(json)) => json,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            console_error!("KV read of {code} failed: {e}");
+            return Err(Answer::unavailable());
+        }
+    };
+    match LinkRecord::from_json(&json) {
+        Ok(link) => Ok(Some(link)),
+        Err(e) => {
+            console_error!("KV record of {code} is unreadable, answering 404: {e}");
+            Ok(None)
+        }
+    }
+}
+
+/// Puts the click in the isolate's outbox and keeps this request alive (after its response) until the
+/// click has left for the queue: sent in a batch by whichever request is sending, or by this one.
 fn record(env: &Env, ctx: &Context, event: &ClickEvent) {
     let queue = match env.queue(CLICKS) {
         Ok(queue) => queue,
@@ -101,14 +134,48 @@ fn record(env: &Env, ctx: &Context, event: &ClickEvent) {
             return;
         }
     };
-    let (click_id, json) = (event.click_id, serde_json::to_string(event).unwrap_or_default());
-    ctx.wait_until(async move {
-        // Text, not a structured-clone object: the consumer parses it with the same serde types.
-        let message = RawMessageBuilder::new(JsValue::from_str(&json)).build_with_content_type(QueueContentType::Text);
-        if let Err(e) = queue.send_raw(message).await {
-            console_error!("queueing click {click_id} failed: {e}");
+    let json = serde_json::to_string(event).unwrap_or_default();
+    let seq = OUTBOX.with_borrow_mut(|outbox| outbox.push(json));
+    ctx.wait_until(deliver(queue, seq));
+}
+
+/// Waits until click `seq` has left the outbox, sending a batch whenever no other send is under way.
+async fn deliver(queue: Queue, seq: u64) {
+    let mut pause_ms = 4;
+    loop {
+        let turn = OUTBOX.with_borrow_mut(|outbox| (!outbox.is_done(seq)).then(|| outbox.start(now_ms())));
+        match turn {
+            None => return,
+            Some(Some(send)) => {
+                send_batch(&queue, &send.messages).await;
+                OUTBOX.with_borrow_mut(|outbox| outbox.finish(send.last_seq));
+                pause_ms = 4;
+            }
+            Some(None) => {
+                // Another request's send is under way; look again shortly.
+                Delay::from(Duration::from_millis(pause_ms)).await;
+                pause_ms = (pause_ms * 2).min(32);
+            }
         }
-    });
+    }
+}
+
+/// Sends queue messages as text (the consumer parses them with the same serde types), trying three
+/// times before giving the batch up with an error in the log.
+async fn send_batch(queue: &Queue, messages: &[String]) {
+    for attempt in 1..=3 {
+        let batch: Vec<SendMessage<JsValue>> = messages
+            .iter()
+            .map(|m| RawMessageBuilder::new(JsValue::from_str(m)).build_with_content_type(QueueContentType::Text))
+            .collect();
+        match queue.send_raw_batch(batch).await {
+            Ok(()) => return,
+            Err(e) if attempt < 3 => {
+                console_warn!("queueing {} clicks failed (attempt {attempt}): {e}", messages.len())
+            }
+            Err(e) => console_error!("queueing {} clicks failed, they are lost: {e}", messages.len()),
+        }
+    }
 }
 
 /// Cloudflare Bot Management's score and verified-bot flag, read leniently: absent fields mean "unknown".
@@ -147,6 +214,7 @@ async fn sync_inner(req: &mut Request, env: &Env, op: SyncOp, token: &str) -> st
             for (code, value) in &entries {
                 let put = kv.put(code.as_str(), value.as_str()).map_err(|e| internal(e.to_string()))?;
                 put.execute().await.map_err(|e| internal(format!("KV write of {code} failed: {e}")))?;
+                CACHE.with_borrow_mut(|cache| cache.forget(*code));
             }
             ("written", entries.len())
         }
@@ -154,6 +222,7 @@ async fn sync_inner(req: &mut Request, env: &Env, op: SyncOp, token: &str) -> st
             let codes = parse_deletes(&body)?;
             for code in &codes {
                 kv.delete(code.as_str()).await.map_err(|e| internal(format!("KV delete of {code} failed: {e}")))?;
+                CACHE.with_borrow_mut(|cache| cache.forget(*code));
             }
             ("deleted", codes.len())
         }
@@ -202,7 +271,11 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) {
             if let Some(status) = status {
                 console_warn!("the API answered {status} to {} clicks; retrying them", clicks.len());
             }
-            good.iter().for_each(MessageExt::retry);
+            let now = Date::now().as_millis() as i64;
+            for (message, click) in good.iter().zip(&clicks) {
+                let delay = retry_delay_seconds(click.occurred_at_ms, now);
+                message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
+            }
         }
     }
 }
