@@ -82,9 +82,11 @@ impl Stack {
         stats
     }
 
+    /// The ids of the human clicks stored so far. (Probes without a user agent count as bots: wrangler
+    /// dev sometimes hands an early HEAD probe to the worker as a GET.)
     pub fn stored_click_ids(&self) -> BTreeSet<String> {
         self.api
-            .sql_scalar("select coalesce(string_agg(replace(id::text, '-', ''), ',' order by id), '') from clicks")
+            .sql_scalar("select coalesce(string_agg(replace(id::text, '-', ''), ',' order by id), '') from clicks where not bot")
             .split(',')
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
