@@ -16,7 +16,12 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<PgPool> {
     if !Postgres::database_exists(&config.database_url).await.context("reaching PostgreSQL")? {
         tracing::info!("creating the database");
-        Postgres::create_database(&config.database_url).await.context("creating the database")?;
+        // Another process (a second API instance, a CLI command) may create it at the same moment.
+        if let Err(e) = Postgres::create_database(&config.database_url).await {
+            if !Postgres::database_exists(&config.database_url).await.unwrap_or(false) {
+                return Err(e).context("creating the database");
+            }
+        }
     }
     let pool = PgPoolOptions::new()
         .max_connections(config.database_max_connections)
