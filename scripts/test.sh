@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test: unit and property tests, the API against a fresh PostgreSQL database per test, and the
-# end-to-end tests that start the API binary and the worker under `wrangler dev`.
+# Runs every test: unit and property tests, the pixel's tests, the API against a fresh PostgreSQL database
+# per test, and the end-to-end tests that start the API binary and the worker under `wrangler dev` (and
+# drive Debian's Chromium through a purchase).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-postgres.sh
 bash scripts/install-edge-tools.sh
+bash scripts/install-browser.sh
 bash scripts/build-worker.sh >/dev/null
+# The storefront pixel's own tests, in a fake browser (Node's built-in runner).
+node --test crates/api/static/
 # The end-to-end tests start the real `api` binary.
 cargo build -p api --bin api --quiet
 cargo test --workspace "$@"

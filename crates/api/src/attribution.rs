@@ -69,28 +69,31 @@ pub enum Credit {
 /// The first report creates the order. Shopify's amount, currency and time are authoritative: they
 /// replace what a pixel reported, never the other way round.
 pub async fn record_order(tx: &mut PgConnection, report: &OrderReport) -> Result<Credit, sqlx::Error> {
-    lock_order(tx, report.brand_id, &report.order_id).await?;
-    sqlx::query(
-        "insert into conversions (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source)
-         values ($1, $2, $3, $4, $5, $6, $7, $7)
-         on conflict (brand_id, order_id) do nothing",
-    )
-    .bind(Uuid::new_v4())
+    sqlx::query(&format!(
+        "with lock as ({LOCK_ORDER})
+         insert into conversions (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source)
+         select $3, $1, $2, $4, $5, $6, $7, $7 from lock
+         on conflict (brand_id, order_id) do nothing"
+    ))
     .bind(report.brand_id)
     .bind(&report.order_id)
+    .bind(Uuid::new_v4())
     .bind(report.amount.amount_minor)
     .bind(&report.amount.currency)
     .bind(report.occurred_at)
     .bind(report.source.as_str())
     .execute(&mut *tx)
     .await?;
-    // Serialises concurrent reports of the same order.
-    let amount_source: String =
-        sqlx::query_scalar("select amount_source from conversions where brand_id = $1 and order_id = $2 for update")
-            .bind(report.brand_id)
-            .bind(&report.order_id)
-            .fetch_one(&mut *tx)
-            .await?;
+    // Serialises concurrent reports of the same order. A later statement than the lock's, so it sees
+    // every refund committed before the lock was granted.
+    let (amount_source, refunded): (String, bool) = sqlx::query_as(
+        "select amount_source, exists (select 1 from refunds r where r.brand_id = $1 and r.order_id = $2)
+         from conversions where brand_id = $1 and order_id = $2 for update",
+    )
+    .bind(report.brand_id)
+    .bind(&report.order_id)
+    .fetch_one(&mut *tx)
+    .await?;
     if report.source == Source::Shopify && amount_source != Source::Shopify.as_str() {
         sqlx::query(
             "update conversions set amount_minor = $3, currency = $4, occurred_at = $5, amount_source = 'shopify',
@@ -128,7 +131,9 @@ pub async fn record_order(tx: &mut PgConnection, report: &OrderReport) -> Result
         .execute(&mut *tx)
         .await?;
     }
-    apply_refunds(tx, report.brand_id, &report.order_id).await?;
+    if refunded {
+        apply_refunds(tx, report.brand_id, &report.order_id).await?;
+    }
     attribute(tx, report.brand_id, &report.order_id).await
 }
 
@@ -147,15 +152,15 @@ pub struct RefundReport {
 /// transaction. A refund of an order not recorded yet waits and is applied by [`record_order`].
 /// Returns whether the refund was new.
 pub async fn record_refund(tx: &mut PgConnection, refund: &RefundReport) -> Result<bool, sqlx::Error> {
-    lock_order(tx, refund.brand_id, &refund.order_id).await?;
-    let new = sqlx::query(
-        "insert into refunds (brand_id, refund_id, order_id, amount_minor, currency, refunded_at)
-         values ($1, $2, $3, $4, $5, $6)
-         on conflict (brand_id, refund_id) do nothing",
-    )
+    let new = sqlx::query(&format!(
+        "with lock as ({LOCK_ORDER})
+         insert into refunds (brand_id, order_id, refund_id, amount_minor, currency, refunded_at)
+         select $1, $2, $3, $4, $5, $6 from lock
+         on conflict (brand_id, refund_id) do nothing"
+    ))
     .bind(refund.brand_id)
-    .bind(&refund.refund_id)
     .bind(&refund.order_id)
+    .bind(&refund.refund_id)
     .bind(refund.amount.amount_minor)
     .bind(&refund.amount.currency)
     .bind(refund.refunded_at)
@@ -171,19 +176,10 @@ pub async fn record_refund(tx: &mut PgConnection, refund: &RefundReport) -> Resu
 
 /// Serialises everything that writes one order's refunds or creates the order, until the transaction
 /// ends: without it, a refund committed while its order was being created could be missed by both.
-/// Taken before any row lock on the order, in every path, so the two kinds of lock never deadlock.
-async fn lock_order(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("select pg_advisory_xact_lock($1, hashtext($2::text || '/' || $3))")
-        .bind(ORDER_LOCK)
-        .bind(brand_id)
-        .bind(order_id)
-        .execute(tx)
-        .await?;
-    Ok(())
-}
-
-/// The first key of the two-key advisory locks on orders (the second is a hash of the order).
-const ORDER_LOCK: i32 = 0x6f72_6472; // "ordr"
+/// Taken in the first statement of both paths (as a CTE, to save a round trip), before any row lock on
+/// the order, so the two kinds of lock never deadlock. `$1` is the brand, `$2` the order id; the first
+/// key is "ordr", the second a hash of the order.
+const LOCK_ORDER: &str = "select pg_advisory_xact_lock(1869767794, hashtext($1::text || '/' || $2))";
 
 /// Sets the order's refunded amount to the sum of its refunds in the order's currency (a refund in
 /// another currency cannot be converted exactly, so it is kept but not subtracted). The sum is stored
@@ -208,8 +204,11 @@ async fn apply_refunds(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) ->
 
 /// Recomputes an order's credit from all its evidence and stores it if it changed.
 pub async fn attribute(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<Credit, sqlx::Error> {
-    let (occurred_at, discount_codes): (DateTime<Utc>, Vec<String>) = sqlx::query_as(
-        "select occurred_at, discount_codes from conversions where brand_id = $1 and order_id = $2 for update",
+    // Most orders carry no click id at all: then there is no click to look for.
+    let (occurred_at, discount_codes, has_refs): (DateTime<Utc>, Vec<String>, bool) = sqlx::query_as(
+        "select occurred_at, discount_codes,
+                exists (select 1 from order_refs r where r.brand_id = $1 and r.order_id = $2)
+         from conversions where brand_id = $1 and order_id = $2 for update",
     )
     .bind(brand_id)
     .bind(order_id)
@@ -217,7 +216,8 @@ pub async fn attribute(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) ->
     .await?;
 
     let mut credit = Credit::Nobody;
-    for source in [Source::Shopify, Source::Pixel] {
+    let sources = if has_refs { &[Source::Shopify, Source::Pixel][..] } else { &[] };
+    for &source in sources {
         if let Some((click_id, link_id)) = latest_click(tx, brand_id, order_id, source, occurred_at).await? {
             credit = Credit::Click { link_id, click_id };
             break;

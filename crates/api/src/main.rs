@@ -11,8 +11,8 @@ use api::config::KvSinkConfig;
 use api::sync::{self, CloudflareKv, WorkerKv};
 use api::{brands, db, server, telemetry, Config};
 
-/// Links per KV bulk request during a resync (Cloudflare accepts up to 10,000).
-const RESYNC_PAGE: i64 = 5000;
+/// Links per KV bulk request during a resync (lowered to what the sink accepts).
+const RESYNC_PAGE: i64 = 10_000;
 
 #[derive(Parser)]
 #[command(name = "api", about = "Tracking Links control plane")]

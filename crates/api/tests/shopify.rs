@@ -703,3 +703,52 @@ async fn the_openapi_document_describes_the_shopify_endpoints(pool: PgPool) {
     assert!(doc["components"]["schemas"]["ConnectShop"]["properties"]["webhook_secret"].is_object());
     assert!(doc["components"]["schemas"]["Shop"]["properties"].get("webhook_secret").is_none());
 }
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: PgPool) {
+    use api::attribution::{record_order, record_refund, OrderReport, RefundReport, Source};
+    use api::money::Money;
+
+    let api = Api::new(pool.clone()).await;
+    let refund = RefundReport {
+        brand_id: api.brand_id,
+        refund_id: "929361462123".into(),
+        order_id: LANDING_ORDER.into(),
+        amount: Money::parse("47.48", "USD").unwrap(),
+        refunded_at: None,
+    };
+    let order = OrderReport {
+        brand_id: api.brand_id,
+        order_id: LANDING_ORDER.into(),
+        amount: Money::parse("141.37", "USD").unwrap(),
+        occurred_at: at("2026-11-20T21:05:41Z"),
+        source: Source::Shopify,
+        refs: vec![],
+        discount_codes: vec![],
+    };
+    // The refund's transaction is open (its order unknown to it) when the order's begins.
+    let mut refund_tx = pool.begin().await.unwrap();
+    assert!(record_refund(&mut refund_tx, &refund).await.unwrap());
+    let order_pool = pool.clone();
+    let recording = tokio::spawn(async move {
+        let mut tx = order_pool.begin().await.unwrap();
+        record_order(&mut tx, &order).await.unwrap();
+        tx.commit().await.unwrap();
+    });
+    // Wait until the order's transaction waits for the refund's (or has finished, if nothing made it wait).
+    loop {
+        let waiting: bool =
+            sqlx::query_scalar("select exists (select 1 from pg_locks where locktype = 'advisory' and not granted)")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if waiting || recording.is_finished() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    refund_tx.commit().await.unwrap();
+    recording.await.unwrap();
+    let order = the_conversion(&api).await;
+    assert_eq!((order["refunded"].clone(), order["net"].clone()), (usd(4748), usd(9389)));
+}

@@ -50,6 +50,7 @@ pub struct AppState {
     pub codes: CodeSource,
     pub pixel_limits: Arc<pixel::PixelLimits>,
     pub pixel_brands: pixel::PixelBrands,
+    pub shopify_shops: crate::shopify::ShopCache,
 }
 
 impl AppState {
@@ -61,6 +62,7 @@ impl AppState {
             codes: random_codes(),
             pixel_limits,
             pixel_brands: Arc::new(moka::sync::Cache::new(100_000)),
+            shopify_shops: crate::shopify::shop_cache(),
         }
     }
 }

@@ -9,6 +9,8 @@
 pub mod payload;
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -128,14 +130,35 @@ pub struct Connection {
     pub secret: String,
 }
 
+/// Connected shops by domain, kept for a minute so a webhook needs no query before its transaction.
+/// Connecting or disconnecting a shop through this process takes effect at once (the entry is
+/// dropped); through another API process, within the minute. Shops that are not connected are not
+/// kept, so connecting one is never delayed.
+pub type ShopCache = Arc<moka::sync::Cache<ShopDomain, Arc<Connection>>>;
+
+pub fn shop_cache() -> ShopCache {
+    Arc::new(moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build())
+}
+
 /// The brand and secret of a connected shop.
-pub async fn connection(db: &PgPool, shop: &ShopDomain) -> Result<Option<Connection>, sqlx::Error> {
+pub async fn connection(
+    db: &PgPool,
+    cache: &ShopCache,
+    shop: &ShopDomain,
+) -> Result<Option<Arc<Connection>>, sqlx::Error> {
+    if let Some(known) = cache.get(shop) {
+        return Ok(Some(known));
+    }
     let row: Option<(Uuid, String)> =
         sqlx::query_as("select brand_id, webhook_secret from shopify_shops where shop_domain = $1")
             .bind(shop.as_str())
             .fetch_optional(db)
             .await?;
-    Ok(row.map(|(brand_id, secret)| Connection { brand_id, secret }))
+    let connection = row.map(|(brand_id, secret)| Arc::new(Connection { brand_id, secret }));
+    if let Some(c) = &connection {
+        cache.insert(shop.clone(), Arc::clone(c));
+    }
+    Ok(connection)
 }
 
 /// Webhook topics we act on; every other topic is verified, stored and acknowledged.

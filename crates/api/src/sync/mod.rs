@@ -24,7 +24,7 @@ pub use sinks::{CloudflareKv, WorkerKv};
 /// The advisory lock every KV writer (drainer, resync) holds while it reads and pushes.
 const SYNC_LOCK: i64 = 0x6b76_7379_6e63; // "kvsync"
 
-/// Rows per drain; Cloudflare's bulk endpoints take up to 10,000 keys.
+/// Rows per drain (at most the sink's batch limit).
 pub const DRAIN_BATCH: i64 = 1000;
 
 /// One key/value pair, shaped as Cloudflare's bulk write (and our worker's sync route) expects it.
@@ -37,6 +37,9 @@ pub struct KvPair {
 /// Where link records go. Implementations must be idempotent: a batch may be sent again after a
 /// failure that happened after KV had in fact applied it.
 pub trait KvSink: Send + Sync {
+    /// Most keys one request may carry.
+    const MAX_BATCH: usize;
+
     fn put(&self, pairs: &[KvPair]) -> impl Future<Output = anyhow::Result<()>> + Send;
     fn delete(&self, keys: &[String]) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
@@ -89,6 +92,7 @@ async fn push<S: KvSink>(sink: &S, puts: &[KvPair], deletes: &[String]) -> anyho
 /// Pushes one batch of pending changes. Returns how many outbox rows it completed (0 when there was
 /// nothing to do or another process holds the lock).
 pub async fn drain_once<S: KvSink>(db: &PgPool, sink: &S, batch: i64) -> anyhow::Result<usize> {
+    let batch = batch.min(i64::try_from(S::MAX_BATCH).unwrap_or(i64::MAX));
     let mut tx = db.begin().await?;
     let locked: bool =
         sqlx::query_scalar("select pg_try_advisory_xact_lock($1)").bind(SYNC_LOCK).fetch_one(&mut *tx).await?;
@@ -154,6 +158,7 @@ pub async fn run<S: KvSink>(db: PgPool, sink: S, mut shutdown: watch::Receiver<b
 /// Re-pushes every link: active ones written, inactive ones deleted. For disaster recovery (an emptied
 /// namespace, a new one). Holds the sync lock page by page, so it never overwrites a newer push.
 pub async fn resync<S: KvSink>(db: &PgPool, sink: &S, page: i64) -> anyhow::Result<ResyncReport> {
+    let page = page.min(i64::try_from(S::MAX_BATCH).unwrap_or(i64::MAX));
     let mut report = ResyncReport::default();
     let mut after = 0i64;
     loop {

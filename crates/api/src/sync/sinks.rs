@@ -64,6 +64,9 @@ impl CloudflareKv {
 }
 
 impl KvSink for CloudflareKv {
+    /// Cloudflare's bulk endpoints take up to 10,000 keys.
+    const MAX_BATCH: usize = 10_000;
+
     async fn put(&self, pairs: &[KvPair]) -> anyhow::Result<()> {
         self.send(self.client.put(format!("{}/bulk", self.namespace_url)).json(pairs), "bulk write").await
     }
@@ -105,6 +108,9 @@ impl WorkerKv {
 }
 
 impl KvSink for WorkerKv {
+    /// A Worker may make at most 1,000 KV operations per invocation; the sync route enforces it.
+    const MAX_BATCH: usize = 1000;
+
     async fn put(&self, pairs: &[KvPair]) -> anyhow::Result<()> {
         self.send("/_internal/kv/bulk", pairs).await
     }

@@ -62,6 +62,7 @@ pub async fn connect(
     .bind(secret.expose())
     .fetch_optional(&state.db)
     .await?;
+    state.shopify_shops.invalidate(&shop);
     connected
         .map(axum::Json)
         .ok_or_else(|| Error::Conflict { code: "shop_taken", message: format!("{shop} is connected to another brand") })
@@ -111,6 +112,7 @@ pub async fn disconnect(
         .execute(&state.db)
         .await?
         .rows_affected();
+    state.shopify_shops.invalidate(&shop);
     if deleted == 0 {
         return Err(Error::NotFound("shop"));
     }
