@@ -14,10 +14,39 @@ pub struct IngestBody<'a> {
     pub clicks: &'a [ClickEvent],
 }
 
-/// Parses a queue message body: the JSON text the fetch handler sent.
-pub fn parse_message(body: Option<&str>) -> Result<ClickEvent, String> {
+/// Most clicks in one post to the API (its ingest takes up to 1,000; 1,000 clicks of at most ~800 bytes
+/// stay well under its 2 MiB body limit).
+pub const MAX_CLICKS_PER_POST: usize = 1_000;
+
+/// Parses a queue message body: the JSON text the fetch handler sent, an array of click events (one
+/// click event alone is accepted too).
+pub fn parse_message(body: Option<&str>) -> Result<Vec<ClickEvent>, String> {
     let text = body.ok_or_else(|| "message body is not a string".to_owned())?;
-    serde_json::from_str(text).map_err(|e| format!("message body is not a click event: {e}"))
+    // Not an untagged enum: the shared id types parse from borrowed strings, which serde's buffering loses.
+    let parsed = if text.trim_start().starts_with('[') {
+        serde_json::from_str(text)
+    } else {
+        serde_json::from_str(text).map(|click| vec![click])
+    };
+    parsed.map_err(|e| format!("message body is not click events: {e}"))
+}
+
+/// Splits a batch of messages (given by how many clicks each holds) into consecutive groups of at most
+/// [`MAX_CLICKS_PER_POST`] clicks, one post each; a group's messages are settled by its post's answer.
+pub fn plan_posts(clicks_per_message: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut posts = Vec::new();
+    let (mut start, mut clicks) = (0, 0);
+    for (i, &n) in clicks_per_message.iter().enumerate() {
+        if i > start && clicks + n > MAX_CLICKS_PER_POST {
+            posts.push(start..i);
+            (start, clicks) = (i, 0);
+        }
+        clicks += n;
+    }
+    if start < clicks_per_message.len() {
+        posts.push(start..clicks_per_message.len());
+    }
+    posts
 }
 
 /// The full ingest URL for an `INGEST_URL` such as `http://127.0.0.1:8080` or `https://api.example/`.
@@ -93,7 +122,18 @@ mod tests {
     #[test]
     fn messages_round_trip_from_the_json_the_fetch_handler_sends() {
         let e = event();
-        assert_eq!(parse_message(Some(&serde_json::to_string(&e).unwrap())), Ok(e));
+        let one = serde_json::to_string(&e).unwrap();
+        assert_eq!(parse_message(Some(&format!("[{one},{one}]"))), Ok(vec![e.clone(), e.clone()]));
+        assert_eq!(parse_message(Some(&format!(" [{one}]"))), Ok(vec![e.clone()]));
+        assert_eq!(parse_message(Some(&one)), Ok(vec![e]));
+    }
+
+    #[test]
+    fn posts_hold_at_most_a_thousand_clicks_and_keep_messages_whole() {
+        assert_eq!(plan_posts(&[]), Vec::<std::ops::Range<usize>>::new());
+        assert_eq!(plan_posts(&[1, 1, 1]), vec![0..3]);
+        assert_eq!(plan_posts(&[100; 25]), vec![0..10, 10..20, 20..25]);
+        assert_eq!(plan_posts(&[600, 400, 1, 999, 1000]), vec![0..2, 2..4, 4..5]);
     }
 
     #[test]
@@ -101,6 +141,7 @@ mod tests {
         assert!(parse_message(None).is_err());
         assert!(parse_message(Some("{}")).is_err());
         assert!(parse_message(Some(r#"{"v":2}"#)).is_err());
+        assert!(parse_message(Some(r#"[{"v":1}]"#)).is_err());
     }
 
     #[test]

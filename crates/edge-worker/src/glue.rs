@@ -9,7 +9,7 @@ use wasm_bindgen::JsValue;
 use worker::{
     console_error, console_warn, Context, Date, Delay, Env, Fetch, Headers, MessageBatch, MessageExt,
     Method as WorkerMethod, Queue, QueueContentType, QueueRetryOptionsBuilder, RawMessageBuilder, Request, RequestInit,
-    Response, Result, SendMessage,
+    Response, Result,
 };
 
 use shared::{ClickEvent, Code, LinkRecord};
@@ -19,7 +19,7 @@ use crate::bot::BotSignals;
 use crate::cache::LinkCache;
 use crate::click::{visit, RequestFacts, VisitKind};
 use crate::config::{kv_cache_ttl, non_empty};
-use crate::consumer::{ingest_endpoint, parse_message, retry_delay_seconds, settle, IngestBody, Settle};
+use crate::consumer::{ingest_endpoint, parse_message, plan_posts, retry_delay_seconds, settle, IngestBody, Settle};
 use crate::outbox::Outbox;
 use crate::route::{route, Method, Route, SyncOp};
 use crate::sync::{authorize, check_size, parse_deletes, parse_writes, SyncError};
@@ -147,7 +147,7 @@ async fn deliver(queue: Queue, seq: u64) {
         match turn {
             None => return,
             Some(Some(send)) => {
-                send_batch(&queue, &send.messages).await;
+                send_clicks(&queue, &send.body(), send.messages.len()).await;
                 OUTBOX.with_borrow_mut(|outbox| outbox.finish(send.last_seq));
                 pause_ms = 4;
             }
@@ -160,20 +160,15 @@ async fn deliver(queue: Queue, seq: u64) {
     }
 }
 
-/// Sends queue messages as text (the consumer parses them with the same serde types), trying three
-/// times before giving the batch up with an error in the log.
-async fn send_batch(queue: &Queue, messages: &[String]) {
+/// Sends one queue message (a JSON array of clicks) as text, which the consumer parses with the same
+/// serde types; tries three times before giving the clicks up with an error in the log.
+async fn send_clicks(queue: &Queue, body: &str, clicks: usize) {
     for attempt in 1..=3 {
-        let batch: Vec<SendMessage<JsValue>> = messages
-            .iter()
-            .map(|m| RawMessageBuilder::new(JsValue::from_str(m)).build_with_content_type(QueueContentType::Text))
-            .collect();
-        match queue.send_raw_batch(batch).await {
+        let message = RawMessageBuilder::new(JsValue::from_str(body)).build_with_content_type(QueueContentType::Text);
+        match queue.send_raw(message).await {
             Ok(()) => return,
-            Err(e) if attempt < 3 => {
-                console_warn!("queueing {} clicks failed (attempt {attempt}): {e}", messages.len())
-            }
-            Err(e) => console_error!("queueing {} clicks failed, they are lost: {e}", messages.len()),
+            Err(e) if attempt < 3 => console_warn!("queueing {clicks} clicks failed (attempt {attempt}): {e}"),
+            Err(e) => console_error!("queueing {clicks} clicks failed, they are lost: {e}"),
         }
     }
 }
@@ -237,44 +232,45 @@ fn internal(cause: String) -> SyncError {
     SyncError::Internal
 }
 
-/// Forwards a batch of clicks to the API and acknowledges or retries it by the answer.
+/// Forwards a batch of queue messages to the API, at most
+/// [`MAX_CLICKS_PER_POST`](crate::consumer::MAX_CLICKS_PER_POST) clicks per post, and
+/// acknowledges or retries each message by the answer to its post.
 pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) {
-    let mut clicks = Vec::new();
     let mut good = Vec::new();
     for message in batch.raw_iter() {
         match parse_message(message.body().as_string().as_deref()) {
-            Ok(click) => {
-                clicks.push(click);
-                good.push(message);
-            }
+            Ok(clicks) => good.push((message, clicks)),
             Err(e) => {
                 // Retried on its own, it ends in the dead-letter queue after max_retries, where it can
                 // be inspected and replayed, instead of vanishing or holding back the good clicks.
-                console_error!("queue message {} is not a click event: {e}", message.id());
+                console_error!("queue message {} is not click events: {e}", message.id());
                 message.retry();
             }
         }
     }
-    if clicks.is_empty() {
-        return;
-    }
-    let status = match post_clicks(&env, &clicks).await {
-        Ok(status) => Some(status),
-        Err(e) => {
-            console_error!("posting {} clicks to the API failed: {e}", clicks.len());
-            None
-        }
-    };
-    match settle(status) {
-        Settle::Ack => good.iter().for_each(MessageExt::ack),
-        Settle::Retry => {
-            if let Some(status) = status {
-                console_warn!("the API answered {status} to {} clicks; retrying them", clicks.len());
+    let sizes: Vec<usize> = good.iter().map(|(_, clicks)| clicks.len()).collect();
+    for post in plan_posts(&sizes) {
+        let messages = &good[post];
+        let clicks: Vec<ClickEvent> = messages.iter().flat_map(|(_, clicks)| clicks.iter().cloned()).collect();
+        let status = match post_clicks(&env, &clicks).await {
+            Ok(status) => Some(status),
+            Err(e) => {
+                console_error!("posting {} clicks to the API failed: {e}", clicks.len());
+                None
             }
-            let now = Date::now().as_millis() as i64;
-            for (message, click) in good.iter().zip(&clicks) {
-                let delay = retry_delay_seconds(click.occurred_at_ms, now);
-                message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
+        };
+        match settle(status) {
+            Settle::Ack => messages.iter().for_each(|(message, _)| message.ack()),
+            Settle::Retry => {
+                if let Some(status) = status {
+                    console_warn!("the API answered {status} to {} clicks; retrying them", clicks.len());
+                }
+                let now = now_ms();
+                for (message, clicks) in messages {
+                    let oldest = clicks.iter().map(|c| c.occurred_at_ms).min().unwrap_or(now);
+                    let delay = retry_delay_seconds(oldest, now);
+                    message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
+                }
             }
         }
     }
