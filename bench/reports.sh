@@ -44,8 +44,8 @@ insert into clicks (id, link_id, brand_id, occurred_at, visitor_id, new_visitor,
          (array['mobile','mobile','desktop','tablet'])[1 + (random() * 3)::int],
          (array['Mobile Safari','Chrome Mobile','Chrome','Instagram','Firefox'])[1 + (random() * 4)::int],
          (array['iOS','Android','Windows','Mac OS X'])[1 + (random() * 3)::int]
-  from generate_series(1, :clicks) g
-  join l on l.n = floor(1000 * power(random(), 3))::int;
+  from (select floor(1000 * power(random(), 3))::int as li from generate_series(1, :clicks)) s
+  join l on l.n = s.li;
 set session_replication_role = origin;
 alter table clicks add constraint clicks_pkey primary key (id);
 create index clicks_link_time on clicks (link_id, occurred_at);
