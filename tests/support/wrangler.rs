@@ -2,7 +2,8 @@
 //!
 //! Needs `bash scripts/install-edge-tools.sh` once (wasm32 target, worker-build, wasm-bindgen, npm ci).
 //! The worker is built once per test process; each [`Wrangler`] gets its own ports and a throwaway
-//! state directory, so tests never see each other's links or clicks.
+//! state directory, so tests never see each other's links or clicks. Dropping it (also while a test
+//! panics) stops wrangler and its workerd children; a test process killed outright leaves them running.
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
