@@ -693,6 +693,20 @@ async fn a_refund_that_moved_no_money_changes_nothing(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_refund_in_another_currency_is_kept_but_not_subtracted(pool: PgPool) {
+    let api = shop_api(pool).await;
+    processed(&api, "orders/create", fixture("orders_create_landing_site.json")).await;
+    let euros = json!({"transactions": [
+        {"id": 7234561263659u64, "kind": "refund", "status": "success", "amount": "40.00", "currency": "EUR"}
+    ]});
+    processed(&api, "refunds/create", fixture_patched("refunds_create.json", euros)).await;
+    assert_eq!(the_conversion(&api).await["refunded"], usd(0));
+    let kept: (i64, String) =
+        sqlx::query_as("select amount_minor, currency from refunds").fetch_one(&api.pool).await.unwrap();
+    assert_eq!(kept, (4000, "EUR".to_owned()));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn the_openapi_document_describes_the_shopify_endpoints(pool: PgPool) {
     let api = Api::new(pool).await;
     let doc = api.send(Method::GET, "/openapi.json", None, None).await.body;

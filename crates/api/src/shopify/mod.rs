@@ -229,6 +229,7 @@ pub async fn receive(db: &PgPool, delivery: &Delivery<'_>) -> Result<Outcome, sq
     };
     let mut tx = db.begin().await?;
     if !claim(&mut tx, delivery).await? {
+        tx.rollback().await?;
         return Ok(Outcome::Duplicate);
     }
     match apply(&mut tx, &work).await {
