@@ -47,3 +47,26 @@ bench_wrk() {
     "$(printf '%s\n' "${p99[@]}" | sort -h | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')" \
     "$(IFS=,; echo "${rps[*]}")"
 }
+
+# bench_stored TABLE WHAT RUNS wrk-args...: runs wrk RUNS times and reports rows committed to TABLE per second,
+# counted in the table itself (the figure that matters: what was stored, not what was answered), with the
+# requests' p50/p99, then the median rate.
+bench_stored() {
+  local table=$1 what=$2 runs=$3
+  shift 3
+  local rates=() before after start elapsed rate out
+  count() { psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from $table"; }
+  for run in $(seq 1 "$runs"); do
+    before=$(count)
+    start=$(date +%s.%N)
+    out=$(wrk --latency "$@")
+    elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+    after=$(count)
+    if grep -q 'Non-2xx' <<<"$out"; then echo "$out" >&2; echo "non-2xx answers" >&2; return 1; fi
+    rate=$(echo "($after - $before) / $elapsed" | bc)
+    rates+=("$rate")
+    printf 'run %d: %s %s stored in %.1f s = %s/s; request p50 %s p99 %s\n' "$run" "$((after - before))" "$what" \
+      "$elapsed" "$rate" "$(awk '$1 == "50%" {print $2}' <<<"$out")" "$(awk '$1 == "99%" {print $2}' <<<"$out")"
+  done
+  echo "median: $(printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') $what/s stored"
+}
