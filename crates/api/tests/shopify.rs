@@ -460,27 +460,39 @@ async fn a_delivery_that_failed_is_processed_again_when_redelivered(pool: PgPool
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
-async fn deliveries_a_buggy_release_failed_are_replayed_from_their_stored_bodies(pool: PgPool) {
+async fn a_delivery_that_hit_a_bug_is_kept_and_replayed_from_its_stored_body_after_the_fix(pool: PgPool) {
     let api = shop_api(pool).await;
-    // As a release with a bug would have left it: verified and kept, but not processed.
-    sqlx::query(
-        "insert into shopify_deliveries (shop_domain, brand_id, webhook_id, topic, body, error)
-         values ($1, $2, 'a7c1e0d2-0000-4000-8000-000000000001', 'orders/create', $3, 'database error: boom')",
+    // A bug: recording any order fails in the database.
+    sqlx::raw_sql(
+        "create function simulated_bug() returns trigger language plpgsql as $$
+             begin raise exception 'simulated bug'; end $$;
+         create trigger simulated_bug before insert on conversions for each row execute function simulated_bug();",
     )
-    .bind(SHOP)
-    .bind(api.brand_id)
-    .bind(fixture("orders_create_promo.json").into_bytes())
     .execute(&api.pool)
     .await
     .unwrap();
-    let garbage = Delivery::new("orders/create", "{not json").id("a7c1e0d2-0000-4000-8000-000000000002");
+    let response = deliver(&api, "orders/create", fixture("orders_create_promo.json")).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::INTERNAL_SERVER_ERROR, "internal"));
+    assert!(!response.body.to_string().contains("simulated"), "{}", response.body);
+    assert_eq!(api.count("conversions").await, 0);
+    let rows = delivery_rows(&api).await;
+    assert_eq!((rows.len(), rows[0].2), (1, false));
+    assert!(rows[0].3.as_deref().unwrap().contains("simulated bug"), "{rows:?}");
+    let garbage = Delivery::new("orders/create", "{not json");
     assert_eq!(garbage.send(&api).await.status, StatusCode::BAD_REQUEST);
 
+    // The fix ships; the stored deliveries are replayed (Shopify's redeliveries stop after a few hours).
+    sqlx::raw_sql("drop trigger simulated_bug on conversions").execute(&api.pool).await.unwrap();
     let replay = api::shopify::replay_failed(&api.pool).await.unwrap();
     assert_eq!(replay, api::shopify::Replay { processed: 1, still_failing: 1 });
-    assert_eq!(the_conversion(&api).await["order_id"], PROMO_ORDER);
-    let processed: Vec<bool> = delivery_rows(&api).await.into_iter().map(|r| r.2).collect();
-    assert_eq!(processed, vec![true, false]);
+    let order = the_conversion(&api).await;
+    assert_eq!((order["order_id"].clone(), order["amount"].clone()), (json!(PROMO_ORDER), usd(8481)));
+    let processed: Vec<(bool, Option<String>)> = delivery_rows(&api).await.into_iter().map(|r| (r.2, r.3)).collect();
+    assert_eq!(processed[0], (true, None));
+    assert!(!processed[1].0);
+    // A replay changes nothing more.
+    assert_eq!(api::shopify::replay_failed(&api.pool).await.unwrap().processed, 0);
+    assert_eq!(api.count("conversions").await, 1);
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]

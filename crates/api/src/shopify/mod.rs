@@ -235,7 +235,11 @@ pub async fn receive(db: &PgPool, delivery: &Delivery<'_>) -> Result<Outcome, sq
     match apply(&mut tx, &work).await {
         Ok(()) => tx.commit().await?,
         Err(e) => {
-            drop(tx);
+            // Rolled back now, not on the connection's next use: until then its claim would hold the row
+            // the failure is about to be recorded in.
+            if let Err(also) = tx.rollback().await {
+                tracing::warn!(error = %also, "rolling back a failed Shopify delivery");
+            }
             // Kept for a replay; the answer is a 500 and Shopify redelivers, which tries again.
             if let Err(also) = record_failure(db, delivery, &format!("database error: {e}")).await {
                 tracing::error!(error = %also, "could not keep a failed Shopify delivery");
