@@ -37,6 +37,7 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     tail -30 "$BUILD_LOG" >&2
     exit 1
   fi
+  rm -f "$BUILD_LOG"
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -111,4 +112,9 @@ for base in trivial-rs trivial-js; do
   awk -v e="$(col edge 1)" -v b="$(col "$base" 1)" -v ec="$(col edge 4)" -v bc="$(col "$base" 4)" -v n="$base" \
     'BEGIN {printf "edge vs %-10s throughput %3.0f%%   (by CPU per redirect: %3.0f%%)\n", n, 100 * e / b, 100 * bc / ec}'
 done
-if grep -qi error "$LOG"; then echo "workerd logged errors:" >&2; grep -i error "$LOG" | sort | uniq -c | head >&2; fi
+if grep -qi error "$LOG"; then
+  echo "workerd logged errors (log kept: $LOG):" >&2
+  grep -i error "$LOG" | sort | uniq -c | head >&2
+else
+  rm -f "$LOG"
+fi
