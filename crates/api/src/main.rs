@@ -42,6 +42,17 @@ enum Command {
         #[command(subcommand)]
         command: KvCommand,
     },
+    /// Shopify webhook deliveries.
+    Shopify {
+        #[command(subcommand)]
+        command: ShopifyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ShopifyCommand {
+    /// Process again every kept delivery that failed, from its stored body (after a fix).
+    Replay,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +107,13 @@ async fn main() -> anyhow::Result<()> {
             let pool = db::connect_and_migrate(&config).await?;
             brands::revoke_key(&pool, &key_prefix).await?;
             println!("revoked: {key_prefix}");
+            Ok(())
+        }
+        Command::Shopify { command: ShopifyCommand::Replay } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            let replay = api::shopify::replay_failed(&pool).await?;
+            println!("processed: {}", replay.processed);
+            println!("still_failing: {}", replay.still_failing);
             Ok(())
         }
         Command::Kv { command: KvCommand::Resync } => {

@@ -96,8 +96,8 @@ impl Serialize for Code {
 
 impl<'de> Deserialize<'de> for Code {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = <&str>::deserialize(deserializer)?;
-        Code::parse(s).map_err(serde::de::Error::custom)
+        let s = String::deserialize(deserializer)?;
+        Code::parse(&s).map_err(serde::de::Error::custom)
     }
 }
 
@@ -154,6 +154,9 @@ mod tests {
         assert_eq!(json, "\"k7m2p9qr\"");
         assert_eq!(serde_json::from_str::<Code>(&json).unwrap(), code);
         assert!(serde_json::from_str::<Code>("\"k7m2p9q0\"").is_err());
+        // Also from owned strings (a `Value`, a reader, an escaped string).
+        assert_eq!(serde_json::from_value::<Code>(serde_json::json!("K7M2P9QR")).unwrap(), code);
+        assert_eq!(serde_json::from_str::<Code>("\"k7m2p9q\\u0072\"").unwrap(), code);
     }
 
     proptest! {

@@ -78,8 +78,8 @@ macro_rules! random_id {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let s = <&str>::deserialize(deserializer)?;
-                Self::parse(s).map_err(serde::de::Error::custom)
+                let s = String::deserialize(deserializer)?;
+                Self::parse(&s).map_err(serde::de::Error::custom)
             }
         }
     };
@@ -109,6 +109,7 @@ mod tests {
         assert!(text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
         assert_eq!(ClickId::parse(&text), Ok(id));
         assert_eq!(ClickId::parse(&id.as_uuid().hyphenated().to_string()), Ok(id));
+        assert_eq!(serde_json::from_value::<ClickId>(serde_json::json!(text)).unwrap(), id);
     }
 
     #[test]

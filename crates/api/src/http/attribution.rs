@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use axum::extract::State;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use sqlx::PgPool;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -75,27 +75,30 @@ pub struct Attribution {
 type Key = Option<String>;
 
 async fn rollup_clicks(
-    conn: &mut PgConnection,
+    db: &PgPool,
     brand: Uuid,
     key: &str,
     start: NaiveDate,
     end: Option<NaiveDate>,
 ) -> Result<Vec<(Key, i64, i64)>, sqlx::Error> {
+    // Summed per link first (an index-only scan), so only one row per link meets the join.
     sqlx::query_as(&format!(
         "select {key}, sum(d.clicks)::bigint, sum(d.unique_clicks)::bigint
-         from link_daily d join links l on l.id = d.link_id
-         where d.brand_id = $1 and d.day >= $2 and ($3::date is null or d.day < $3)
+         from (select link_id, sum(clicks) as clicks, sum(unique_clicks) as unique_clicks
+               from link_daily where brand_id = $1 and day >= $2 and ($3::date is null or day < $3)
+               group by link_id) d
+         join links l on l.id = d.link_id
          group by 1"
     ))
     .bind(brand)
     .bind(start)
     .bind(end)
-    .fetch_all(conn)
+    .fetch_all(db)
     .await
 }
 
 async fn raw_clicks(
-    conn: &mut PgConnection,
+    db: &PgPool,
     brand: Uuid,
     key: &str,
     from: DateTime<Utc>,
@@ -115,7 +118,7 @@ async fn raw_clicks(
     .bind(brand)
     .bind(from)
     .bind(to)
-    .fetch_all(conn)
+    .fetch_all(db)
     .await
 }
 
@@ -132,32 +135,39 @@ pub async fn report(
         return Err(Error::bad_request("invalid_window", "from must not be after to"));
     }
     let key = params.group_by.key();
-    let mut conn = state.db.acquire().await?;
-    let mut rows: HashMap<Key, AttributionRow> = HashMap::new();
+    // Clicks and conversions are independent: read them at the same time, on two connections.
     let split = Window { from, to: Some(to) }.split();
-    let mut click_parts = Vec::new();
-    if let Some((start, end)) = split.days {
-        click_parts.extend(rollup_clicks(&mut conn, brand.id, key, start, end).await?);
-    }
-    for (f, t) in split.raw {
-        click_parts.extend(raw_clicks(&mut conn, brand.id, key, f, t).await?);
-    }
+    let clicks = async {
+        let mut parts = Vec::new();
+        if let Some((start, end)) = split.days {
+            parts.extend(rollup_clicks(&state.db, brand.id, key, start, end).await?);
+        }
+        for (f, t) in &split.raw {
+            parts.extend(raw_clicks(&state.db, brand.id, key, *f, *t).await?);
+        }
+        Ok::<_, sqlx::Error>(parts)
+    };
+    let conversions_sql = format!(
+        "select {key}, c.currency, sum(c.n)::bigint, sum(c.net)::bigint
+         from (select link_id, currency, count(*) as n, sum(greatest(amount_minor - refunded_minor, 0)) as net
+               from conversions where brand_id = $1 and occurred_at >= $2 and occurred_at < $3 and link_id is not null
+               group by link_id, currency) c
+         join links l on l.id = c.link_id
+         group by 1, 2 order by 2"
+    );
+    let conversions = sqlx::query_as::<_, (Key, String, i64, i64)>(&conversions_sql)
+        .bind(brand.id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&state.db);
+    let (click_parts, conversions) = tokio::try_join!(clicks, conversions)?;
+
+    let mut rows: HashMap<Key, AttributionRow> = HashMap::new();
     for (k, clicks, uniques) in click_parts {
         let row = rows.entry(k.clone()).or_insert_with(|| AttributionRow { key: k, ..Default::default() });
         row.clicks += clicks;
         row.unique_clicks += uniques;
     }
-    let conversions: Vec<(Key, String, i64, i64)> = sqlx::query_as(&format!(
-        "select {key}, c.currency, count(*), sum(greatest(c.amount_minor - c.refunded_minor, 0))::bigint
-         from conversions c join links l on l.id = c.link_id
-         where c.brand_id = $1 and c.occurred_at >= $2 and c.occurred_at < $3
-         group by 1, 2 order by 2"
-    ))
-    .bind(brand.id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *conn)
-    .await?;
     for (k, currency, count, amount_minor) in conversions {
         let row = rows.entry(k.clone()).or_insert_with(|| AttributionRow { key: k, ..Default::default() });
         row.conversions += count;
