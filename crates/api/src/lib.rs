@@ -10,6 +10,7 @@ pub mod http;
 pub mod ingest;
 pub mod money;
 pub mod reports;
+pub mod rollups;
 pub mod secrets;
 pub mod server;
 pub mod shopify;

@@ -21,7 +21,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         TcpListener::bind(config.bind_addr).await.with_context(|| format!("binding {}", config.bind_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     let (stop, stopped) = watch::channel(false);
-    let sync = spawn_kv_sync(&db, &config, stopped)?;
+    let sync = spawn_kv_sync(&db, &config, stopped.clone())?;
+    let rollups = tokio::spawn(crate::rollups::run(db.clone(), stopped));
     let state = AppState::new(db, config);
     // The peer address is only a rate-limit key for the public pixel endpoint; it is never stored.
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -31,6 +32,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(task) = sync {
         task.await?;
     }
+    rollups.await?;
     tracing::info!("api stopped");
     Ok(())
 }

@@ -164,3 +164,36 @@ async fn attribution_groups_by_every_dimension(pool: PgPool) {
     assert_eq!(api.get("/v1/attribution?group_by=country").await.status, 400);
     assert_eq!(api.get("/v1/attribution").await.status, 400);
 }
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn folding_the_rollup_deltas_changes_no_report(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://a.example"})).await;
+    let id = link["id"].as_str().unwrap();
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let day = t("2026-11-03T08:00:00Z");
+    api.click(&[
+        Click { country: Some("DE"), user_agent: Some(IPHONE), ..Click::new(&link, a, day) },
+        Click { country: Some("DE"), ..Click::new(&link, a, day + Duration::hours(1)) },
+        Click { bot: true, ..Click::new(&link, b, day + Duration::hours(2)) },
+    ])
+    .await;
+    let uri = format!("/v1/links/{id}/stats");
+    let before = api.get(&uri).await.body;
+    assert_eq!((before["clicks"].clone(), before["unique_clicks"].clone()), (json!(2), json!(1)));
+    let folded = api::rollups::fold(&api.pool).await.unwrap();
+    assert!(folded > 0);
+    assert_eq!(api.count("link_daily_delta").await + api.count("link_daily_dims_delta").await, 0);
+    assert_eq!(api.get(&uri).await.body, before);
+
+    // New deltas on top of folded rows add up, before and after the next fold.
+    api.click(&[Click { country: Some("FR"), ..Click::new(&link, b, day + Duration::hours(3)) }]).await;
+    let after = api.get(&uri).await.body;
+    assert_eq!((after["clicks"].clone(), after["unique_clicks"].clone()), (json!(3), json!(2)));
+    assert_eq!(after["by_country"], json!({"DE": 2, "FR": 1}));
+    api::rollups::fold(&api.pool).await.unwrap();
+    assert_eq!(api.get(&uri).await.body, after);
+    let report = api.get("/v1/attribution?group_by=link&from=2026-11-01T00:00:00Z&to=2026-11-05T00:00:00Z").await.body;
+    assert_eq!(report["data"][0]["clicks"], 3);
+    assert_eq!(api::rollups::fold(&api.pool).await.unwrap(), 0);
+}

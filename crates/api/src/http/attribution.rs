@@ -85,7 +85,7 @@ async fn rollup_clicks(
     sqlx::query_as(&format!(
         "select {key}, sum(d.clicks)::bigint, sum(d.unique_clicks)::bigint
          from (select link_id, sum(clicks) as clicks, sum(unique_clicks) as unique_clicks
-               from link_daily where brand_id = $1 and day >= $2 and ($3::date is null or day < $3)
+               from link_daily_all where brand_id = $1 and day >= $2 and ($3::date is null or day < $3)
                group by link_id) d
          join links l on l.id = d.link_id
          group by 1"

@@ -134,7 +134,7 @@ pub async fn my_links(
          from links l
          left join lateral (
              select sum(clicks)::bigint as clicks, sum(unique_clicks)::bigint as unique_clicks
-             from link_daily where link_id = l.id
+             from link_daily_all where link_id = l.id
          ) d on true
          left join lateral (
              select sum(n)::bigint as conversions, jsonb_agg(jsonb_build_array(currency, net) order by currency) as revenue

@@ -100,11 +100,11 @@ fn to_rows(events: Vec<ClickEvent>, classifier: &ua::Classifier) -> Vec<Row> {
 }
 
 /// Stores valid events in one statement, with the rollups reports read (first clicks per visitor and
-/// link, daily counts, daily breakdowns). Returns (known, inserted): clicks whose link exists, and of
-/// those the ones not stored before.
+/// link; the batch's daily counts and breakdowns as delta rows, folded in by `rollups::run`). Returns
+/// (known, inserted): clicks whose link exists, and of those the ones not stored before.
 ///
-/// Rows are written in key order so that concurrent batches take row locks in the same order and
-/// cannot deadlock on the shared rollup rows.
+/// Nothing here updates a row another batch may update too (the deltas are appended), so concurrent
+/// batches of the same hot link never wait for each other's commits.
 async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
     macro_rules! column {
         ($field:ident) => {
@@ -137,26 +137,21 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
              on conflict (link_id, visitor_id) do nothing
              returning link_id, brand_id, (first_click_at at time zone 'UTC')::date as day
          ), daily as (
-             insert into link_daily (link_id, day, brand_id, clicks, unique_clicks, bot_clicks)
+             insert into link_daily_delta (link_id, day, brand_id, clicks, unique_clicks, bot_clicks)
              select link_id, day, brand_id, sum(clicks), sum(uniques), sum(bots) from (
                  select link_id, day, brand_id, (not bot)::int as clicks, 0 as uniques, bot::int as bots from inserted
                  union all
                  select link_id, day, brand_id, 0, 1, 0 from firsts
              ) counted
-             group by link_id, day, brand_id order by link_id, day
-             on conflict (link_id, day) do update set
-                 clicks = link_daily.clicks + excluded.clicks,
-                 unique_clicks = link_daily.unique_clicks + excluded.unique_clicks,
-                 bot_clicks = link_daily.bot_clicks + excluded.bot_clicks
+             group by link_id, day, brand_id
          ), dims as (
-             insert into link_daily_dims (link_id, day, dimension, value, clicks)
+             insert into link_daily_dims_delta (link_id, day, dimension, value, clicks)
              select link_id, day, d.dimension, coalesce(d.value, 'unknown'), count(*)
              from inserted
              cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser),
                                         (3::smallint, os)) as d(dimension, value)
              where not bot
-             group by 1, 2, 3, 4 order by 1, 2, 3, 4
-             on conflict (link_id, day, dimension, value) do update set clicks = link_daily_dims.clicks + excluded.clicks
+             group by 1, 2, 3, 4
          )
          select (select count(*) from known), (select count(*) from inserted)",
     )

@@ -1,6 +1,6 @@
 //! `GET /v1/links/{id}/stats`: what one link did over a window.
 //!
-//! Whole UTC days come from the rollups kept at ingest (`link_daily`, `link_daily_dims`), partial days
+//! Whole UTC days come from the rollups kept at ingest (`link_daily_all`, `link_daily_dims_all`), partial days
 //! at the window's edges from the raw clicks, so the answer is exact and its cost does not grow with
 //! the link's history. Unique clicks are first clicks: a visitor's first human click on the link.
 
@@ -97,7 +97,7 @@ impl Tally {
         let (clicks, unique, bots): (i64, i64, i64) = sqlx::query_as(&format!(
             "select coalesce(sum(clicks), 0)::bigint, coalesce(sum(unique_clicks), 0)::bigint,
                     coalesce(sum(bot_clicks), 0)::bigint
-             from link_daily where {DAYS}"
+             from link_daily_all where {DAYS}"
         ))
         .bind(link)
         .bind(start)
@@ -107,18 +107,19 @@ impl Tally {
         self.clicks += clicks;
         self.unique_clicks += unique;
         self.bot_clicks += bots;
-        let days: Vec<(NaiveDate, i64)> =
-            sqlx::query_as(&format!("select day, clicks from link_daily where {DAYS} and clicks > 0"))
-                .bind(link)
-                .bind(start)
-                .bind(end)
-                .fetch_all(&mut *conn)
-                .await?;
+        let days: Vec<(NaiveDate, i64)> = sqlx::query_as(&format!(
+            "select day, sum(clicks)::bigint from link_daily_all where {DAYS} group by day having sum(clicks) > 0"
+        ))
+        .bind(link)
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *conn)
+        .await?;
         for (day, n) in days {
             *self.by_day.entry(day).or_default() += n;
         }
         let dims = sqlx::query_as(&format!(
-            "select dimension, value, sum(clicks)::bigint from link_daily_dims where {DAYS} group by 1, 2"
+            "select dimension, value, sum(clicks)::bigint from link_daily_dims_all where {DAYS} group by 1, 2"
         ))
         .bind(link)
         .bind(start)
