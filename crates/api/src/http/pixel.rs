@@ -234,8 +234,7 @@ pub async fn event(
 
     let id = Uuid::new_v4();
     let now = Utc::now();
-    let mut tx = state.db.begin().await?;
-    sqlx::query(
+    let insert = sqlx::query(
         "insert into pixel_events (id, brand_id, event, cs_ref_id, order_id, value_minor, currency, url, received_at)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
@@ -247,22 +246,29 @@ pub async fn event(
     .bind(event.amount.as_ref().map(|m| m.amount_minor))
     .bind(event.amount.as_ref().map(|m| m.currency.as_str()))
     .bind(&event.url)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    if let (EventName::Purchase, Some(order_id), Some(amount)) = (event.event, event.order_id, event.amount) {
-        let report = OrderReport {
-            brand_id,
-            order_id,
-            amount,
-            occurred_at: now,
-            source: Source::Pixel,
-            refs: event.cs_ref.into_iter().collect(),
-            discount_codes: Vec::new(),
-        };
-        attribution::record_order(&mut tx, &report).await?;
+    .bind(now);
+    match (event.event, event.order_id.clone(), event.amount.clone()) {
+        // A purchase is stored with its order's attribution, all or nothing.
+        (EventName::Purchase, Some(order_id), Some(amount)) => {
+            let mut tx = state.db.begin().await?;
+            insert.execute(&mut *tx).await?;
+            let report = OrderReport {
+                brand_id,
+                order_id,
+                amount,
+                occurred_at: now,
+                source: Source::Pixel,
+                refs: event.cs_ref.into_iter().collect(),
+                discount_codes: Vec::new(),
+            };
+            attribution::record_order(&mut tx, &report).await?;
+            tx.commit().await?;
+        }
+        // Anything else is one row: one statement, its own implicit transaction, one round trip.
+        _ => {
+            insert.execute(&state.db).await?;
+        }
     }
-    tx.commit().await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted { id })))
 }
 
