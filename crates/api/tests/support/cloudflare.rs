@@ -88,20 +88,32 @@ fn ok(count: usize, unsuccessful: Vec<String>) -> (StatusCode, Json<Value>) {
     )
 }
 
+/// Checks a request's shape, counts it, and fails it while the stand-in is told to.
+fn admit<'a>(
+    kv: &'a Mutex<Kv>,
+    headers: &HeaderMap,
+    account: &str,
+    namespace: &str,
+) -> Result<std::sync::MutexGuard<'a, Kv>, (StatusCode, Json<Value>)> {
+    check(headers, account, namespace)?;
+    let mut guard = kv.lock().unwrap();
+    guard.requests += 1;
+    if guard.failing {
+        return Err(envelope_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+    }
+    Ok(guard)
+}
+
 async fn bulk_write(
     State(kv): State<Arc<Mutex<Kv>>>,
     Path((account, namespace)): Path<(String, String)>,
     headers: HeaderMap,
     body: String,
 ) -> (StatusCode, Json<Value>) {
-    if let Err(e) = check(&headers, &account, &namespace) {
-        return e;
-    }
-    let mut kv = kv.lock().unwrap();
-    kv.requests += 1;
-    if kv.failing {
-        return envelope_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-    }
+    let mut kv = match admit(&kv, &headers, &account, &namespace) {
+        Ok(kv) => kv,
+        Err(e) => return e,
+    };
     let Ok(Value::Array(pairs)) = serde_json::from_str::<Value>(&body) else {
         return envelope_error(StatusCode::BAD_REQUEST, "body must be an array");
     };
@@ -133,14 +145,10 @@ async fn bulk_delete(
     headers: HeaderMap,
     body: String,
 ) -> (StatusCode, Json<Value>) {
-    if let Err(e) = check(&headers, &account, &namespace) {
-        return e;
-    }
-    let mut kv = kv.lock().unwrap();
-    kv.requests += 1;
-    if kv.failing {
-        return envelope_error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
-    }
+    let mut kv = match admit(&kv, &headers, &account, &namespace) {
+        Ok(kv) => kv,
+        Err(e) => return e,
+    };
     let Ok(keys) = serde_json::from_str::<Vec<String>>(&body) else {
         return envelope_error(StatusCode::BAD_REQUEST, "body must be an array of keys");
     };
