@@ -67,13 +67,30 @@ pub enum Credit {
 /// Records one report of an order and recomputes its credit, in the caller's transaction.
 ///
 /// The first report creates the order. Shopify's amount, currency and time are authoritative: they
-/// replace what a pixel reported, never the other way round.
+/// replace what a pixel reported, never the other way round. Two statements: the first takes the
+/// order's lock and merges the report in; the second, whose snapshot therefore includes everything
+/// committed before the lock was granted (refunds, other reports' click ids), recomputes the credit.
 pub async fn record_order(tx: &mut PgConnection, report: &OrderReport) -> Result<Credit, sqlx::Error> {
+    // The update clause runs only for an order already known; its `where` skips reports that bring
+    // nothing new, though the row is locked either way (and so are concurrent reports serialised).
+    const SHOPIFY_TAKES_OVER: &str = "excluded.amount_source = 'shopify' and c.amount_source <> 'shopify'";
     sqlx::query(&format!(
-        "with lock as ({LOCK_ORDER})
-         insert into conversions (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source)
-         select $3, $1, $2, $4, $5, $6, $7, $7 from lock
-         on conflict (brand_id, order_id) do nothing"
+        "with lock as ({LOCK_ORDER}),
+         refs as (
+             insert into order_refs (brand_id, order_id, cs_ref_id, source)
+             select $1, $2, ref, $7 from lock, unnest($9::uuid[]) ref
+             on conflict do nothing)
+         insert into conversions as c
+             (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source, discount_codes)
+         select $3, $1, $2, $4, $5, $6, $7, $7, $8 from lock
+         on conflict (brand_id, order_id) do update set
+             amount_minor = case when {SHOPIFY_TAKES_OVER} then excluded.amount_minor else c.amount_minor end,
+             currency = case when {SHOPIFY_TAKES_OVER} then excluded.currency else c.currency end,
+             occurred_at = case when {SHOPIFY_TAKES_OVER} then excluded.occurred_at else c.occurred_at end,
+             amount_source = case when {SHOPIFY_TAKES_OVER} then excluded.amount_source else c.amount_source end,
+             discount_codes = array(select distinct unnest(c.discount_codes || excluded.discount_codes)),
+             updated_at = now()
+         where ({SHOPIFY_TAKES_OVER}) or not c.discount_codes @> excluded.discount_codes"
     ))
     .bind(report.brand_id)
     .bind(&report.order_id)
@@ -82,59 +99,11 @@ pub async fn record_order(tx: &mut PgConnection, report: &OrderReport) -> Result
     .bind(&report.amount.currency)
     .bind(report.occurred_at)
     .bind(report.source.as_str())
+    .bind(&report.discount_codes)
+    .bind(&report.refs)
     .execute(&mut *tx)
     .await?;
-    // Serialises concurrent reports of the same order. A later statement than the lock's, so it sees
-    // every refund committed before the lock was granted.
-    let (amount_source, refunded): (String, bool) = sqlx::query_as(
-        "select amount_source, exists (select 1 from refunds r where r.brand_id = $1 and r.order_id = $2)
-         from conversions where brand_id = $1 and order_id = $2 for update",
-    )
-    .bind(report.brand_id)
-    .bind(&report.order_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if report.source == Source::Shopify && amount_source != Source::Shopify.as_str() {
-        sqlx::query(
-            "update conversions set amount_minor = $3, currency = $4, occurred_at = $5, amount_source = 'shopify',
-                    updated_at = now()
-             where brand_id = $1 and order_id = $2",
-        )
-        .bind(report.brand_id)
-        .bind(&report.order_id)
-        .bind(report.amount.amount_minor)
-        .bind(&report.amount.currency)
-        .bind(report.occurred_at)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !report.discount_codes.is_empty() {
-        sqlx::query(
-            "update conversions set discount_codes = array(select distinct unnest(discount_codes || $3::text[]))
-             where brand_id = $1 and order_id = $2",
-        )
-        .bind(report.brand_id)
-        .bind(&report.order_id)
-        .bind(&report.discount_codes)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !report.refs.is_empty() {
-        sqlx::query(
-            "insert into order_refs (brand_id, order_id, cs_ref_id, source)
-             select $1, $2, unnest($3::uuid[]), $4 on conflict do nothing",
-        )
-        .bind(report.brand_id)
-        .bind(&report.order_id)
-        .bind(&report.refs)
-        .bind(report.source.as_str())
-        .execute(&mut *tx)
-        .await?;
-    }
-    if refunded {
-        apply_refunds(tx, report.brand_id, &report.order_id).await?;
-    }
-    attribute(tx, report.brand_id, &report.order_id).await
+    credit(tx, report.brand_id, &report.order_id).await
 }
 
 /// One refund of an order: money returned to the customer.
@@ -202,89 +171,77 @@ async fn apply_refunds(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) ->
     Ok(())
 }
 
-/// Recomputes an order's credit from all its evidence and stores it if it changed.
+/// Recomputes an order's credit from all its evidence and stores it if it changed, locking the order
+/// first so that the recomputation sees every report committed before it.
 pub async fn attribute(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<Credit, sqlx::Error> {
-    // Most orders carry no click id at all: then there is no click to look for.
-    let (occurred_at, discount_codes, has_refs): (DateTime<Utc>, Vec<String>, bool) = sqlx::query_as(
-        "select occurred_at, discount_codes,
-                exists (select 1 from order_refs r where r.brand_id = $1 and r.order_id = $2)
-         from conversions where brand_id = $1 and order_id = $2 for update",
-    )
-    .bind(brand_id)
-    .bind(order_id)
-    .fetch_one(&mut *tx)
-    .await?;
-
-    let mut credit = Credit::Nobody;
-    let sources = if has_refs { &[Source::Shopify, Source::Pixel][..] } else { &[] };
-    for &source in sources {
-        if let Some((click_id, link_id)) = latest_click(tx, brand_id, order_id, source, occurred_at).await? {
-            credit = Credit::Click { link_id, click_id };
-            break;
-        }
-    }
-    if credit == Credit::Nobody && !discount_codes.is_empty() {
-        let lowered: Vec<String> = discount_codes.iter().map(|c| c.trim().to_lowercase()).collect();
-        let promo: Option<Uuid> = sqlx::query_scalar(
-            "select id from links
-             where brand_id = $1 and promo_code is not null and lower(promo_code) = any($2)
-             order by active desc, created_at desc limit 1",
-        )
+    sqlx::query("select 1 from conversions where brand_id = $1 and order_id = $2 for update")
         .bind(brand_id)
-        .bind(&lowered)
-        .fetch_optional(&mut *tx)
+        .bind(order_id)
+        .execute(&mut *tx)
         .await?;
-        if let Some(link_id) = promo {
-            credit = Credit::PromoCode { link_id };
-        }
-    }
-
-    let (link_id, method, click_id) = match &credit {
-        Credit::Click { link_id, click_id } => (Some(*link_id), Some("click"), Some(*click_id)),
-        Credit::PromoCode { link_id } => (Some(*link_id), Some("promo_code"), None),
-        Credit::Nobody => (None, None, None),
-    };
-    sqlx::query(
-        "update conversions set link_id = $3, method = $4, click_id = $5, credited_at = now(), updated_at = now()
-         where brand_id = $1 and order_id = $2
-           and (link_id, method, click_id) is distinct from ($3, $4, $5)",
-    )
-    .bind(brand_id)
-    .bind(order_id)
-    .bind(link_id)
-    .bind(method)
-    .bind(click_id)
-    .execute(&mut *tx)
-    .await?;
-    Ok(credit)
+    credit(tx, brand_id, order_id).await
 }
 
-/// The latest human click, within the window before the order, of any visitor named by the order's
-/// click ids from `source`. Only this brand's clicks count, so another brand's click id credits nobody.
-async fn latest_click(
-    tx: &mut PgConnection,
-    brand_id: Uuid,
-    order_id: &str,
-    source: Source,
-    at: DateTime<Utc>,
-) -> Result<Option<(Uuid, Uuid)>, sqlx::Error> {
-    sqlx::query_as(
-        "select later.id, later.link_id
-         from order_refs r
-         join clicks named on named.id = r.cs_ref_id and named.brand_id = r.brand_id
-         join clicks later on later.brand_id = named.brand_id and later.visitor_id = named.visitor_id
-         where r.brand_id = $1 and r.order_id = $2 and r.source = $3
-           and not later.bot and later.occurred_at <= $4 and later.occurred_at > $4 - $5::interval
-         order by later.occurred_at desc, later.id
-         limit 1",
+/// The credit, from all the evidence, of an order the transaction has locked, stored if it changed,
+/// together with the order's refunded amount: one statement.
+///
+/// The click is the latest human click, within the window before the order, of any visitor named by
+/// the order's click ids (Shopify's considered before the pixel's). Only this brand's clicks count, so
+/// another brand's click id credits nobody. Refunds in another currency than the order's cannot be
+/// converted exactly: they are kept but not subtracted. The refunded sum is stored as is; reports and
+/// `net` clamp amount minus refunds at zero.
+async fn credit(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<Credit, sqlx::Error> {
+    let row: Option<(Option<Uuid>, Option<String>, Option<Uuid>)> = sqlx::query_as(
+        "with o as (
+             select occurred_at, discount_codes, currency from conversions where brand_id = $1 and order_id = $2),
+         clicked as (
+             select later.id as click_id, later.link_id
+             from o
+             join order_refs r on r.brand_id = $1 and r.order_id = $2
+             join clicks named on named.id = r.cs_ref_id and named.brand_id = r.brand_id
+             join clicks later on later.brand_id = named.brand_id and later.visitor_id = named.visitor_id
+             where not later.bot and later.occurred_at <= o.occurred_at and later.occurred_at > o.occurred_at - $3
+             order by r.source = 'shopify' desc, later.occurred_at desc, later.id
+             limit 1),
+         promo as (
+             select l.id as link_id
+             from o
+             join links l on l.brand_id = $1 and l.promo_code is not null
+                 and lower(l.promo_code) = any(array(select lower(code) from unnest(o.discount_codes) code))
+             where not exists (select 1 from clicked)
+             order by l.active desc, l.created_at desc
+             limit 1),
+         credit as (
+             select coalesce(clicked.link_id, promo.link_id) as link_id,
+                    case when clicked.click_id is not null then 'click'
+                         when promo.link_id is not null then 'promo_code' end as method,
+                    clicked.click_id,
+                    (select coalesce(sum(r.amount_minor), 0) from refunds r
+                     where r.brand_id = $1 and r.order_id = $2 and r.currency = o.currency)::bigint as refunded
+             from o left join clicked on true left join promo on true),
+         stored as (
+             update conversions c
+             set link_id = credit.link_id, method = credit.method, click_id = credit.click_id,
+                 refunded_minor = credit.refunded, updated_at = now(),
+                 credited_at = case when (c.link_id, c.method, c.click_id)
+                                         is distinct from (credit.link_id, credit.method, credit.click_id)
+                                    then now() else c.credited_at end
+             from credit
+             where c.brand_id = $1 and c.order_id = $2
+               and (c.link_id, c.method, c.click_id, c.refunded_minor)
+                   is distinct from (credit.link_id, credit.method, credit.click_id, credit.refunded))
+         select link_id, method, click_id from credit",
     )
     .bind(brand_id)
     .bind(order_id)
-    .bind(source.as_str())
-    .bind(at)
     .bind(WINDOW)
-    .fetch_optional(tx)
-    .await
+    .fetch_optional(&mut *tx)
+    .await?;
+    Ok(match row {
+        Some((Some(link_id), Some(method), Some(click_id))) if method == "click" => Credit::Click { link_id, click_id },
+        Some((Some(link_id), Some(method), _)) if method == "promo_code" => Credit::PromoCode { link_id },
+        _ => Credit::Nobody,
+    })
 }
 
 /// Re-attributes the orders that were reported with any of these (just stored) click ids: a click can
