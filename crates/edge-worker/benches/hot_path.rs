@@ -12,8 +12,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use edge_worker::answer::Answer;
 use edge_worker::bot::{is_bot, warm_up, BotSignals};
-use edge_worker::click::{visit, RequestFacts, VisitKind};
-use edge_worker::redirect::location;
+use edge_worker::click::{visit, RequestFacts, Target, VisitKind};
+use edge_worker::redirect::{location, Destination};
 use edge_worker::route::{route, Method, Route};
 use rand::rngs::OsRng;
 use shared::{ClickId, LinkRecord};
@@ -34,8 +34,8 @@ fn record_json() -> String {
 /// One click, end to end, minus the runtime's own I/O.
 fn click(path: &str, kv_value: &str, facts: &RequestFacts<'_>) -> (Answer, String) {
     let Route::Click(code) = route(Method::Get, path) else { panic!("not a click route") };
-    let link = LinkRecord::from_json(kv_value).expect("record");
-    let visit = visit(code, &link, VisitKind::Click, facts, 1_764_000_000_000, &mut OsRng).expect("visit");
+    let target = Target::new(LinkRecord::from_json(kv_value).expect("record")).expect("destination");
+    let visit = visit(code, &target, VisitKind::Click, facts, 1_764_000_000_000, &mut OsRng);
     let message = serde_json::to_string(visit.event.as_ref().expect("event")).expect("json");
     (Answer::redirect(&visit), message)
 }
@@ -65,6 +65,8 @@ fn hot_path(c: &mut Criterion) {
     let destination = "https://shop.example/products/linen-shirt?variant=4411&cs_ref=old&utm_source=creator#reviews";
     let click_id = ClickId::generate(&mut OsRng);
     c.bench_function("location", |b| b.iter(|| location(black_box(destination), click_id)));
+    let parsed = Destination::parse(destination).expect("destination");
+    c.bench_function("location_cached", |b| b.iter(|| black_box(&parsed).location(click_id)));
     c.bench_function("bot_check", |b| b.iter(|| is_bot(black_box(Some(INSTAGRAM_IPHONE)), BotSignals::default())));
     c.bench_function("ua_parse_woothee", |b| {
         let parser = woothee::parser::Parser::new();

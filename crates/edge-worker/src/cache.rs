@@ -16,33 +16,34 @@ pub const LINK_CACHE_TTL_MS: i64 = 10_000;
 /// Most records one isolate keeps (a few hundred bytes each).
 pub const LINK_CACHE_CAPACITY: usize = 4_096;
 
-/// Link records by code, each with the time after which it must be read again.
+/// Link records (or what the worker makes of them, `V`) by code, each with the time after which it must
+/// be read again.
 #[derive(Debug)]
-pub struct LinkCache {
-    entries: HashMap<Code, (i64, LinkRecord)>,
+pub struct LinkCache<V = LinkRecord> {
+    entries: HashMap<Code, (i64, V)>,
     capacity: usize,
     ttl_ms: i64,
 }
 
-impl Default for LinkCache {
+impl<V> Default for LinkCache<V> {
     fn default() -> Self {
         LinkCache::new(LINK_CACHE_CAPACITY, LINK_CACHE_TTL_MS)
     }
 }
 
-impl LinkCache {
+impl<V> LinkCache<V> {
     /// An empty cache of at most `capacity` records, each kept for `ttl_ms`.
     pub fn new(capacity: usize, ttl_ms: i64) -> Self {
         LinkCache { entries: HashMap::new(), capacity, ttl_ms }
     }
 
     /// The record of `code`, if it was read less than the TTL ago.
-    pub fn get(&self, code: Code, now_ms: i64) -> Option<&LinkRecord> {
+    pub fn get(&self, code: Code, now_ms: i64) -> Option<&V> {
         self.entries.get(&code).filter(|(expires_at, _)| now_ms < *expires_at).map(|(_, link)| link)
     }
 
     /// Keeps a record just read from KV.
-    pub fn insert(&mut self, code: Code, link: LinkRecord, now_ms: i64) {
+    pub fn insert(&mut self, code: Code, link: V, now_ms: i64) {
         if self.entries.len() >= self.capacity && !self.entries.contains_key(&code) {
             self.entries.retain(|_, (expires_at, _)| now_ms < *expires_at);
             if self.entries.len() >= self.capacity {

@@ -7,7 +7,7 @@ use url::Url;
 
 use crate::bot::{is_bot, BotSignals};
 use crate::cookie::{set_visitor_cookie, visitor_from_cookie_header};
-use crate::redirect::location;
+use crate::redirect::Destination;
 
 /// What the worker reads from an incoming request for a click, borrowed from its headers and `cf`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,21 +44,35 @@ pub enum VisitKind {
     Peek,
 }
 
-/// Decides the answer to a visit of `code`, which resolved to `link`.
-///
-/// Fails only when the stored destination is not a URL (the API validates it, so that is a bug to log).
+/// A link as clicks use it: its record, with the destination parsed once (kept in the isolate's cache).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub link: LinkRecord,
+    pub destination: Destination,
+}
+
+impl Target {
+    /// Fails only when the stored destination is not a URL (the API validates it, so that is a bug to
+    /// log).
+    pub fn new(link: LinkRecord) -> Result<Self, url::ParseError> {
+        let destination = Destination::parse(&link.destination_url)?;
+        Ok(Target { link, destination })
+    }
+}
+
+/// Decides the answer to a visit of `code`, which resolved to `target`.
 pub fn visit<R: RngCore + CryptoRng + ?Sized>(
     code: Code,
-    link: &LinkRecord,
+    target: &Target,
     kind: VisitKind,
     facts: &RequestFacts<'_>,
     now_ms: i64,
     rng: &mut R,
-) -> Result<Visit, url::ParseError> {
+) -> Visit {
     let click_id = ClickId::generate(rng);
-    let location = location(&link.destination_url, click_id)?;
+    let location = target.destination.location(click_id);
     if kind == VisitKind::Peek {
-        return Ok(Visit { location, set_cookie: None, event: None });
+        return Visit { location, set_cookie: None, event: None };
     }
     let returning = visitor_from_cookie_header(facts.cookie);
     let visitor_id = returning.unwrap_or_else(|| VisitorId::generate(rng));
@@ -66,7 +80,7 @@ pub fn visit<R: RngCore + CryptoRng + ?Sized>(
         v: Version,
         click_id,
         code,
-        link_id: link.link_id,
+        link_id: target.link.link_id,
         occurred_at_ms: now_ms,
         visitor_id,
         new_visitor: returning.is_none(),
@@ -75,7 +89,7 @@ pub fn visit<R: RngCore + CryptoRng + ?Sized>(
         referrer_host: facts.referer.and_then(referrer_host),
         user_agent: facts.user_agent.map(|ua| truncate_user_agent(ua).to_owned()).filter(|ua| !ua.is_empty()),
     };
-    Ok(Visit { location, set_cookie: Some(set_visitor_cookie(visitor_id)), event: Some(event) })
+    Visit { location, set_cookie: Some(set_visitor_cookie(visitor_id)), event: Some(event) }
 }
 
 /// A country code as the API accepts it: two uppercase letters. Cloudflare's `XX` (unknown) and `T1`
@@ -108,8 +122,8 @@ mod tests {
     const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36";
     const VISITOR: &str = "7c9e6679742540de944be07fc1f90ae7";
 
-    fn link() -> LinkRecord {
-        LinkRecord::new(Uuid::from_u128(42), "https://shop.example/p?a=1#top".into(), 3)
+    fn link() -> Target {
+        Target::new(LinkRecord::new(Uuid::from_u128(42), "https://shop.example/p?a=1#top".into(), 3)).unwrap()
     }
 
     fn code() -> Code {
@@ -117,7 +131,7 @@ mod tests {
     }
 
     fn click(facts: &RequestFacts<'_>) -> Visit {
-        visit(code(), &link(), VisitKind::Click, facts, 1_764_000_000_000, &mut StdRng::seed_from_u64(1)).unwrap()
+        visit(code(), &link(), VisitKind::Click, facts, 1_764_000_000_000, &mut StdRng::seed_from_u64(1))
     }
 
     #[test]
@@ -164,7 +178,7 @@ mod tests {
     #[test]
     fn a_peek_redirects_the_same_way_but_records_nothing_and_sets_no_cookie() {
         let facts = RequestFacts { user_agent: Some(CHROME), ..RequestFacts::default() };
-        let peek = visit(code(), &link(), VisitKind::Peek, &facts, 0, &mut StdRng::seed_from_u64(1)).unwrap();
+        let peek = visit(code(), &link(), VisitKind::Peek, &facts, 0, &mut StdRng::seed_from_u64(1));
         assert!(peek.location.starts_with("https://shop.example/p?a=1&cs_ref="), "{}", peek.location);
         assert!(peek.location.ends_with("#top"));
         assert_eq!(peek.set_cookie, None);
@@ -175,8 +189,8 @@ mod tests {
     fn every_click_gets_its_own_click_id() {
         let mut rng = StdRng::seed_from_u64(5);
         let facts = RequestFacts::default();
-        let a = visit(code(), &link(), VisitKind::Click, &facts, 0, &mut rng).unwrap();
-        let b = visit(code(), &link(), VisitKind::Click, &facts, 0, &mut rng).unwrap();
+        let a = visit(code(), &link(), VisitKind::Click, &facts, 0, &mut rng);
+        let b = visit(code(), &link(), VisitKind::Click, &facts, 0, &mut rng);
         assert_ne!(a.event.unwrap().click_id, b.event.unwrap().click_id);
         assert_ne!(a.location, b.location);
     }
@@ -208,8 +222,7 @@ mod tests {
     #[test]
     fn a_destination_that_is_not_a_url_is_an_error() {
         let broken = LinkRecord::new(Uuid::from_u128(1), "nope".into(), 1);
-        let facts = RequestFacts::default();
-        assert!(visit(code(), &broken, VisitKind::Click, &facts, 0, &mut StdRng::seed_from_u64(1)).is_err());
+        assert!(Target::new(broken).is_err());
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! answers into runtime responses. Nothing here decides anything the native tests could not check.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
-use rand::rngs::OsRng;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use wasm_bindgen::JsValue;
 use worker::{
     console_error, console_warn, Context, Date, Delay, Env, Fetch, Headers, MessageBatch, MessageExt,
@@ -17,10 +19,10 @@ use shared::{ClickEvent, Code, LinkRecord};
 use crate::answer::{Answer, Body};
 use crate::bot::BotSignals;
 use crate::cache::LinkCache;
-use crate::click::{visit, RequestFacts, VisitKind};
+use crate::click::{visit, RequestFacts, Target, VisitKind};
 use crate::config::{kv_cache_ttl, non_empty};
 use crate::consumer::{ingest_endpoint, parse_message, plan_posts, retry_delay_seconds, settle, IngestBody, Settle};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, Step};
 use crate::route::{route, Method, Route, SyncOp};
 use crate::sync::{authorize, check_size, parse_deletes, parse_writes, SyncError};
 
@@ -29,8 +31,11 @@ const CLICKS: &str = "CLICKS";
 
 thread_local! {
     // Per isolate: wasm32 is single-threaded, and no borrow is ever held across an await.
-    static CACHE: RefCell<LinkCache> = RefCell::new(LinkCache::default());
+    static CACHE: RefCell<LinkCache<Rc<Target>>> = RefCell::new(LinkCache::default());
     static OUTBOX: RefCell<Outbox> = RefCell::new(Outbox::default());
+    // Click and visitor ids come from ChaCha12 seeded once per isolate from crypto.getRandomValues (what
+    // rand's ThreadRng does natively): unguessable, without two calls out to JavaScript per click.
+    static IDS: RefCell<StdRng> = RefCell::new(StdRng::from_entropy());
 }
 
 fn now_ms() -> i64 {
@@ -62,12 +67,13 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 async fn resolve(req: &Request, env: &Env, ctx: &Context, code: Code, kind: VisitKind) -> Answer {
     let head = kind == VisitKind::Peek;
     let now_ms = now_ms();
-    let link = match CACHE.with_borrow(|cache| cache.get(code, now_ms).cloned()) {
-        Some(link) => link,
+    let target = match CACHE.with_borrow(|cache| cache.get(code, now_ms).cloned()) {
+        Some(target) => target,
         None => match read_link(env, code).await {
-            Ok(Some(link)) => {
-                CACHE.with_borrow_mut(|cache| cache.insert(code, link.clone(), now_ms));
-                link
+            Ok(Some(target)) => {
+                let target = Rc::new(target);
+                CACHE.with_borrow_mut(|cache| cache.insert(code, Rc::clone(&target), now_ms));
+                target
             }
             Ok(None) => return Answer::not_found(head),
             Err(answer) => return answer,
@@ -86,22 +92,16 @@ async fn resolve(req: &Request, env: &Env, ctx: &Context, code: Code, kind: Visi
         country: country.as_deref(),
         bot: cf.map(bot_signals).unwrap_or_default(),
     };
-    let visit = match visit(code, &link, kind, &facts, now_ms, &mut OsRng) {
-        Ok(visit) => visit,
-        Err(e) => {
-            console_error!("destination of {code} is not a URL, answering 404: {e}");
-            return Answer::not_found(head);
-        }
-    };
+    let visit = IDS.with_borrow_mut(|ids| visit(code, &target, kind, &facts, now_ms, ids));
     if let Some(event) = &visit.event {
-        record(env, ctx, event);
+        record(env, ctx, event, now_ms);
     }
     Answer::redirect(&visit)
 }
 
-/// The link record of `code` from KV: `Ok(None)` when there is none (or it cannot be read, which is
-/// logged), `Err` with the answer to give when KV itself failed.
-async fn read_link(env: &Env, code: Code) -> std::result::Result<Option<LinkRecord>, Answer> {
+/// The link of `code` from KV: `Ok(None)` when there is none (or its record or destination cannot be
+/// read, which is logged), `Err` with the answer to give when KV itself failed.
+async fn read_link(env: &Env, code: Code) -> std::result::Result<Option<Target>, Answer> {
     let ttl = kv_cache_ttl(env.var("KV_CACHE_TTL").ok().map(|v| v.to_string()).as_deref());
     let stored = match env.kv(LINKS) {
         Ok(kv) => kv.get(code.as_str()).cache_ttl(ttl).text().await.map_err(|e| e.to_string()),
@@ -115,47 +115,47 @@ async fn read_link(env: &Env, code: Code) -> std::result::Result<Option<LinkReco
             return Err(Answer::unavailable());
         }
     };
-    match LinkRecord::from_json(&json) {
-        Ok(link) => Ok(Some(link)),
+    let link = match LinkRecord::from_json(&json) {
+        Ok(link) => link,
         Err(e) => {
             console_error!("KV record of {code} is unreadable, answering 404: {e}");
+            return Ok(None);
+        }
+    };
+    match Target::new(link) {
+        Ok(target) => Ok(Some(target)),
+        Err(e) => {
+            console_error!("destination of {code} is not a URL, answering 404: {e}");
             Ok(None)
         }
     }
 }
 
-/// Puts the click in the isolate's outbox and keeps this request alive (after its response) until the
-/// click has left for the queue: sent in a batch by whichever request is sending, or by this one.
-fn record(env: &Env, ctx: &Context, event: &ClickEvent) {
-    let queue = match env.queue(CLICKS) {
-        Ok(queue) => queue,
-        Err(e) => {
-            console_error!("no {CLICKS} queue binding, click {} lost: {e}", event.click_id);
-            return;
-        }
-    };
+/// Puts the click in the isolate's outbox. When there is no sender (or its term is over), this request
+/// becomes the sender and stays alive after its response (`wait_until`) until the outbox is empty or it
+/// is replaced; otherwise the current sender takes the click along (see [`crate::outbox`]).
+fn record(env: &Env, ctx: &Context, event: &ClickEvent, now_ms: i64) {
     let json = serde_json::to_string(event).unwrap_or_default();
-    let seq = OUTBOX.with_borrow_mut(|outbox| outbox.push(json));
-    ctx.wait_until(deliver(queue, seq));
+    let Some(sender) = OUTBOX.with_borrow_mut(|outbox| outbox.push(json, now_ms)) else { return };
+    match env.queue(CLICKS) {
+        Ok(queue) => ctx.wait_until(send_while_needed(queue, sender)),
+        Err(e) => {
+            let lost = OUTBOX.with_borrow_mut(|outbox| outbox.abandon(sender));
+            console_error!("no {CLICKS} queue binding, {lost} clicks lost: {e}");
+        }
+    }
 }
 
-/// Waits until click `seq` has left the outbox, sending a batch whenever no other send is under way.
-async fn deliver(queue: Queue, seq: u64) {
-    let mut pause_ms = 4;
+/// The sender's loop: one queue message at a time until nothing waits or a newer sender took over.
+async fn send_while_needed(queue: Queue, sender: u64) {
     loop {
-        let turn = OUTBOX.with_borrow_mut(|outbox| (!outbox.is_done(seq)).then(|| outbox.start(now_ms())));
-        match turn {
-            None => return,
-            Some(Some(send)) => {
+        match OUTBOX.with_borrow_mut(|outbox| outbox.next_step(sender, now_ms())) {
+            Step::Retire => return,
+            Step::Send(send) => {
                 send_clicks(&queue, &send.body(), send.messages.len()).await;
                 OUTBOX.with_borrow_mut(|outbox| outbox.finish(send.last_seq));
-                pause_ms = 4;
             }
-            Some(None) => {
-                // Another request's send is under way; look again shortly.
-                Delay::from(Duration::from_millis(pause_ms)).await;
-                pause_ms = (pause_ms * 2).min(32);
-            }
+            Step::Wait(ms) => Delay::from(Duration::from_millis(ms.unsigned_abs())).await,
         }
     }
 }

@@ -12,20 +12,48 @@ pub const CLICK_PARAM: &str = "cs_ref";
 /// oddly encoded shop URLs), and so is the fragment. The URL itself is normalised by the `url` crate
 /// (lowercase scheme and host, `/` for an empty path), as any browser would.
 pub fn location(destination: &str, click_id: ClickId) -> Result<String, url::ParseError> {
-    let mut url = Url::parse(destination)?;
-    let mut query = String::with_capacity(url.query().map_or(0, str::len) + CLICK_PARAM.len() + 34);
-    for pair in url.query().unwrap_or_default().split('&') {
-        if pair.is_empty() || is_click_param(pair) {
-            continue;
+    Ok(Destination::parse(destination)?.location(click_id))
+}
+
+/// A destination parsed once and kept with its link, so that each click only joins three strings:
+/// everything up to `cs_ref=`, the click id, and the fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// The normalised URL, its query ending in `cs_ref=`, without the fragment.
+    before_id: String,
+    /// `#` and the fragment, or nothing.
+    after_id: String,
+}
+
+impl Destination {
+    pub fn parse(destination: &str) -> Result<Self, url::ParseError> {
+        let mut url = Url::parse(destination)?;
+        let mut query = String::with_capacity(url.query().map_or(0, str::len) + CLICK_PARAM.len() + 2);
+        for pair in url.query().unwrap_or_default().split('&') {
+            if pair.is_empty() || is_click_param(pair) {
+                continue;
+            }
+            query.push_str(pair);
+            query.push('&');
         }
-        query.push_str(pair);
-        query.push('&');
+        query.push_str(CLICK_PARAM);
+        query.push('=');
+        // The click id (32 lowercase hex digits) needs no encoding, so it can be appended afterwards.
+        let after_id = url.fragment().map(|f| format!("#{f}")).unwrap_or_default();
+        url.set_fragment(None);
+        url.set_query(Some(&query));
+        Ok(Destination { before_id: url.into(), after_id })
     }
-    query.push_str(CLICK_PARAM);
-    query.push('=');
-    query.push_str(&click_id.to_string());
-    url.set_query(Some(&query));
-    Ok(url.into())
+
+    /// The `Location` for one click.
+    pub fn location(&self, click_id: ClickId) -> String {
+        let id = click_id.to_string();
+        let mut location = String::with_capacity(self.before_id.len() + id.len() + self.after_id.len());
+        location.push_str(&self.before_id);
+        location.push_str(&id);
+        location.push_str(&self.after_id);
+        location
+    }
 }
 
 /// Whether a raw `key=value` pair names `cs_ref`, however its key is encoded (`cs%5Fref`, `cs_ref` alone).
@@ -105,6 +133,18 @@ mod tests {
     fn the_url_is_normalised_like_a_browser_would() {
         assert_eq!(loc("HTTPS://Shop.Example"), format!("https://shop.example/?{REF}"));
         assert_eq!(loc("http://shop.example:8080/a b"), format!("http://shop.example:8080/a%20b?{REF}"));
+    }
+
+    #[test]
+    fn a_parsed_destination_gives_each_click_its_own_location() {
+        let destination = Destination::parse("https://shop.example/p?cs_ref=old&a=1#top").unwrap();
+        let other = ClickId::parse("7c9e6679742540de944be07fc1f90ae7").unwrap();
+        assert_eq!(destination.location(click()), format!("https://shop.example/p?a=1&{REF}#top"));
+        assert_eq!(
+            destination.location(other),
+            "https://shop.example/p?a=1&cs_ref=7c9e6679742540de944be07fc1f90ae7#top"
+        );
+        assert_eq!(loc("https://shop.example/p#"), format!("https://shop.example/p?{REF}#"));
     }
 
     #[test]
