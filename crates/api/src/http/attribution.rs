@@ -131,19 +131,32 @@ pub async fn report(
 ) -> Result<axum::Json<Attribution>, Error> {
     let to = params.to.unwrap_or_else(Utc::now);
     let from = params.from.unwrap_or(to - Duration::days(30));
+    let data = attribution_rows(&state.db, brand.id, params.group_by, from, to).await?;
+    Ok(axum::Json(Attribution { group_by: params.group_by, from, to, data }))
+}
+
+/// The brand's clicks, unique clicks, conversions and revenue in `[from, to)`, one row per group, most
+/// conversions first.
+pub async fn attribution_rows(
+    db: &PgPool,
+    brand_id: Uuid,
+    group_by: GroupBy,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<AttributionRow>, Error> {
     if from > to {
         return Err(Error::bad_request("invalid_window", "from must not be after to"));
     }
-    let key = params.group_by.key();
+    let key = group_by.key();
     // Clicks and conversions are independent: read them at the same time, on two connections.
     let split = Window { from, to: Some(to) }.split();
     let clicks = async {
         let mut parts = Vec::new();
         if let Some((start, end)) = split.days {
-            parts.extend(rollup_clicks(&state.db, brand.id, key, start, end).await?);
+            parts.extend(rollup_clicks(db, brand_id, key, start, end).await?);
         }
         for (f, t) in &split.raw {
-            parts.extend(raw_clicks(&state.db, brand.id, key, *f, *t).await?);
+            parts.extend(raw_clicks(db, brand_id, key, *f, *t).await?);
         }
         Ok::<_, sqlx::Error>(parts)
     };
@@ -155,11 +168,8 @@ pub async fn report(
          join links l on l.id = c.link_id
          group by 1, 2 order by 2"
     );
-    let conversions = sqlx::query_as::<_, (Key, String, i64, i64)>(&conversions_sql)
-        .bind(brand.id)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&state.db);
+    let conversions =
+        sqlx::query_as::<_, (Key, String, i64, i64)>(&conversions_sql).bind(brand_id).bind(from).bind(to).fetch_all(db);
     let (click_parts, conversions) = tokio::try_join!(clicks, conversions)?;
 
     let mut rows: HashMap<Key, AttributionRow> = HashMap::new();
@@ -178,10 +188,10 @@ pub async fn report(
         row.conversion_rate = if row.clicks > 0 { row.conversions as f64 / row.clicks as f64 } else { 0.0 };
     }
     data.sort_by(|a, b| b.conversions.cmp(&a.conversions).then(b.clicks.cmp(&a.clicks)).then(a.key.cmp(&b.key)));
-    Ok(axum::Json(Attribution { group_by: params.group_by, from, to, data }))
+    Ok(data)
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConversionFilter {
     pub from: Option<DateTime<Utc>>,
@@ -240,6 +250,15 @@ pub async fn conversions(
     brand: Brand,
     Query(filter): Query<ConversionFilter>,
 ) -> Result<axum::Json<List<Conversion>>, Error> {
+    Ok(axum::Json(list_conversions(&state.db, brand.id, &filter).await?))
+}
+
+/// One page of the brand's orders matching `filter`, newest first, each with its credit.
+pub async fn list_conversions(
+    db: &PgPool,
+    brand_id: Uuid,
+    filter: &ConversionFilter,
+) -> Result<List<Conversion>, Error> {
     let page = Page { limit: filter.limit, cursor: filter.cursor.clone() }.parse()?;
     let rows: Vec<ConversionRow> = sqlx::query_as(
         "select c.seq, c.order_id, c.amount_minor, c.refunded_minor, c.currency, c.link_id, l.creator_id, c.method,
@@ -252,14 +271,14 @@ pub async fn conversions(
            and ($6::bigint is null or c.seq < $6)
          order by c.seq desc limit $7",
     )
-    .bind(brand.id)
+    .bind(brand_id)
     .bind(filter.from)
     .bind(filter.to)
     .bind(filter.creator_id)
     .bind(filter.link_id)
     .bind(page.before_seq)
     .bind(page.limit + 1)
-    .fetch_all(&state.db)
+    .fetch_all(db)
     .await?;
     let items = rows
         .into_iter()
@@ -273,5 +292,5 @@ pub async fn conversions(
             (r.seq, c)
         })
         .collect();
-    Ok(axum::Json(List::from_rows(items, page)))
+    Ok(List::from_rows(items, page))
 }

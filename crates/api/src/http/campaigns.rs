@@ -4,12 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Brand;
 use super::error::{Error, ErrorBody};
-use super::extract::{Json, List, Page, Path, Query};
+use super::extract::{Json, List, Page, PageRequest, Path, Query};
 use super::AppState;
 use crate::domain::Name;
 
@@ -42,16 +43,21 @@ pub async fn create(
     brand: Brand,
     Json(body): Json<CreateCampaign>,
 ) -> Result<(StatusCode, axum::Json<Campaign>), Error> {
+    Ok((StatusCode::CREATED, axum::Json(create_campaign(&state.db, brand.id, &body).await?)))
+}
+
+/// Validates and stores a campaign of the brand.
+pub async fn create_campaign(db: &PgPool, brand_id: Uuid, body: &CreateCampaign) -> Result<Campaign, Error> {
     let name = Name::parse(&body.name, 200).map_err(|e| Error::invalid_field("invalid_name", format!("name {e}")))?;
     let campaign = sqlx::query_as::<_, Campaign>(
         "insert into campaigns (id, brand_id, name) values ($1, $2, $3) returning id, name, created_at",
     )
     .bind(Uuid::new_v4())
-    .bind(brand.id)
+    .bind(brand_id)
     .bind(name.into_inner())
-    .fetch_one(&state.db)
+    .fetch_one(db)
     .await?;
-    Ok((StatusCode::CREATED, axum::Json(campaign)))
+    Ok(campaign)
 }
 
 #[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", params(Page), security(("api_key" = [])),
@@ -61,19 +67,23 @@ pub async fn list(
     brand: Brand,
     Query(page): Query<Page>,
 ) -> Result<axum::Json<List<Campaign>>, Error> {
-    let page = page.parse()?;
+    Ok(axum::Json(list_campaigns(&state.db, brand.id, page.parse()?).await?))
+}
+
+/// One page of the brand's campaigns, newest first.
+pub async fn list_campaigns(db: &PgPool, brand_id: Uuid, page: PageRequest) -> Result<List<Campaign>, Error> {
     let rows = sqlx::query_as::<_, SeqCampaign>(
         "select seq, id, name, created_at from campaigns
          where brand_id = $1 and ($2::bigint is null or seq < $2)
          order by seq desc limit $3",
     )
-    .bind(brand.id)
+    .bind(brand_id)
     .bind(page.before_seq)
     .bind(page.limit + 1)
-    .fetch_all(&state.db)
+    .fetch_all(db)
     .await?;
     let rows = rows.into_iter().map(|r| (r.seq, r.campaign)).collect();
-    Ok(axum::Json(List::from_rows(rows, page)))
+    Ok(List::from_rows(rows, page))
 }
 
 #[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", security(("api_key" = [])),

@@ -4,12 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Brand;
 use super::error::{Error, ErrorBody};
-use super::extract::{Json, List, Page, Path, Query};
+use super::extract::{Json, List, Page, PageRequest, Path, Query};
 use super::AppState;
 use crate::domain::Name;
 
@@ -40,6 +41,11 @@ pub async fn create(
     brand: Brand,
     Json(body): Json<CreateCreator>,
 ) -> Result<(StatusCode, axum::Json<Creator>), Error> {
+    Ok((StatusCode::CREATED, axum::Json(create_creator(&state.db, brand.id, &body).await?)))
+}
+
+/// Validates and stores a creator of the brand.
+pub async fn create_creator(db: &PgPool, brand_id: Uuid, body: &CreateCreator) -> Result<Creator, Error> {
     let name = Name::parse(&body.name, 200).map_err(|e| Error::invalid_field("invalid_name", format!("name {e}")))?;
     let handle = body
         .handle
@@ -50,12 +56,12 @@ pub async fn create(
         "insert into creators (id, brand_id, name, handle) values ($1, $2, $3, $4) returning {COLUMNS}"
     ))
     .bind(Uuid::new_v4())
-    .bind(brand.id)
+    .bind(brand_id)
     .bind(name.into_inner())
     .bind(handle.map(Name::into_inner))
-    .fetch_one(&state.db)
+    .fetch_one(db)
     .await?;
-    Ok((StatusCode::CREATED, axum::Json(creator)))
+    Ok(creator)
 }
 
 #[utoipa::path(get, path = "/v1/creators", tag = "creators", params(Page), security(("api_key" = [])),
@@ -65,21 +71,25 @@ pub async fn list(
     brand: Brand,
     Query(page): Query<Page>,
 ) -> Result<axum::Json<List<Creator>>, Error> {
-    let page = page.parse()?;
+    Ok(axum::Json(list_creators(&state.db, brand.id, page.parse()?).await?))
+}
+
+/// One page of the brand's creators, newest first.
+pub async fn list_creators(db: &PgPool, brand_id: Uuid, page: PageRequest) -> Result<List<Creator>, Error> {
     let rows: Vec<(i64, Creator)> = sqlx::query_as::<_, SeqCreator>(&format!(
         "select seq, {COLUMNS} from creators
          where brand_id = $1 and ($2::bigint is null or seq < $2)
          order by seq desc limit $3"
     ))
-    .bind(brand.id)
+    .bind(brand_id)
     .bind(page.before_seq)
     .bind(page.limit + 1)
-    .fetch_all(&state.db)
+    .fetch_all(db)
     .await?
     .into_iter()
     .map(|r| (r.seq, r.creator))
     .collect();
-    Ok(axum::Json(List::from_rows(rows, page)))
+    Ok(List::from_rows(rows, page))
 }
 
 #[derive(sqlx::FromRow)]

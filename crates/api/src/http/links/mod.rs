@@ -132,7 +132,7 @@ impl LinkRow {
 }
 
 /// The writable fields of a link, validated.
-struct LinkFields {
+pub struct LinkFields {
     destination_url: DestinationUrl,
     campaign_id: Option<Uuid>,
     creator_id: Option<Uuid>,
@@ -140,6 +140,28 @@ struct LinkFields {
     content_type: Option<ContentType>,
     promo_code: Option<PromoCode>,
     share_revenue: bool,
+}
+
+impl CreateLink {
+    /// The fields, validated; or every invalid field's error, in field order (the REST API answers with
+    /// the first, the dashboard shows each beside its field). Creator, campaign and promo code
+    /// uniqueness are the database's to check, at insert.
+    pub fn validate(&self, state: &AppState) -> Result<LinkFields, Vec<Error>> {
+        let destination = parse_destination(state, &self.destination_url);
+        let promo = parse_promo(self.promo_code.as_deref());
+        match (destination, promo) {
+            (Ok(destination_url), Ok(promo_code)) => Ok(LinkFields {
+                destination_url,
+                campaign_id: self.campaign_id,
+                creator_id: self.creator_id,
+                platform: self.platform,
+                content_type: self.content_type,
+                promo_code,
+                share_revenue: self.share_revenue,
+            }),
+            (destination, promo) => Err([destination.err(), promo.err()].into_iter().flatten().collect()),
+        }
+    }
 }
 
 fn parse_destination(state: &AppState, raw: &str) -> Result<DestinationUrl, Error> {
@@ -175,19 +197,22 @@ pub async fn create(
     brand: Brand,
     Json(body): Json<CreateLink>,
 ) -> Result<(StatusCode, axum::Json<Link>), Error> {
-    let fields = LinkFields {
-        destination_url: parse_destination(&state, &body.destination_url)?,
-        campaign_id: body.campaign_id,
-        creator_id: body.creator_id,
-        platform: body.platform,
-        content_type: body.content_type,
-        promo_code: parse_promo(body.promo_code.as_deref())?,
-        share_revenue: body.share_revenue,
-    };
+    let fields = body.validate(&state).map_err(first_error)?;
+    Ok((StatusCode::CREATED, axum::Json(create_link(&state, brand.id, &fields).await?)))
+}
+
+/// The first of a list of validation errors (never empty: `validate` fails with at least one).
+fn first_error(errors: Vec<Error>) -> Error {
+    errors.into_iter().next().unwrap_or_else(|| anyhow::anyhow!("validation failed without an error").into())
+}
+
+/// Creates the brand's link with a fresh code (drawing again on the rare collision). Another brand's
+/// creator or campaign is a 404, a promo code in use a 409.
+pub async fn create_link(state: &AppState, brand_id: Uuid, fields: &LinkFields) -> Result<Link, Error> {
     for _ in 0..CODE_ATTEMPTS {
         let code = (state.codes)();
-        match insert_link(&state.db, brand.id, code.as_str(), &fields).await {
-            Ok(row) => return Ok((StatusCode::CREATED, axum::Json(row.into_link(&state)?))),
+        match insert_link(&state.db, brand_id, code.as_str(), fields).await {
+            Ok(row) => return row.into_link(state),
             Err(e) if is_code_collision(&e) => {
                 tracing::info!(code = %code, "tracking code collision, drawing another");
             }
@@ -225,7 +250,7 @@ async fn insert_link(db: &PgPool, brand_id: Uuid, code: &str, f: &LinkFields) ->
     .await
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LinkFilter {
     pub campaign_id: Option<Uuid>,
@@ -244,11 +269,16 @@ pub async fn list(
     brand: Brand,
     Query(filter): Query<LinkFilter>,
 ) -> Result<axum::Json<List<Link>>, Error> {
+    Ok(axum::Json(list_links(&state, brand.id, &filter).await?))
+}
+
+/// One page of the brand's links matching `filter`, newest first.
+pub async fn list_links(state: &AppState, brand_id: Uuid, filter: &LinkFilter) -> Result<List<Link>, Error> {
     let page = Page { limit: filter.limit, cursor: filter.cursor.clone() }.parse()?;
     // Only the filters given become conditions, so the planner sees a query it can match to an index.
     let mut query: QueryBuilder<Postgres> =
         QueryBuilder::new(format!("select {LINK_COLUMNS} from links where brand_id = "));
-    query.push_bind(brand.id);
+    query.push_bind(brand_id);
     if let Some(id) = filter.campaign_id {
         query.push(" and campaign_id = ").push_bind(id);
     }
@@ -269,8 +299,8 @@ pub async fn list(
     }
     query.push(" order by seq desc limit ").push_bind(page.limit + 1);
     let rows = query.build_query_as::<LinkRow>().fetch_all(&state.db).await?;
-    let rows = rows.into_iter().map(|r| Ok((r.seq, r.into_link(&state)?))).collect::<Result<Vec<_>, Error>>()?;
-    Ok(axum::Json(List::from_rows(rows, page)))
+    let rows = rows.into_iter().map(|r| Ok((r.seq, r.into_link(state)?))).collect::<Result<Vec<_>, Error>>()?;
+    Ok(List::from_rows(rows, page))
 }
 
 /// The brand's link with this id, locked for update when `for_update` is set.
@@ -287,9 +317,13 @@ pub async fn find(conn: &mut PgConnection, brand_id: Uuid, id: Uuid, for_update:
 #[utoipa::path(get, path = "/v1/links/{id}", tag = "links", security(("api_key" = [])),
     responses((status = 200, body = Link), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, brand: Brand, Path(id): Path<Uuid>) -> Result<axum::Json<Link>, Error> {
+    Ok(axum::Json(get_link(&state, brand.id, id).await?))
+}
+
+/// The brand's link with this id; another brand's is a 404 like a missing one.
+pub async fn get_link(state: &AppState, brand_id: Uuid, id: Uuid) -> Result<Link, Error> {
     let mut conn = state.db.acquire().await?;
-    let row = find(&mut conn, brand.id, id, false).await?;
-    Ok(axum::Json(row.into_link(&state)?))
+    find(&mut conn, brand_id, id, false).await?.into_link(state)
 }
 
 #[utoipa::path(patch, path = "/v1/links/{id}", tag = "links", request_body = UpdateLink, security(("api_key" = [])),
@@ -361,8 +395,15 @@ pub async fn update(
 #[utoipa::path(delete, path = "/v1/links/{id}", tag = "links", security(("api_key" = [])),
     responses((status = 204, description = "deactivated (also when it already was)"), (status = 404, body = ErrorBody)))]
 pub async fn delete(State(state): State<AppState>, brand: Brand, Path(id): Path<Uuid>) -> Result<StatusCode, Error> {
-    let mut tx = state.db.begin().await?;
-    let current = find(&mut tx, brand.id, id, true).await?;
+    deactivate(&state.db, brand.id, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Soft-deletes the brand's link: inactive, `deleted_at` set, the edge told; clicks and conversions
+/// stay. Deactivating an inactive link changes nothing and is not an error.
+pub async fn deactivate(db: &PgPool, brand_id: Uuid, id: Uuid) -> Result<(), Error> {
+    let mut tx = db.begin().await?;
+    let current = find(&mut tx, brand_id, id, true).await?;
     if current.active {
         let row = sqlx::query_as::<_, LinkRow>(&format!(
             "update links set active = false, deleted_at = now(), version = version + 1, updated_at = now()
@@ -374,5 +415,5 @@ pub async fn delete(State(state): State<AppState>, brand: Brand, Path(id): Path<
         crate::sync::enqueue(&mut tx, &row).await?;
     }
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
