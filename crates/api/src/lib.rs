@@ -16,5 +16,6 @@ pub mod server;
 pub mod shopify;
 pub mod sync;
 pub mod telemetry;
+pub mod users;
 
 pub use config::Config;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use api::config::KvSinkConfig;
 use api::sync::{self, CloudflareKv, WorkerKv};
-use api::{brands, db, server, telemetry, Config};
+use api::{brands, db, server, telemetry, users, Config};
 
 /// Links per KV bulk request during a resync (lowered to what the sink accepts).
 const RESYNC_PAGE: i64 = 10_000;
@@ -36,6 +36,11 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Manage the people who sign in to a brand's dashboard.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
     },
     /// Workers KV, where the edge reads link records.
     Kv {
@@ -82,6 +87,28 @@ enum KeyCommand {
     Revoke { key_prefix: String },
 }
 
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a dashboard user of a brand; prints a generated password (shown once), or takes the
+    /// password from the first line of stdin with --password-stdin.
+    Create {
+        #[arg(long)]
+        brand: Uuid,
+        #[arg(long)]
+        email: String,
+        /// Read the password from stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+/// The first line of stdin, without its line ending.
+fn read_password_line() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
@@ -107,6 +134,17 @@ async fn main() -> anyhow::Result<()> {
             let pool = db::connect_and_migrate(&config).await?;
             brands::revoke_key(&pool, &key_prefix).await?;
             println!("revoked: {key_prefix}");
+            Ok(())
+        }
+        Command::User { command: UserCommand::Create { brand, email, password_stdin } } => {
+            let (password, generated) =
+                if password_stdin { (read_password_line()?, false) } else { (users::generate_password(), true) };
+            let pool = db::connect_and_migrate(&config).await?;
+            let user_id = users::create_user(&pool, brand, &email, &password).await?;
+            println!("user_id: {user_id}");
+            if generated {
+                println!("password: {password}");
+            }
             Ok(())
         }
         Command::Shopify { command: ShopifyCommand::Replay } => {
