@@ -32,6 +32,19 @@ pub struct Config {
     pub pixel_rate_per_client: NonZeroU32,
     /// `TRUST_FORWARDED_FOR`: take the client address from `X-Forwarded-For` (behind a trusted proxy only).
     pub trust_forwarded_for: bool,
+    /// `DASHBOARD_SECURE_COOKIES`: whether the dashboard's cookies are `Secure` (and `__Host-` prefixed).
+    pub dashboard_secure_cookies: SecureCookies,
+}
+
+/// `DASHBOARD_SECURE_COOKIES`: `auto` (default), `true` or `false`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureCookies {
+    /// Secure, except for requests addressed to a loopback host (`127.0.0.1`, `localhost`, `[::1]`),
+    /// which local development serves over plain http. Production sits behind TLS, so its cookies are
+    /// Secure without any setting.
+    Auto,
+    Always,
+    Never,
 }
 
 /// `KV_SINK`: `none` (default; links never reach an edge), `worker` or `cloudflare`.
@@ -77,6 +90,12 @@ impl Config {
             pixel_rate_per_pixel: parse_number("PIXEL_RATE_PER_PIXEL", &get("PIXEL_RATE_PER_PIXEL", "2000"))?,
             pixel_rate_per_client: parse_number("PIXEL_RATE_PER_CLIENT", &get("PIXEL_RATE_PER_CLIENT", "20"))?,
             trust_forwarded_for: matches!(get("TRUST_FORWARDED_FOR", "false").as_str(), "true" | "1" | "yes"),
+            dashboard_secure_cookies: match get("DASHBOARD_SECURE_COOKIES", "auto").as_str() {
+                "auto" => SecureCookies::Auto,
+                "true" | "1" | "yes" => SecureCookies::Always,
+                "false" | "0" | "no" => SecureCookies::Never,
+                other => bail!("DASHBOARD_SECURE_COOKIES={other:?} must be auto, true or false"),
+            },
         })
     }
 

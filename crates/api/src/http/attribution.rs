@@ -1,7 +1,7 @@
 //! `GET /v1/attribution` (totals per creator, link, campaign, platform or content type) and
 //! `GET /v1/conversions` (every order, with the credit that explains it).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::State;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -189,6 +189,67 @@ pub async fn attribution_rows(
     }
     data.sort_by(|a, b| b.conversions.cmp(&a.conversions).then(b.clicks.cmp(&a.clicks)).then(a.key.cmp(&b.key)));
     Ok(data)
+}
+
+/// One UTC day of a brand's activity: human clicks, and revenue credited net of refunds per currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayTotals {
+    pub clicks: i64,
+    pub revenue: Vec<Money>,
+}
+
+/// The brand's clicks and credited revenue per UTC day in `[from, to)`, for charts. Whole days come from
+/// the rollups, partial days at the edges from the raw clicks, as in every report.
+pub async fn daily_totals(
+    db: &PgPool,
+    brand_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<BTreeMap<NaiveDate, DayTotals>, Error> {
+    let split = Window { from, to: Some(to) }.split();
+    let mut days: BTreeMap<NaiveDate, DayTotals> = BTreeMap::new();
+    if let Some((start, end)) = split.days {
+        let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(
+            "select day, sum(clicks)::bigint from link_daily_all
+             where brand_id = $1 and day >= $2 and ($3::date is null or day < $3) group by day",
+        )
+        .bind(brand_id)
+        .bind(start)
+        .bind(end)
+        .fetch_all(db)
+        .await?;
+        for (day, clicks) in rows {
+            days.entry(day).or_default().clicks += clicks;
+        }
+    }
+    for (f, t) in &split.raw {
+        let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(
+            "select (occurred_at at time zone 'UTC')::date, count(*) from clicks
+             where brand_id = $1 and occurred_at >= $2 and occurred_at < $3 and not bot group by 1",
+        )
+        .bind(brand_id)
+        .bind(f)
+        .bind(t)
+        .fetch_all(db)
+        .await?;
+        for (day, clicks) in rows {
+            days.entry(day).or_default().clicks += clicks;
+        }
+    }
+    let revenue: Vec<(NaiveDate, String, i64)> = sqlx::query_as(
+        "select (occurred_at at time zone 'UTC')::date, currency, sum(greatest(amount_minor - refunded_minor, 0))::bigint
+         from conversions where brand_id = $1 and occurred_at >= $2 and occurred_at < $3 and link_id is not null
+         group by 1, 2 order by 2",
+    )
+    .bind(brand_id)
+    .bind(from)
+    .bind(to)
+    .fetch_all(db)
+    .await?;
+    for (day, currency, amount_minor) in revenue {
+        days.entry(day).or_default().revenue.push(Money { amount_minor, currency });
+    }
+    Ok(days)
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

@@ -20,6 +20,7 @@ mod auth;
 mod campaigns;
 mod creator_view;
 mod creators;
+pub mod dashboard;
 pub mod error;
 mod extract;
 mod health;
@@ -51,6 +52,7 @@ pub struct AppState {
     pub pixel_limits: Arc<pixel::PixelLimits>,
     pub pixel_brands: pixel::PixelBrands,
     pub shopify_shops: crate::shopify::ShopCache,
+    pub signin_limits: Arc<dashboard::SignInLimits>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
             pixel_limits,
             pixel_brands: Arc::new(moka::sync::Cache::new(100_000)),
             shopify_shops: crate::shopify::shop_cache(),
+            signin_limits: Arc::new(dashboard::SignInLimits::default()),
         }
     }
 }
@@ -110,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/openapi.json", get(openapi::document))
         .route("/pixel.js", get(pixel::script))
+        .merge(dashboard::router())
         .fallback(|| async { Error::NotFound("route") })
         .method_not_allowed_fallback(|| async {
             Error::Invalid {

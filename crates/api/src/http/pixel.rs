@@ -92,7 +92,7 @@ impl PixelLimits {
 
 /// The address a request came from: the first `X-Forwarded-For` hop when the API sits behind a proxy
 /// it trusts (`TRUST_FORWARDED_FOR=true`), else the TCP peer.
-pub struct Client(IpAddr);
+pub struct Client(pub IpAddr);
 
 impl FromRequestParts<AppState> for Client {
     type Rejection = Error;

@@ -247,3 +247,23 @@ pub async fn conversions_of(
     let revenue = rows.into_iter().map(|(currency, _, amount_minor)| Money { amount_minor, currency }).collect();
     Ok((conversions, revenue))
 }
+
+/// All-time human clicks and credited orders of each of these links of the brand (for a page of a
+/// list: one round trip, the rollups read per link).
+pub async fn totals(
+    db: &sqlx::PgPool,
+    brand_id: Uuid,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, (i64, i64)>, sqlx::Error> {
+    let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
+        "select l.id,
+                coalesce((select sum(d.clicks) from link_daily_all d where d.link_id = l.id), 0)::bigint,
+                (select count(*) from conversions c where c.link_id = l.id)
+         from links l where l.brand_id = $1 and l.id = any($2)",
+    )
+    .bind(brand_id)
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(id, clicks, conversions)| (id, (clicks, conversions))).collect())
+}

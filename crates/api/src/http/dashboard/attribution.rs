@@ -1,0 +1,362 @@
+//! `/brand/attribution`: the period's totals, clicks and revenue per day, the tables by creator, link
+//! and campaign, and every order with the credit that explains it. The figures are the REST reports'
+//! (`/v1/attribution`, `/v1/conversions`), computed by the same functions.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
+use maud::{html, Markup};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::super::attribution::{
+    attribution_rows, daily_totals, list_conversions, AttributionRow, Conversion, ConversionFilter, DayTotals, GroupBy,
+};
+use super::super::error::Error;
+use super::super::AppState;
+use super::links::Names;
+use super::session::Session;
+use super::views::{self, Section};
+use super::DashError;
+use crate::money::Money;
+
+/// The periods offered, in days (today included).
+const PERIODS: [u64; 3] = [7, 30, 90];
+const ORDERS_PER_PAGE: i64 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AttributionQuery {
+    days: Option<u64>,
+    orders_cursor: Option<String>,
+}
+
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// The last `days` whole UTC days, today included: midnight-aligned, so every figure comes from the
+/// rollups and none from a scan of raw clicks.
+fn period(today: NaiveDate, days: u64) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = today.checked_sub_days(Days::new(days.saturating_sub(1))).unwrap_or(today);
+    let end = today.checked_add_days(Days::new(1)).unwrap_or(today);
+    (midnight(start), midnight(end))
+}
+
+/// Sums money per currency.
+fn add_money(into: &mut Vec<Money>, more: &[Money]) {
+    for m in more {
+        match into.iter_mut().find(|x| x.currency == m.currency) {
+            Some(x) => x.amount_minor += m.amount_minor,
+            None => into.push(m.clone()),
+        }
+    }
+    into.sort_by(|a, b| a.currency.cmp(&b.currency));
+}
+
+/// `GET /brand/attribution?days=7|30|90`.
+pub async fn page(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<AttributionQuery>,
+) -> Result<Response, DashError> {
+    let days = query.days.filter(|d| PERIODS.contains(d)).unwrap_or(30);
+    let (from, to) = period(Utc::now().date_naive(), days);
+    let brand = session.brand.id;
+    let (by_link, by_creator, by_campaign, per_day) = tokio::try_join!(
+        attribution_rows(&state.db, brand, GroupBy::Link, from, to),
+        attribution_rows(&state.db, brand, GroupBy::Creator, from, to),
+        attribution_rows(&state.db, brand, GroupBy::Campaign, from, to),
+        daily_totals(&state.db, brand, from, to),
+    )?;
+    let filter = ConversionFilter {
+        from: Some(from),
+        to: Some(to),
+        limit: Some(ORDERS_PER_PAGE),
+        cursor: query.orders_cursor.clone().filter(|c| !c.is_empty()),
+        ..Default::default()
+    };
+    let orders = list_conversions(&state.db, brand, &filter).await.map_err(|e| match e {
+        Error::Invalid { message, .. } => DashError::BadRequest(message),
+        other => DashError::Api(other),
+    })?;
+    let names = Names::load(&state, brand).await?;
+    let codes = link_codes(&state, brand, by_link.iter().filter_map(|r| r.key.as_deref()), &orders.data).await?;
+
+    let mut total = AttributionRow::default();
+    for row in &by_link {
+        total.clicks += row.clicks;
+        total.unique_clicks += row.unique_clicks;
+        total.conversions += row.conversions;
+        add_money(&mut total.revenue, &row.revenue);
+    }
+    let rate = if total.clicks > 0 { total.conversions as f64 / total.clicks as f64 } else { 0.0 };
+    let orders_table = conversions_table(&state, brand, &orders.data, &codes, &names).await?;
+    let days_in = (0..days).filter_map(|i| from.date_naive().checked_add_days(Days::new(i))).collect::<Vec<_>>();
+
+    let content = html! {
+        div.page-head {
+            h1 { "Attribution" }
+            nav.periods aria-label="Period" {
+                @for d in PERIODS {
+                    a href=(format!("/brand/attribution?days={d}")) aria-current=[(d == days).then_some("page")] { "Last " (d) " days" }
+                }
+            }
+        }
+        p.period { (from.format("%b %-d, %Y")) " – " ((to - chrono::Duration::days(1)).format("%b %-d, %Y")) " (UTC)" }
+        ul.totals aria-label="Totals for the period" {
+            li { span.label { "Clicks" } span.value data-total="clicks" { (total.clicks) } }
+            li { span.label { "Unique clicks" } span.value data-total="unique_clicks" { (total.unique_clicks) } }
+            li { span.label { "Conversions" } span.value data-total="conversions" { (total.conversions) } }
+            li { span.label { "Revenue" } span.value data-total="revenue" { (views::moneys(&total.revenue)) } }
+            li { span.label { "Conversion rate" } span.value data-total="conversion_rate" { (views::percent(rate)) } }
+        }
+        h2 { "Clicks and revenue per day" }
+        (chart(&days_in, &per_day))
+        h2 id="by-creator" { "By creator" }
+        (report_table("Creator", &by_creator, |key| {
+            let id = key.and_then(|k| Uuid::parse_str(k).ok());
+            match names.creator(id) {
+                Some(name) => (name.to_owned(), id.map(|i| format!("/brand/attribution/links?creator_id={i}"))),
+                None => ("No creator".to_owned(), None),
+            }
+        }))
+        h2 id="by-link" { "By link" }
+        (report_table("Link", &by_link, |key| {
+            let id = key.and_then(|k| Uuid::parse_str(k).ok());
+            let code = id.and_then(|i| codes.get(&i)).cloned().unwrap_or_else(|| "—".to_owned());
+            (code, id.map(|i| format!("/brand/attribution/links/{i}")))
+        }))
+        h2 id="by-campaign" { "By campaign" }
+        (report_table("Campaign", &by_campaign, |key| {
+            let id = key.and_then(|k| Uuid::parse_str(k).ok());
+            match names.campaign(id) {
+                Some(name) => (name.to_owned(), id.map(|i| format!("/brand/attribution/links?campaign_id={i}"))),
+                None => ("No campaign".to_owned(), None),
+            }
+        }))
+        h2 id="orders" { "Orders" }
+        p.hint { "Every order of the period and how it was credited: through a click (which one, and when) or a promo code." }
+        (orders_table)
+        @if let Some(next) = &orders.next_cursor {
+            nav.pagination aria-label="Orders pages" {
+                a href=(format!("/brand/attribution?days={days}&orders_cursor={next}#orders")) rel="next" { "More orders →" }
+            }
+        }
+    };
+    Ok(views::page("Attribution", &session, Section::Attribution, content).into_response())
+}
+
+/// The codes of the links named by report rows and orders (the brand's only).
+async fn link_codes<'a>(
+    state: &AppState,
+    brand: Uuid,
+    keys: impl Iterator<Item = &'a str>,
+    orders: &[Conversion],
+) -> Result<HashMap<Uuid, String>, Error> {
+    let mut ids: Vec<Uuid> = keys.filter_map(|k| Uuid::parse_str(k).ok()).collect();
+    ids.extend(orders.iter().filter_map(|o| o.link_id));
+    let rows: Vec<(Uuid, String)> = sqlx::query_as("select id, code from links where brand_id = $1 and id = any($2)")
+        .bind(brand)
+        .bind(&ids)
+        .fetch_all(&state.db)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+fn report_table(
+    what: &str,
+    rows: &[AttributionRow],
+    label: impl Fn(Option<&str>) -> (String, Option<String>),
+) -> Markup {
+    html! {
+        @if rows.is_empty() {
+            p.empty { "Nothing in this period." }
+        } @else {
+            div.table-scroll {
+                table.report {
+                    thead { tr {
+                        th scope="col" { (what) } th.num scope="col" { "Clicks" } th.num scope="col" { "Unique clicks" }
+                        th.num scope="col" { "Conversions" } th.num scope="col" { "Revenue" } th.num scope="col" { "Conversion rate" }
+                    } }
+                    tbody {
+                        @for row in rows {
+                            @let (name, href) = label(row.key.as_deref());
+                            tr {
+                                th scope="row" { @if let Some(href) = href { a href=(href) { (name) } } @else { (name) } }
+                                td.num { (row.clicks) } td.num { (row.unique_clicks) } td.num { (row.conversions) }
+                                td.num { (views::moneys(&row.revenue)) } td.num { (views::percent(row.conversion_rate)) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Orders with their credit: the method, the credited click and when it happened, the link and its
+/// creator. Click times are read for the brand's own clicks only.
+pub async fn conversions_table(
+    state: &AppState,
+    brand: Uuid,
+    orders: &[Conversion],
+    codes: &HashMap<Uuid, String>,
+    names: &Names,
+) -> Result<Markup, Error> {
+    let click_ids: Vec<Uuid> = orders.iter().filter_map(|o| o.click_id.as_deref()?.parse().ok()).collect();
+    let click_times: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
+        "select id, occurred_at from clicks where brand_id = $1 and id = any($2)",
+    )
+    .bind(brand)
+    .bind(&click_ids)
+    .fetch_all(&state.db)
+    .await?
+    .into_iter()
+    .collect();
+    let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    Ok(html! {
+        @if orders.is_empty() {
+            p.empty { "No orders." }
+        } @else {
+            div.table-scroll {
+                table.orders {
+                    thead { tr {
+                        th scope="col" { "Order" } th scope="col" { "Placed" } th.num scope="col" { "Credited revenue" }
+                        th scope="col" { "Credited to" } th scope="col" { "How" }
+                    } }
+                    tbody {
+                        @for o in orders {
+                            tr data-order-id=(o.order_id) {
+                                th scope="row" { (o.order_id) }
+                                td { (when(o.occurred_at)) }
+                                td.num { (o.net.as_ref().map(views::money).unwrap_or_default())
+                                    @if o.refunded.as_ref().is_some_and(|r| r.amount_minor > 0) {
+                                        br; small { "refunded " (o.refunded.as_ref().map(views::money).unwrap_or_default()) }
+                                    } }
+                                td {
+                                    @match o.link_id {
+                                        Some(id) => {
+                                            a href=(format!("/brand/attribution/links/{id}")) { (codes.get(&id).map_or("link", String::as_str)) }
+                                            @if let Some(creator) = names.creator(o.creator_id) { br; small { (creator) } }
+                                        }
+                                        None => { "Nobody" }
+                                    }
+                                }
+                                td.credit {
+                                    @match (o.method.as_deref(), o.click_id.as_deref()) {
+                                        (Some("click"), Some(click)) => {
+                                            "Click " code title=(click) { (click.get(..8).unwrap_or(click)) }
+                                            @if let Some(t) = click.parse::<Uuid>().ok().and_then(|c| click_times.get(&c)) { " at " (when(*t)) }
+                                        }
+                                        (Some("promo_code"), _) => {
+                                            "Promo code"
+                                            @if !o.discount_codes.is_empty() { " " code { (o.discount_codes.join(", ")) } }
+                                        }
+                                        _ => { "Not credited" }
+                                    }
+                                    @if let Some(t) = o.credited_at { br; small { "credited " (when(t)) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Clicks per day as bars, revenue (in the period's main currency) as a line on its own scale: inline
+/// SVG drawn on the server, with the figures in a table for screen readers and for exact values.
+fn chart(days: &[NaiveDate], per_day: &BTreeMap<NaiveDate, DayTotals>) -> Markup {
+    const W: f64 = 720.0;
+    const H: f64 = 200.0;
+    const PAD: f64 = 24.0;
+    let mut currencies: Vec<Money> = Vec::new();
+    for totals in per_day.values() {
+        add_money(&mut currencies, &totals.revenue);
+    }
+    let currency = currencies.iter().max_by_key(|m| m.amount_minor).map(|m| m.currency.clone());
+    let revenue_of = |day: &NaiveDate| -> i64 {
+        let revenue = per_day.get(day).map(|t| t.revenue.as_slice()).unwrap_or_default();
+        revenue.iter().filter(|m| Some(&m.currency) == currency.as_ref()).map(|m| m.amount_minor).sum()
+    };
+    let clicks_of = |day: &NaiveDate| per_day.get(day).map_or(0, |t| t.clicks);
+    let max_clicks = days.iter().map(clicks_of).max().unwrap_or(0).max(1) as f64;
+    let max_revenue = days.iter().map(revenue_of).max().unwrap_or(0).max(1) as f64;
+    let slot = (W - 2.0 * PAD) / days.len().max(1) as f64;
+    let x = |i: usize| PAD + slot * i as f64;
+    let line: Vec<String> = days
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            format!("{:.1},{:.1}", x(i) + slot / 2.0, H - PAD - (H - 2.0 * PAD) * revenue_of(d) as f64 / max_revenue)
+        })
+        .collect();
+    let summary = format!(
+        "Clicks per day (bars, up to {}) and revenue per day in {} (line)",
+        max_clicks as i64,
+        currency.as_deref().unwrap_or("any currency")
+    );
+    html! {
+        figure.chart {
+            svg viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(summary) preserveAspectRatio="none" {
+                title { (summary) }
+                line x1=(PAD) y1=(H - PAD) x2=(W - PAD) y2=(H - PAD) stroke="#6b7280" stroke-width="1" {}
+                @for (i, d) in days.iter().enumerate() {
+                    @let height = (H - 2.0 * PAD) * clicks_of(d) as f64 / max_clicks;
+                    rect x=(format!("{:.1}", x(i) + slot * 0.15)) y=(format!("{:.1}", H - PAD - height))
+                        width=(format!("{:.1}", slot * 0.7)) height=(format!("{:.1}", height)) fill="#2563eb" {
+                        title { (d) ": " (clicks_of(d)) " clicks" }
+                    }
+                }
+                @if currency.is_some() {
+                    polyline points=(line.join(" ")) fill="none" stroke="#b45309" stroke-width="2.5" {}
+                }
+            }
+            figcaption {
+                span.legend.clicks { "Clicks" }
+                @if let Some(c) = &currency { span.legend.revenue { "Revenue (" (c) ")" } }
+            }
+            details {
+                summary { "Daily figures" }
+                div.table-scroll {
+                    table {
+                        thead { tr { th scope="col" { "Day" } th.num scope="col" { "Clicks" } th.num scope="col" { "Revenue" } } }
+                        tbody {
+                            @for d in days {
+                                tr {
+                                    th scope="row" { (d) }
+                                    td.num { (clicks_of(d)) }
+                                    td.num { (views::moneys(per_day.get(d).map(|t| t.revenue.as_slice()).unwrap_or_default())) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_is_whole_days_ending_tonight() {
+        let today: NaiveDate = "2026-11-25".parse().unwrap();
+        let (from, to) = period(today, 7);
+        assert_eq!(from, "2026-11-19T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+        assert_eq!(to, "2026-11-26T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
+    }
+
+    #[test]
+    fn money_adds_up_per_currency() {
+        let usd = |amount_minor| Money { amount_minor, currency: "USD".into() };
+        let mut total = vec![usd(100)];
+        add_money(&mut total, &[usd(50), Money { amount_minor: 7, currency: "EUR".into() }]);
+        assert_eq!(total, vec![Money { amount_minor: 7, currency: "EUR".into() }, usd(150)]);
+    }
+}

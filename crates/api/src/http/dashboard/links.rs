@@ -1,0 +1,535 @@
+//! `/brand/attribution/links`: the Tracking Links page, the New Link form, one link's page, and
+//! deactivation. Listing, validation, creation and deletion are the REST API's own functions.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use maud::{html, Markup, PreEscaped};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use shared::{ContentType, Platform};
+
+use super::super::attribution::{list_conversions, ConversionFilter};
+use super::super::error::Error;
+use super::super::links::{self as rest, stats, CreateLink, Link, LinkFilter};
+use super::super::AppState;
+use super::session::{CsrfForm, Posted, Session};
+use super::views::{self, FieldAttrs, Section};
+use super::{attribution, campaigns, creators, DashError};
+use crate::reports::Window;
+
+/// Links per page of the list.
+const PAGE_SIZE: i64 = 25;
+
+/// An id from a query string: empty means "none", anything else must be an id.
+fn optional_id(raw: Option<&str>, name: &str) -> Result<Option<Uuid>, DashError> {
+    match raw.map(str::trim).filter(|r| !r.is_empty()) {
+        None => Ok(None),
+        Some(raw) => Uuid::parse_str(raw).map(Some).map_err(|_| DashError::BadRequest(format!("{name} is not an id"))),
+    }
+}
+
+/// The link id of a path; a malformed one names nothing, like another brand's.
+pub fn link_id(path: Result<Path<Uuid>, PathRejection>) -> Result<Uuid, DashError> {
+    path.map(|Path(id)| id).map_err(|_| DashError::Api(Error::NotFound("link")))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    campaign_id: Option<String>,
+    creator_id: Option<String>,
+    cursor: Option<String>,
+    deactivated: Option<String>,
+}
+
+/// Names of the brand's creators and campaigns, for dropdowns and for rows.
+pub struct Names {
+    pub creators: Vec<(String, String)>,
+    pub campaigns: Vec<(String, String)>,
+}
+
+impl Names {
+    pub async fn load(state: &AppState, brand_id: Uuid) -> Result<Self, Error> {
+        let creators = creators::all(&state.db, brand_id)
+            .await?
+            .into_iter()
+            .map(|c| {
+                let label = match &c.handle {
+                    Some(handle) => format!("{} ({handle})", c.name),
+                    None => c.name.clone(),
+                };
+                (c.id.to_string(), label)
+            })
+            .collect();
+        let campaigns =
+            campaigns::all(&state.db, brand_id).await?.into_iter().map(|c| (c.id.to_string(), c.name)).collect();
+        Ok(Names { creators, campaigns })
+    }
+
+    pub fn creator(&self, id: Option<Uuid>) -> Option<&str> {
+        let id = id?.to_string();
+        self.creators.iter().find(|(k, _)| *k == id).map(|(_, v)| v.as_str())
+    }
+
+    pub fn campaign(&self, id: Option<Uuid>) -> Option<&str> {
+        let id = id?.to_string();
+        self.campaigns.iter().find(|(k, _)| *k == id).map(|(_, v)| v.as_str())
+    }
+}
+
+fn list_url(campaign: Option<Uuid>, creator: Option<Uuid>, cursor: Option<&str>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(id) = campaign {
+        query.append_pair("campaign_id", &id.to_string());
+    }
+    if let Some(id) = creator {
+        query.append_pair("creator_id", &id.to_string());
+    }
+    if let Some(cursor) = cursor {
+        query.append_pair("cursor", cursor);
+    }
+    let query = query.finish();
+    if query.is_empty() {
+        "/brand/attribution/links".to_owned()
+    } else {
+        format!("/brand/attribution/links?{query}")
+    }
+}
+
+/// `GET /brand/attribution/links`: the brand's links, newest first, filtered by campaign and creator.
+pub async fn list(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, DashError> {
+    let campaign_id = optional_id(query.campaign_id.as_deref(), "campaign_id")?;
+    let creator_id = optional_id(query.creator_id.as_deref(), "creator_id")?;
+    let filter = LinkFilter {
+        campaign_id,
+        creator_id,
+        limit: Some(PAGE_SIZE),
+        cursor: query.cursor.clone().filter(|c| !c.is_empty()),
+        ..Default::default()
+    };
+    let page = rest::list_links(&state, session.brand.id, &filter).await.map_err(|e| match e {
+        Error::Invalid { message, .. } => DashError::BadRequest(message),
+        other => DashError::Api(other),
+    })?;
+    let ids: Vec<Uuid> = page.data.iter().map(|l| l.id).collect();
+    let totals = stats::totals(&state.db, session.brand.id, &ids).await?;
+    let names = Names::load(&state, session.brand.id).await?;
+    let selected = |id: Option<Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
+    let new_link = {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(id) = campaign_id {
+            query.append_pair("campaign_id", &id.to_string());
+        }
+        if let Some(id) = creator_id {
+            query.append_pair("creator_id", &id.to_string());
+        }
+        format!("/brand/attribution/links/new?{}", query.finish())
+    };
+    let content = html! {
+        div.page-head {
+            h1 { "Tracking Links" }
+            a.button.primary href=(new_link) { "New Link" }
+        }
+        @if query.deactivated.is_some() {
+            p.notice role="status" { "Link deactivated. It no longer redirects; its clicks and conversions are kept." }
+        }
+        form.filters method="get" action="/brand/attribution/links" data-autosubmit {
+            (views::select_field("campaign_id", "Campaign", "All campaigns", &names.campaigns, &selected(campaign_id), None))
+            (views::select_field("creator_id", "Creator", "All creators", &names.creators, &selected(creator_id), None))
+            button type="submit" { "Filter" }
+            @if campaign_id.is_some() || creator_id.is_some() {
+                a href="/brand/attribution/links" { "Clear filters" }
+            }
+        }
+        @if page.data.is_empty() {
+            p.empty { "No links yet" @if campaign_id.is_some() || creator_id.is_some() { " match these filters" } "." }
+        } @else {
+            div.table-scroll {
+                table.links {
+                    caption.visually-hidden { "Tracking links, newest first" }
+                    thead { tr {
+                        th scope="col" { "Short URL" } th scope="col" { "Creator" } th scope="col" { "Campaign" }
+                        th scope="col" { "Platform" } th scope="col" { "Content type" } th scope="col" { "Promo code" }
+                        th scope="col" { "Share revenue" } th.num scope="col" { "Clicks" }
+                        th.num scope="col" { "Conversions" } th scope="col" { "Status" }
+                        th scope="col" { span.visually-hidden { "Actions" } }
+                    } }
+                    tbody {
+                        @for link in &page.data {
+                            (link_row(link, totals.get(&link.id).copied().unwrap_or_default(), &names))
+                        }
+                    }
+                }
+            }
+        }
+        nav.pagination aria-label="Pages" {
+            @if query.cursor.as_deref().is_some_and(|c| !c.is_empty()) {
+                a href=(list_url(campaign_id, creator_id, None)) { "← First page" }
+            }
+            @if let Some(next) = &page.next_cursor {
+                a href=(list_url(campaign_id, creator_id, Some(next))) rel="next" { "Next page →" }
+            }
+        }
+    };
+    Ok(views::page("Tracking Links", &session, Section::Links, content).into_response())
+}
+
+fn link_row(link: &Link, (clicks, conversions): (i64, i64), names: &Names) -> Markup {
+    let dash = "—";
+    html! {
+        tr.inactive[!link.active] data-link-id=(link.id) data-code=(link.code) {
+            td.short-url {
+                a href=(format!("/brand/attribution/links/{}", link.id)) { (link.short_url) }
+                @if link.active { (views::copy_button(&link.short_url, &format!("short URL {}", link.short_url))) }
+            }
+            td { (names.creator(link.creator_id).unwrap_or(dash)) }
+            td { (names.campaign(link.campaign_id).unwrap_or(dash)) }
+            td { (link.platform.map(views::platform_label).unwrap_or(dash)) }
+            td { (link.content_type.map(views::content_type_label).unwrap_or(dash)) }
+            td { (link.promo_code.as_deref().unwrap_or(dash)) }
+            td { @if link.share_revenue { "Shared" } @else { "Not shared" } }
+            td.num.clicks { (clicks) }
+            td.num.conversions { (conversions) }
+            td.status { @if link.active { span.badge.active { "Active" } } @else { span.badge.inactive { "Inactive" } } }
+            td {
+                @if link.active {
+                    a.icon-button.trash href=(format!("/brand/attribution/links/{}/deactivate", link.id))
+                        aria-label=(format!("Deactivate link {}", link.code)) title="Deactivate" {
+                        (PreEscaped(views::TRASH_ICON))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the New Link form posts: every field as typed, so it can be shown again.
+#[derive(Debug, Default, Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    destination_url: String,
+    #[serde(default)]
+    campaign_id: String,
+    #[serde(default)]
+    creator_id: String,
+    #[serde(default)]
+    platform: String,
+    #[serde(default)]
+    content_type: String,
+    #[serde(default)]
+    promo_code: String,
+    share_revenue: Option<String>,
+}
+
+impl CsrfForm for LinkForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// Messages beside the fields of the New Link form.
+#[derive(Debug, Default)]
+struct LinkErrors {
+    destination_url: Option<String>,
+    campaign_id: Option<String>,
+    creator_id: Option<String>,
+    platform: Option<String>,
+    content_type: Option<String>,
+    promo_code: Option<String>,
+}
+
+impl LinkErrors {
+    fn any(&self) -> bool {
+        [
+            &self.destination_url,
+            &self.campaign_id,
+            &self.creator_id,
+            &self.platform,
+            &self.content_type,
+            &self.promo_code,
+        ]
+        .iter()
+        .any(|e| e.is_some())
+    }
+
+    /// Puts an error of the shared link code beside its field; errors about no field are given back.
+    fn place(&mut self, error: Error) -> Result<(), Error> {
+        let message = error.to_string();
+        let slot = match &error {
+            Error::Invalid { code: "invalid_destination_url", .. } => &mut self.destination_url,
+            Error::Invalid { code: "invalid_promo_code", .. } => &mut self.promo_code,
+            Error::Conflict { code: "promo_code_taken", .. } => &mut self.promo_code,
+            Error::NotFound("creator") => &mut self.creator_id,
+            Error::NotFound("campaign") => &mut self.campaign_id,
+            _ => return Err(error),
+        };
+        *slot = Some(message);
+        Ok(())
+    }
+}
+
+impl LinkForm {
+    /// The REST API's request body for what was typed. A select the dashboard filled can only hold an
+    /// id or a known value; anything else (a tampered form) is reported beside its field.
+    fn to_request(&self, errors: &mut LinkErrors) -> CreateLink {
+        let id = |raw: &str, what: &'static str, slot: &mut Option<String>| {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                return None;
+            }
+            let parsed = Uuid::parse_str(raw).ok();
+            if parsed.is_none() {
+                *slot = Some(Error::NotFound(what).to_string());
+            }
+            parsed
+        };
+        let platform = match self.platform.trim() {
+            "" => None,
+            raw => raw.parse::<Platform>().map_err(|_| errors.platform = Some(one_of("platform", Platform::ALL))).ok(),
+        };
+        let content_type = match self.content_type.trim() {
+            "" => None,
+            raw => raw
+                .parse::<ContentType>()
+                .map_err(|_| errors.content_type = Some(one_of("content_type", ContentType::ALL)))
+                .ok(),
+        };
+        CreateLink {
+            destination_url: self.destination_url.clone(),
+            campaign_id: id(&self.campaign_id, "campaign", &mut errors.campaign_id),
+            creator_id: id(&self.creator_id, "creator", &mut errors.creator_id),
+            platform,
+            content_type,
+            // An empty field means no promo code (the API refuses an empty string: a form cannot omit it).
+            promo_code: Some(self.promo_code.trim()).filter(|p| !p.is_empty()).map(str::to_owned),
+            share_revenue: self.share_revenue.is_some(),
+        }
+    }
+}
+
+fn one_of<T: std::fmt::Display>(field: &str, all: &[T]) -> String {
+    format!("{field} must be one of {}", all.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+}
+
+fn link_form(session: &Session, names: &Names, form: &LinkForm, errors: &LinkErrors) -> Markup {
+    let platforms: Vec<(String, String)> =
+        Platform::ALL.iter().map(|p| (p.as_str().to_owned(), views::platform_label(*p).to_owned())).collect();
+    let content_types: Vec<(String, String)> =
+        ContentType::ALL.iter().map(|c| (c.as_str().to_owned(), views::content_type_label(*c).to_owned())).collect();
+    html! {
+        h1 { "New Link" }
+        @if errors.any() {
+            p.error-summary role="alert" { "The link was not created: please correct the fields marked below." }
+        }
+        form.stacked method="post" action="/brand/attribution/links" novalidate {
+            (views::csrf_field(&session.csrf))
+            (views::text_field("destination_url", "Destination URL", &form.destination_url,
+                errors.destination_url.as_deref(), FieldAttrs {
+                    kind: "url", required: true, inputmode: Some("url"), maxlength: Some(crate::domain::MAX_URL_LEN),
+                    hint: Some("Where visitors land, e.g. https://shop.example/products/serum"), ..FieldAttrs::text()
+                }))
+            (views::select_field("campaign_id", "Campaign", "No campaign", &names.campaigns, &form.campaign_id,
+                errors.campaign_id.as_deref()))
+            (views::select_field("creator_id", "Creator", "No creator", &names.creators, &form.creator_id,
+                errors.creator_id.as_deref()))
+            p.hint { "Missing one? " a href="/brand/creators" { "Add a creator" } " or " a href="/brand/campaigns" { "a campaign" } "." }
+            (views::select_field("platform", "Platform", "Not set", &platforms, &form.platform, errors.platform.as_deref()))
+            (views::select_field("content_type", "Content Type", "Not set", &content_types, &form.content_type,
+                errors.content_type.as_deref()))
+            (views::text_field("promo_code", "Promo Code", &form.promo_code, errors.promo_code.as_deref(), FieldAttrs {
+                hint: Some("Optional: a discount code that credits this link when no click does."),
+                maxlength: Some(64), autocomplete: Some("off"), ..FieldAttrs::text()
+            }))
+            div.field.toggle {
+                input id="share_revenue" name="share_revenue" type="checkbox" role="switch" value="on"
+                    checked[form.share_revenue.is_some()];
+                label for="share_revenue" { "Share Revenue" }
+                p.hint { "Let the creator see the revenue this link earns." }
+            }
+            div.actions {
+                button.primary type="submit" { "Create Link" }
+                a href="/brand/attribution/links" { "Cancel" }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NewQuery {
+    campaign_id: Option<String>,
+    creator_id: Option<String>,
+}
+
+/// `GET /brand/attribution/links/new` (a campaign or creator filter carries over).
+pub async fn new_form(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<NewQuery>,
+) -> Result<Response, DashError> {
+    let names = Names::load(&state, session.brand.id).await?;
+    let form = LinkForm {
+        campaign_id: query.campaign_id.unwrap_or_default(),
+        creator_id: query.creator_id.unwrap_or_default(),
+        ..Default::default()
+    };
+    let content = link_form(&session, &names, &form, &LinkErrors::default());
+    Ok(views::page("New Link", &session, Section::Links, content).into_response())
+}
+
+/// `POST /brand/attribution/links`: the REST API's validation and creation; errors go beside their
+/// fields, with everything typed kept.
+pub async fn create(State(state): State<AppState>, posted: Posted<LinkForm>) -> Result<Response, DashError> {
+    let Posted { session, form } = posted;
+    let mut errors = LinkErrors::default();
+    let request = form.to_request(&mut errors);
+    let created = match request.validate(&state) {
+        Err(invalid) => {
+            for e in invalid {
+                errors.place(e)?;
+            }
+            None
+        }
+        Ok(_) if errors.any() => None,
+        Ok(fields) => match rest::create_link(&state, session.brand.id, &fields).await {
+            Ok(link) => Some(link),
+            Err(e) => {
+                errors.place(e)?;
+                None
+            }
+        },
+    };
+    if let Some(link) = created {
+        return Ok(Redirect::to(&format!("/brand/attribution/links/{}?created=1", link.id)).into_response());
+    }
+    let names = Names::load(&state, session.brand.id).await?;
+    let content = link_form(&session, &names, &form, &errors);
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, views::page("New Link", &session, Section::Links, content)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DetailQuery {
+    created: Option<String>,
+}
+
+fn when(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// `GET /brand/attribution/links/{id}`: one link, its all-time figures and its orders.
+pub async fn detail(
+    State(state): State<AppState>,
+    session: Session,
+    path: Result<Path<Uuid>, PathRejection>,
+    Query(query): Query<DetailQuery>,
+) -> Result<Response, DashError> {
+    let id = link_id(path)?;
+    let link = rest::get_link(&state, session.brand.id, id).await?;
+    let figures = {
+        let mut conn = state.db.acquire().await?;
+        stats::link_stats(&mut conn, id, Window { from: DateTime::<Utc>::UNIX_EPOCH, to: None }).await?
+    };
+    let filter = ConversionFilter { link_id: Some(id), limit: Some(50), ..Default::default() };
+    let orders = list_conversions(&state.db, session.brand.id, &filter).await?;
+    let names = Names::load(&state, session.brand.id).await?;
+    let codes = HashMap::from([(link.id, link.code.clone())]);
+    let orders_table = attribution::conversions_table(&state, session.brand.id, &orders.data, &codes, &names).await?;
+    let dash = "—";
+    let content = html! {
+        @if query.created.is_some() {
+            div.created role="status" {
+                h2 { "Link created" }
+                p.big-url { span.short-url-text { (link.short_url) } (views::copy_button(&link.short_url, "the new short URL")) }
+            }
+        }
+        div.page-head {
+            h1 { "Link " code { (link.code) } }
+            @if link.active {
+                a.button.danger href=(format!("/brand/attribution/links/{}/deactivate", link.id)) { "Deactivate" }
+            }
+        }
+        dl.facts {
+            dt { "Short URL" } dd.short-url { (link.short_url) @if link.active { (views::copy_button(&link.short_url, "short URL")) } }
+            dt { "Destination URL" } dd { (link.destination_url) }
+            dt { "Status" } dd { @if link.active { "Active" } @else { "Inactive since " (link.deleted_at.map(when).unwrap_or_default()) } }
+            dt { "Creator" } dd { (names.creator(link.creator_id).unwrap_or(dash)) }
+            dt { "Campaign" } dd { (names.campaign(link.campaign_id).unwrap_or(dash)) }
+            dt { "Platform" } dd { (link.platform.map(views::platform_label).unwrap_or(dash)) }
+            dt { "Content type" } dd { (link.content_type.map(views::content_type_label).unwrap_or(dash)) }
+            dt { "Promo code" } dd { (link.promo_code.as_deref().unwrap_or(dash)) }
+            dt { "Share revenue" } dd { @if link.share_revenue { "Shared" } @else { "Not shared" } }
+            dt { "Created" } dd { (when(link.created_at)) }
+        }
+        h2 { "All time" }
+        ul.totals {
+            li { span.label { "Clicks" } span.value { (figures.clicks) } }
+            li { span.label { "Unique clicks" } span.value { (figures.unique_clicks) } }
+            li { span.label { "Conversions" } span.value { (figures.conversions) } }
+            li { span.label { "Revenue" } span.value { (views::moneys(&figures.revenue)) } }
+            li { span.label { "Conversion rate" } span.value { (views::percent(figures.conversion_rate)) } }
+        }
+        h2 { "Orders credited to this link" }
+        (orders_table)
+    };
+    Ok(views::page(&format!("Link {}", link.code), &session, Section::Links, content).into_response())
+}
+
+/// `GET /brand/attribution/links/{id}/deactivate`: the confirmation (works without JavaScript).
+pub async fn confirm_deactivate(
+    State(state): State<AppState>,
+    session: Session,
+    path: Result<Path<Uuid>, PathRejection>,
+) -> Result<Response, DashError> {
+    let link = rest::get_link(&state, session.brand.id, link_id(path)?).await?;
+    let content = html! {
+        h1 { "Deactivate link " code { (link.code) } "?" }
+        @if link.active {
+            p { (link.short_url) " will stop redirecting within about two minutes. Its clicks and conversions are kept, "
+                "and it stays in the list as inactive. This cannot be undone." }
+            form method="post" action=(format!("/brand/attribution/links/{}/deactivate", link.id)) {
+                (views::csrf_field(&session.csrf))
+                div.actions {
+                    button.danger type="submit" { "Deactivate link" }
+                    a href="/brand/attribution/links" { "Cancel" }
+                }
+            }
+        } @else {
+            p { "This link is already inactive." }
+            p { a href="/brand/attribution/links" { "Back to Tracking Links" } }
+        }
+    };
+    Ok(views::page("Deactivate link", &session, Section::Links, content).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeactivateForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl CsrfForm for DeactivateForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// `POST /brand/attribution/links/{id}/deactivate`: the REST API's soft delete.
+pub async fn deactivate(
+    State(state): State<AppState>,
+    path: Result<Path<Uuid>, PathRejection>,
+    posted: Posted<DeactivateForm>,
+) -> Result<Response, DashError> {
+    let id = link_id(path)?;
+    rest::deactivate(&state.db, posted.session.brand.id, id).await?;
+    Ok(Redirect::to("/brand/attribution/links?deactivated=1").into_response())
+}

@@ -1,0 +1,356 @@
+//! Signing in to the dashboard, sessions, and the checks every dashboard form passes.
+//!
+//! - A session is a 256-bit random token in an HttpOnly, SameSite=Lax cookie that expires with the
+//!   session; the database keeps only its SHA-256 (looked up by hash, so no comparison leaks timing).
+//!   Sessions end after [`IDLE_TIMEOUT`] without a request, after [`ABSOLUTE_LIFETIME`] whatever
+//!   happens, and at sign-out, which deletes the row.
+//! - Cookies are `Secure` and `__Host-` prefixed (bound to this exact origin, never settable by a
+//!   subdomain) whenever they can be: always, except on plain-http loopback development (see
+//!   [`SecureCookies`]); browsers refuse `__Host-` cookies without `Secure`, hence the two names.
+//! - Every POST carries the session's synchronizer token, compared in constant time, and must not
+//!   come from another site (`Sec-Fetch-Site`, `Origin`). The sign-in form, which has no session yet,
+//!   uses a double-submit token in its own short-lived cookie.
+//! - Sign-in attempts are rate limited per email and per client address; a wrong email and a wrong
+//!   password get the same answer after the same argon2 work.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::extract::{Form, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::RngCore;
+use serde::de::DeserializeOwned;
+use subtle::ConstantTimeEq;
+use url::Url;
+use uuid::Uuid;
+
+use super::super::auth::Brand;
+use super::super::error::Error;
+use super::super::AppState;
+use super::DashError;
+use crate::config::SecureCookies;
+use crate::secrets;
+
+/// A session ends after this long without a request.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// A session ends this long after sign-in, however active.
+pub const ABSOLUTE_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+/// `last_seen_at` is written at most this often per session, not on every request.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
+/// How long the sign-in form's token stays valid.
+const SIGN_IN_FORM_LIFETIME: Duration = Duration::from_secs(60 * 60);
+
+/// A signed-in person, acting for one brand: dashboard handlers pass `session.brand.id` to the same
+/// functions the REST handlers call with an API key's brand, so a session reaches exactly what a key
+/// of its brand reaches.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub brand: Brand,
+    pub user_id: Uuid,
+    pub email: String,
+    /// The synchronizer token this session's forms carry.
+    pub csrf: String,
+    token_hash: [u8; 32],
+}
+
+impl Session {
+    fn csrf_matches(&self, presented: &str) -> bool {
+        !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
+    }
+}
+
+/// 256 random bits, URL-safe base64 (43 characters).
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The host the request was addressed to (`X-Forwarded-Host` from a trusted proxy, else `Host`).
+fn request_host<'a>(headers: &'a HeaderMap, state: &AppState) -> Option<&'a str> {
+    let forwarded = state.config.trust_forwarded_for.then(|| headers.get("x-forwarded-host")?.to_str().ok()).flatten();
+    forwarded.or_else(|| headers.get(header::HOST)?.to_str().ok()).map(str::trim)
+}
+
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Whether this request's cookies are `Secure` (and so `__Host-` prefixed).
+pub fn secure_cookies(headers: &HeaderMap, state: &AppState) -> bool {
+    match state.config.dashboard_secure_cookies {
+        SecureCookies::Always => true,
+        SecureCookies::Never => false,
+        SecureCookies::Auto => !request_host(headers, state).is_some_and(is_loopback),
+    }
+}
+
+fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-cs_session"
+    } else {
+        "cs_session"
+    }
+}
+
+fn sign_in_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-cs_signin"
+    } else {
+        "cs_signin"
+    }
+}
+
+fn cookie(name: &'static str, value: String, secure: bool, max_age: Duration) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX)))
+        .build()
+}
+
+fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
+    cookie(name, String::new(), secure, Duration::ZERO)
+}
+
+/// Refuses requests another site made the browser send: `Sec-Fetch-Site`, when the browser sends it,
+/// must say `same-origin`; `Origin`, when present, must name the host the request was addressed to.
+/// (Clients that send neither, like curl, still need the form's token.)
+pub fn from_this_site(headers: &HeaderMap, state: &AppState) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        if site.as_bytes() != b"same-origin" {
+            return false;
+        }
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let origin = origin.to_str().ok().and_then(|o| Url::parse(o).ok());
+    let (Some(origin), Some(host)) = (origin, request_host(headers, state)) else {
+        return false;
+    };
+    let Some(origin_host) = origin.host_str() else {
+        return false;
+    };
+    let authority = match origin.port() {
+        Some(port) => format!("{origin_host}:{port}"),
+        None => origin_host.to_owned(),
+    };
+    authority.eq_ignore_ascii_case(host)
+}
+
+impl FromRequestParts<AppState> for Session {
+    type Rejection = DashError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let sign_in = || DashError::SignIn { next: parts.uri.path_and_query().map(|p| p.to_string()) };
+        let secure = secure_cookies(&parts.headers, state);
+        let jar = CookieJar::from_headers(&parts.headers);
+        let token = jar.get(session_cookie_name(secure)).map(|c| c.value().to_owned()).ok_or_else(sign_in)?;
+        let token_hash = secrets::hash(&token);
+        let row: Option<(Uuid, Uuid, String, String, bool, bool)> = sqlx::query_as(
+            "select s.user_id, s.brand_id, s.csrf_token, u.email,
+                    s.last_seen_at > now() - make_interval(secs => $2) and s.created_at > now() - make_interval(secs => $3),
+                    s.last_seen_at < now() - make_interval(secs => $4)
+             from sessions s join users u on u.id = s.user_id where s.token_hash = $1",
+        )
+        .bind(&token_hash[..])
+        .bind(IDLE_TIMEOUT.as_secs_f64())
+        .bind(ABSOLUTE_LIFETIME.as_secs_f64())
+        .bind(TOUCH_EVERY.as_secs_f64())
+        .fetch_optional(&state.db)
+        .await
+        .map_err(Error::from)?;
+        let Some((user_id, brand_id, csrf, email, live, stale)) = row else {
+            return Err(sign_in());
+        };
+        if !live {
+            sqlx::query("delete from sessions where token_hash = $1")
+                .bind(&token_hash[..])
+                .execute(&state.db)
+                .await
+                .map_err(Error::from)?;
+            return Err(sign_in());
+        }
+        if stale {
+            sqlx::query("update sessions set last_seen_at = now() where token_hash = $1")
+                .bind(&token_hash[..])
+                .execute(&state.db)
+                .await
+                .map_err(Error::from)?;
+        }
+        Ok(Session { brand: Brand { id: brand_id }, user_id, email, csrf, token_hash })
+    }
+}
+
+/// A dashboard form that carries the session's token.
+pub trait CsrfForm {
+    fn csrf(&self) -> &str;
+}
+
+/// A form POSTed by the signed-in brand's own dashboard: from this site, with a live session, and
+/// carrying that session's token. Handlers that take it cannot forget a check.
+pub struct Posted<T> {
+    pub session: Session,
+    pub form: T,
+}
+
+impl<T> FromRequest<AppState> for Posted<T>
+where
+    T: DeserializeOwned + CsrfForm + Send,
+{
+    type Rejection = DashError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        if !from_this_site(&parts.headers, state) {
+            return Err(DashError::Forbidden("This request came from another site."));
+        }
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|e| DashError::BadRequest(e.body_text()))?;
+        if !session.csrf_matches(form.csrf()) {
+            return Err(DashError::Forbidden("This form has expired or did not come from your dashboard."));
+        }
+        Ok(Posted { session, form })
+    }
+}
+
+/// The sign-in form's double-submit token: the value already in this browser's sign-in cookie, or a
+/// new one to set. Returns the token and the jar to answer with.
+pub fn sign_in_token(headers: &HeaderMap, state: &AppState) -> (String, CookieJar) {
+    let secure = secure_cookies(headers, state);
+    let jar = CookieJar::from_headers(headers);
+    match jar.get(sign_in_cookie_name(secure)).map(|c| c.value().to_owned()).filter(|v| v.len() == 43) {
+        Some(token) => (token, jar),
+        None => {
+            let token = random_token();
+            let jar = jar.add(cookie(sign_in_cookie_name(secure), token.clone(), secure, SIGN_IN_FORM_LIFETIME));
+            (token, jar)
+        }
+    }
+}
+
+/// Whether a sign-in POST comes from this site and carries the token of this browser's sign-in cookie.
+pub fn sign_in_token_matches(headers: &HeaderMap, state: &AppState, presented: &str) -> bool {
+    let secure = secure_cookies(headers, state);
+    let jar = CookieJar::from_headers(headers);
+    let expected = jar.get(sign_in_cookie_name(secure)).map(|c| c.value().to_owned()).unwrap_or_default();
+    from_this_site(headers, state)
+        && !expected.is_empty()
+        && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+/// Starts a session for the user and answers with its cookie (replacing the sign-in cookie).
+pub async fn start(state: &AppState, headers: &HeaderMap, user_id: Uuid, brand_id: Uuid) -> Result<CookieJar, Error> {
+    let secure = secure_cookies(headers, state);
+    let token = random_token();
+    // Sessions that ended without a sign-out go now; the table stays as small as its live sessions.
+    sqlx::query(
+        "delete from sessions
+         where last_seen_at < now() - make_interval(secs => $1) or created_at < now() - make_interval(secs => $2)",
+    )
+    .bind(IDLE_TIMEOUT.as_secs_f64())
+    .bind(ABSOLUTE_LIFETIME.as_secs_f64())
+    .execute(&state.db)
+    .await?;
+    sqlx::query("insert into sessions (token_hash, user_id, brand_id, csrf_token) values ($1, $2, $3, $4)")
+        .bind(&secrets::hash(&token)[..])
+        .bind(user_id)
+        .bind(brand_id)
+        .bind(random_token())
+        .execute(&state.db)
+        .await?;
+    Ok(CookieJar::from_headers(headers).add(removal(sign_in_cookie_name(secure), secure)).add(cookie(
+        session_cookie_name(secure),
+        token,
+        secure,
+        ABSOLUTE_LIFETIME,
+    )))
+}
+
+/// Ends the session server-side and clears its cookie.
+pub async fn end(state: &AppState, headers: &HeaderMap, session: &Session) -> Result<CookieJar, Error> {
+    sqlx::query("delete from sessions where token_hash = $1").bind(&session.token_hash[..]).execute(&state.db).await?;
+    let secure = secure_cookies(headers, state);
+    Ok(CookieJar::from_headers(headers).add(removal(session_cookie_name(secure), secure)))
+}
+
+/// Sign-in attempts per email and per client address, in memory (one process's share).
+pub struct SignInLimits {
+    per_email: DefaultKeyedRateLimiter<String>,
+    per_client: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Default for SignInLimits {
+    /// Per email: 5 attempts, then one a minute. Per client address: 20, then one every 6 seconds
+    /// (an office behind one address signs in together in the morning).
+    fn default() -> Self {
+        const FIVE: NonZeroU32 = NonZeroU32::new(5).expect("5 is not zero");
+        const TWENTY: NonZeroU32 = NonZeroU32::new(20).expect("20 is not zero");
+        let per_email = Quota::with_period(Duration::from_secs(60)).map(|q| q.allow_burst(FIVE));
+        let per_client = Quota::with_period(Duration::from_secs(6)).map(|q| q.allow_burst(TWENTY));
+        let fallback = Quota::per_minute(FIVE);
+        SignInLimits {
+            per_email: RateLimiter::dashmap(per_email.unwrap_or(fallback)),
+            per_client: RateLimiter::dashmap(per_client.unwrap_or(fallback)),
+        }
+    }
+}
+
+impl SignInLimits {
+    /// Counts an attempt; `false` when the client or the email has used up its attempts. An attempt
+    /// refused for its client does not count against the email.
+    pub fn allow(&self, email: &str, client: IpAddr) -> bool {
+        if self.per_client.len() > 100_000 {
+            self.per_client.retain_recent();
+            self.per_email.retain_recent();
+        }
+        // Bounded keys, whatever is typed.
+        let key: String = email.trim().to_lowercase().chars().take(254).collect();
+        self.per_client.check_key(&client).is_ok() && self.per_email.check_key(&key).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognised_with_or_without_a_port() {
+        for host in ["127.0.0.1", "127.0.0.1:8080", "localhost:3000", "LOCALHOST", "[::1]:8080", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["app.creatorscore.io", "10.0.0.1:8080", "localhost.example.com", "[2001:db8::1]:443"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn an_email_gets_five_attempts_and_a_client_twenty() {
+        let limits = SignInLimits::default();
+        let client = IpAddr::from([10, 0, 0, 1]);
+        for _ in 0..5 {
+            assert!(limits.allow("jess@example.com", client));
+        }
+        assert!(!limits.allow(" JESS@example.com", client), "the same email, however typed");
+        let other = IpAddr::from([10, 0, 0, 2]);
+        for i in 0..20 {
+            assert!(limits.allow(&format!("user{i}@example.com"), other));
+        }
+        assert!(!limits.allow("fresh@example.com", other));
+    }
+}

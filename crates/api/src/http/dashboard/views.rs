@@ -1,0 +1,222 @@
+//! The dashboard's shared markup: the page layout, form fields with their errors, icons, money.
+
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use shared::{ContentType, Platform};
+
+use super::session::Session;
+use crate::money::Money;
+
+/// The sections of the navigation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Links,
+    Attribution,
+    Creators,
+    Campaigns,
+}
+
+/// A page of the signed-in dashboard.
+pub fn page(title: &str, session: &Session, section: Section, content: Markup) -> Markup {
+    let nav_item = |target: Section, href: &str, label: &str| {
+        html! {
+            li { a href=(href) aria-current=[(section == target).then_some("page")] { (label) } }
+        }
+    };
+    shell(
+        title,
+        html! {
+            header.top {
+                a.brand-mark href="/brand/attribution/links" { "Tracking Links" }
+                nav aria-label="Dashboard" {
+                    ul {
+                        (nav_item(Section::Attribution, "/brand/attribution", "Attribution"))
+                        (nav_item(Section::Links, "/brand/attribution/links", "Tracking Links"))
+                        (nav_item(Section::Creators, "/brand/creators", "Creators"))
+                        (nav_item(Section::Campaigns, "/brand/campaigns", "Campaigns"))
+                    }
+                }
+                form.sign-out method="post" action="/brand/sign-out" {
+                    (csrf_field(&session.csrf))
+                    span.who { (session.email) }
+                    button.link-button type="submit" { "Sign out" }
+                }
+            }
+            main id="main" { (content) }
+            // Announcements for screen readers and everyone (copy confirmations).
+            p.toast id="status" role="status" aria-live="polite" {}
+        },
+    )
+}
+
+/// The document around any page, signed in or not.
+pub fn shell(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Tracking Links" }
+                link rel="stylesheet" href="/static/dashboard.css";
+                script src="/static/dashboard.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                (body)
+            }
+        }
+    }
+}
+
+/// A page for requests that could not be answered (signed in or not, the layout is the bare one).
+pub fn error_page(title: &str, message: &str) -> Markup {
+    shell(
+        title,
+        html! {
+            main.narrow id="main" {
+                h1 { (title) }
+                p { (message) }
+                p { a href="/brand/attribution/links" { "Back to the dashboard" } }
+            }
+        },
+    )
+}
+
+pub fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
+/// A labelled text input, its error (announced and tied to it) and what was typed.
+pub fn text_field(name: &str, label: &str, value: &str, error: Option<&str>, attrs: FieldAttrs<'_>) -> Markup {
+    let error_id = format!("{name}-error");
+    html! {
+        div.field.invalid[error.is_some()] {
+            label for=(name) { (label) @if attrs.required { " " span.req aria-hidden="true" { "*" } } }
+            @if let Some(hint) = attrs.hint { p.hint id=(format!("{name}-hint")) { (hint) } }
+            input id=(name) name=(name) type=(attrs.kind) value=(value) required[attrs.required]
+                autocomplete=[attrs.autocomplete] inputmode=[attrs.inputmode] maxlength=[attrs.maxlength]
+                aria-invalid=[error.is_some().then_some("true")]
+                aria-describedby=[error.is_some().then_some(error_id.as_str())];
+            @if let Some(error) = error { p.error id=(error_id) { (error) } }
+        }
+    }
+}
+
+/// The optional attributes of a [`text_field`].
+#[derive(Default, Clone, Copy)]
+pub struct FieldAttrs<'a> {
+    pub kind: &'a str,
+    pub required: bool,
+    pub hint: Option<&'a str>,
+    pub autocomplete: Option<&'a str>,
+    pub inputmode: Option<&'a str>,
+    pub maxlength: Option<usize>,
+}
+
+impl<'a> FieldAttrs<'a> {
+    pub fn text() -> Self {
+        FieldAttrs { kind: "text", ..Default::default() }
+    }
+}
+
+/// A labelled `<select>` with a first "none" option, its error and the current choice.
+pub fn select_field(
+    name: &str,
+    label: &str,
+    none: &str,
+    options: &[(String, String)],
+    selected: &str,
+    error: Option<&str>,
+) -> Markup {
+    let error_id = format!("{name}-error");
+    html! {
+        div.field.invalid[error.is_some()] {
+            label for=(name) { (label) }
+            select id=(name) name=(name) aria-invalid=[error.is_some().then_some("true")]
+                aria-describedby=[error.is_some().then_some(error_id.as_str())] {
+                option value="" { (none) }
+                @for (value, text) in options {
+                    option value=(value) selected[value == selected] { (text) }
+                }
+            }
+            @if let Some(error) = error { p.error id=(error_id) { (error) } }
+        }
+    }
+}
+
+pub fn platform_label(p: Platform) -> &'static str {
+    match p {
+        Platform::Instagram => "Instagram",
+        Platform::Tiktok => "TikTok",
+        Platform::Youtube => "YouTube",
+        Platform::X => "X",
+        Platform::Facebook => "Facebook",
+        Platform::Linkedin => "LinkedIn",
+    }
+}
+
+pub fn content_type_label(c: ContentType) -> &'static str {
+    match c {
+        ContentType::SponsoredPost => "Sponsored Post",
+        ContentType::Story => "Story",
+        ContentType::Reel => "Reel",
+        ContentType::Video => "Video",
+        ContentType::BioLink => "Bio Link",
+        ContentType::Affiliate => "Affiliate",
+    }
+}
+
+/// `129.99 USD`: minor units written with the currency's own number of decimals.
+pub fn money(m: &Money) -> String {
+    let places = iso_currency::Currency::from_code(&m.currency).and_then(|c| c.exponent()).unwrap_or(2);
+    let places = u32::from(places);
+    let scale = 10i64.checked_pow(places).unwrap_or(1);
+    let sign = if m.amount_minor < 0 { "-" } else { "" };
+    let (whole, fraction) =
+        (m.amount_minor.unsigned_abs() / scale.unsigned_abs(), m.amount_minor.unsigned_abs() % scale.unsigned_abs());
+    if places == 0 {
+        format!("{sign}{whole} {}", m.currency)
+    } else {
+        format!("{sign}{whole}.{fraction:0width$} {}", m.currency, width = places as usize)
+    }
+}
+
+/// Several currencies on one line, or a dash for none.
+pub fn moneys(list: &[Money]) -> String {
+    if list.is_empty() {
+        "—".to_owned()
+    } else {
+        list.iter().map(money).collect::<Vec<_>>().join(", ")
+    }
+}
+
+pub fn percent(rate: f64) -> String {
+    format!("{:.1}%", rate * 100.0)
+}
+
+/// The copy button beside a short URL: hidden until the script can make it work.
+pub fn copy_button(url: &str, what: &str) -> Markup {
+    html! {
+        button.icon-button.copy type="button" data-copy=(url) hidden aria-label=(format!("Copy {what}")) title="Copy" {
+            (PreEscaped(COPY_ICON))
+        }
+    }
+}
+
+pub const COPY_ICON: &str = r#"<svg aria-hidden="true" focusable="false" width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><rect x="9" y="9" width="13" height="13" rx="2"/><path d="M5 15H4a2 2 0 0 1-2-2V4a2 2 0 0 1 2-2h9a2 2 0 0 1 2 2v1"/></svg>"#;
+
+pub const TRASH_ICON: &str = r#"<svg aria-hidden="true" focusable="false" width="18" height="18" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"><path d="M3 6h18"/><path d="M8 6V4a2 2 0 0 1 2-2h4a2 2 0 0 1 2 2v2"/><path d="M19 6l-1 14a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2L5 6"/><path d="M10 11v6M14 11v6"/></svg>"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_is_written_with_the_currency_decimals() {
+        let m = |amount_minor, currency: &str| money(&Money { amount_minor, currency: currency.to_owned() });
+        assert_eq!(m(12999, "USD"), "129.99 USD");
+        assert_eq!(m(5, "EUR"), "0.05 EUR");
+        assert_eq!(m(1500, "JPY"), "1500 JPY");
+        assert_eq!(m(1234, "BHD"), "1.234 BHD");
+    }
+}
