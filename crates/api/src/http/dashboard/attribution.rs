@@ -299,9 +299,10 @@ fn chart(days: &[NaiveDate], per_day: &BTreeMap<NaiveDate, DayTotals>) -> Markup
         max_clicks as i64,
         currency.as_deref().unwrap_or("any currency")
     );
+    let label_y = H - PAD + 16.0;
     html! {
         figure.chart {
-            svg viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(summary) preserveAspectRatio="none" {
+            svg viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(summary) {
                 title { (summary) }
                 line x1=(PAD) y1=(H - PAD) x2=(W - PAD) y2=(H - PAD) stroke="#6b7280" stroke-width="1" {}
                 @for (i, d) in days.iter().enumerate() {
@@ -313,6 +314,16 @@ fn chart(days: &[NaiveDate], per_day: &BTreeMap<NaiveDate, DayTotals>) -> Markup
                 }
                 @if currency.is_some() {
                     polyline points=(line.join(" ")) fill="none" stroke="#b45309" stroke-width="2.5" {}
+                }
+                text x=(PAD) y="14" font-size="12" fill="#1d4ed8" { (max_clicks as i64) " clicks" }
+                @if let Some(c) = &currency {
+                    text x=(W - PAD) y="14" font-size="12" fill="#92400e" text-anchor="end" {
+                        (views::money(&Money { amount_minor: max_revenue as i64, currency: c.clone() }))
+                    }
+                }
+                @if let (Some(first), Some(last)) = (days.first(), days.last()) {
+                    text x=(PAD) y=(label_y) font-size="12" fill="#374151" { (first.format("%b %-d")) }
+                    text x=(W - PAD) y=(label_y) font-size="12" fill="#374151" text-anchor="end" { (last.format("%b %-d")) }
                 }
             }
             figcaption {

@@ -124,16 +124,8 @@ pub async fn list(
     let totals = stats::totals(&state.db, session.brand.id, &ids).await?;
     let names = Names::load(&state, session.brand.id).await?;
     let selected = |id: Option<Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
-    let new_link = {
-        let mut query = url::form_urlencoded::Serializer::new(String::new());
-        if let Some(id) = campaign_id {
-            query.append_pair("campaign_id", &id.to_string());
-        }
-        if let Some(id) = creator_id {
-            query.append_pair("creator_id", &id.to_string());
-        }
-        format!("/brand/attribution/links/new?{}", query.finish())
-    };
+    // A New Link started from a filtered list starts with the same campaign and creator.
+    let new_link = list_url(campaign_id, creator_id, None).replacen("/links", "/links/new", 1);
     let content = html! {
         div.page-head {
             h1 { "Tracking Links" }
@@ -187,20 +179,22 @@ fn link_row(link: &Link, (clicks, conversions): (i64, i64), names: &Names) -> Ma
     let dash = "—";
     html! {
         tr.inactive[!link.active] data-link-id=(link.id) data-code=(link.code) {
-            td.short-url {
+            td.short-url data-label="Short URL" {
                 a href=(format!("/brand/attribution/links/{}", link.id)) { (link.short_url) }
                 @if link.active { (views::copy_button(&link.short_url, &format!("short URL {}", link.short_url))) }
             }
-            td { (names.creator(link.creator_id).unwrap_or(dash)) }
-            td { (names.campaign(link.campaign_id).unwrap_or(dash)) }
-            td { (link.platform.map(views::platform_label).unwrap_or(dash)) }
-            td { (link.content_type.map(views::content_type_label).unwrap_or(dash)) }
-            td { (link.promo_code.as_deref().unwrap_or(dash)) }
-            td { @if link.share_revenue { "Shared" } @else { "Not shared" } }
-            td.num.clicks { (clicks) }
-            td.num.conversions { (conversions) }
-            td.status { @if link.active { span.badge.active { "Active" } } @else { span.badge.inactive { "Inactive" } } }
-            td {
+            td data-label="Creator" { (names.creator(link.creator_id).unwrap_or(dash)) }
+            td data-label="Campaign" { (names.campaign(link.campaign_id).unwrap_or(dash)) }
+            td data-label="Platform" { (link.platform.map(views::platform_label).unwrap_or(dash)) }
+            td data-label="Content type" { (link.content_type.map(views::content_type_label).unwrap_or(dash)) }
+            td data-label="Promo code" { (link.promo_code.as_deref().unwrap_or(dash)) }
+            td data-label="Share revenue" { @if link.share_revenue { "Shared" } @else { "Not shared" } }
+            td.num.clicks data-label="Clicks" { (clicks) }
+            td.num.conversions data-label="Conversions" { (conversions) }
+            td.status data-label="Status" {
+                @if link.active { span.badge.active { "Active" } } @else { span.badge.inactive { "Inactive" } }
+            }
+            td.actions data-label="" {
                 @if link.active {
                     a.icon-button.trash href=(format!("/brand/attribution/links/{}/deactivate", link.id))
                         aria-label=(format!("Deactivate link {}", link.code)) title="Deactivate" {

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use axum::extract::{Form, FromRequest, FromRequestParts, Request};
+use axum::extract::{Form, FromRequest, FromRequestParts, OriginalUri, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -155,7 +155,10 @@ impl FromRequestParts<AppState> for Session {
     type Rejection = DashError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let sign_in = || DashError::SignIn { next: parts.uri.path_and_query().map(|p| p.to_string()) };
+        // Inside `nest("/brand")` the URI has lost its prefix; the original one is where to come back to.
+        let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |original| &original.0);
+        let next = uri.path_and_query().map(|p| p.to_string());
+        let sign_in = || DashError::SignIn { next: next.clone() };
         let secure = secure_cookies(&parts.headers, state);
         let jar = CookieJar::from_headers(&parts.headers);
         let token = jar.get(session_cookie_name(secure)).map(|c| c.value().to_owned()).ok_or_else(sign_in)?;
