@@ -1,0 +1,612 @@
+//! The brand dashboard's server side: sign-in, sessions and their expiry, CSRF and cross-site refusals,
+//! sign-in rate limits, and a session reaching exactly its own brand, driven through the real router
+//! the way a browser drives it (cookies kept between requests, forms posted url-encoded).
+
+mod support;
+
+use std::collections::HashMap;
+
+use api::http::AppState;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::json;
+use sqlx::PgPool;
+use support::Api;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+const PASSWORD: &str = "correct horse battery staple";
+const LOCAL: &str = "127.0.0.1:8080";
+
+/// A browser: keeps cookies, sends `Host`, and on POST the `Origin` and `Sec-Fetch-Site` a browser sends
+/// for a form of the same site.
+struct Browser<'a> {
+    api: &'a Api,
+    host: String,
+    cookies: HashMap<String, String>,
+    /// `X-Forwarded-For`, when set.
+    client: Option<String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> Option<&str> {
+        self.headers.get(header::LOCATION).and_then(|v| v.to_str().ok())
+    }
+
+    /// The value of the page's first hidden `csrf` field.
+    fn csrf(&self) -> String {
+        let start = self.body.find(r#"name="csrf" value=""#).expect("a csrf field") + r#"name="csrf" value=""#.len();
+        self.body[start..].split('"').next().unwrap_or_default().to_owned()
+    }
+
+    fn set_cookies(&self) -> Vec<&str> {
+        self.headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect()
+    }
+}
+
+impl<'a> Browser<'a> {
+    fn new(api: &'a Api) -> Self {
+        Browser { api, host: LOCAL.to_owned(), cookies: HashMap::new(), client: None }
+    }
+
+    async fn send(
+        &mut self,
+        method: Method,
+        uri: &str,
+        form: Option<&[(&str, &str)]>,
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut request = Request::builder().method(method).uri(uri).header(header::HOST, &self.host);
+        if !self.cookies.is_empty() {
+            let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+            request = request.header(header::COOKIE, cookie);
+        }
+        if let Some(client) = &self.client {
+            request = request.header("x-forwarded-for", client);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = match form {
+            Some(fields) => {
+                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+                encoded.extend_pairs(fields.iter());
+                Body::from(encoded.finish())
+            }
+            None => Body::empty(),
+        };
+        let response = self.api.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let page = Page { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() };
+        for set in page.set_cookies() {
+            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            if attributes.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        page
+    }
+
+    async fn get(&mut self, uri: &str) -> Page {
+        self.send(Method::GET, uri, None, &[]).await
+    }
+
+    /// A form post from a page of this site.
+    async fn post(&mut self, uri: &str, form: &[(&str, &str)]) -> Page {
+        let origin = format!("http://{}", self.host);
+        self.send(Method::POST, uri, Some(form), &[("origin", &origin), ("sec-fetch-site", "same-origin")]).await
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
+        let token = self.get("/brand/sign-in").await.csrf();
+        self.post("/brand/sign-in", &[("csrf", &token), ("email", email), ("password", password)]).await
+    }
+
+    /// Signs in and returns the session's form token.
+    async fn signed_in(&mut self, email: &str) -> String {
+        let page = self.sign_in(email, PASSWORD).await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        self.get("/brand/attribution/links").await.csrf()
+    }
+}
+
+async fn user(api: &Api, email: &str) -> Uuid {
+    api::users::create_user(&api.pool, api.brand_id, email, PASSWORD).await.unwrap()
+}
+
+async fn sessions(api: &Api) -> i64 {
+    api.count("sessions").await
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn signing_in_sets_an_http_only_lax_expiring_cookie_and_stores_only_a_hash_of_it(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    let page = browser.get("/brand/attribution/links").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), Some("/brand/sign-in?next=%2Fbrand%2Fattribution%2Flinks"));
+
+    let page = browser.sign_in(" JESS@acme.example", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location(), Some("/brand/attribution/links"));
+    let cookie = page.set_cookies().into_iter().find(|c| c.starts_with("cs_session=")).expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=43200"] {
+        assert!(cookie.contains(attribute), "{cookie} lacks {attribute}");
+    }
+    // Plain-http loopback development: no Secure, so no __Host- prefix either.
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let token = browser.cookies["cs_session"].clone();
+    let stored: Vec<u8> = sqlx::query_scalar("select token_hash from sessions").fetch_one(&api.pool).await.unwrap();
+    assert_eq!(stored, api::secrets::hash(&token).to_vec());
+    let raw_anywhere: bool = sqlx::query_scalar("select exists (select 1 from sessions where encode(token_hash, 'escape') like '%' || $1 || '%' or csrf_token = $1)")
+        .bind(&token)
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert!(!raw_anywhere);
+    let page = browser.get("/brand/attribution/links").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("jess@acme.example"));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn off_loopback_cookies_are_secure_and_host_prefixed(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    browser.host = "app.creatorscore.io".to_owned();
+    let page = browser.get("/brand/sign-in").await;
+    assert!(page.set_cookies().iter().any(|c| c.starts_with("__Host-cs_signin=") && c.contains("Secure")));
+    let page = browser.sign_in("jess@acme.example", PASSWORD).await;
+    let cookie =
+        page.set_cookies().into_iter().find(|c| c.starts_with("__Host-cs_session=")).expect("a __Host- cookie");
+    assert!(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("Path=/"), "{cookie}");
+    assert_eq!(browser.get("/brand/attribution/links").await.status, StatusCode::OK);
+    // The same cookie without the prefix is not a session.
+    let token = browser.cookies.remove("__Host-cs_session").unwrap();
+    browser.cookies.insert("cs_session".to_owned(), token);
+    assert_eq!(browser.get("/brand/attribution/links").await.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_wrong_password_and_an_unknown_email_get_the_same_answer(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    let wrong_password = browser.sign_in("jess@acme.example", "not the password").await;
+    let unknown_email = browser.sign_in("nobody@acme.example", PASSWORD).await;
+    for page in [&wrong_password, &unknown_email] {
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+        assert!(page.body.contains("Incorrect email or password."), "{}", page.body);
+        assert!(page.set_cookies().iter().all(|c| !c.contains("cs_session")));
+    }
+    // What was typed stays (the email, never the password).
+    assert!(wrong_password.body.contains(r#"value="jess@acme.example""#));
+    assert!(!wrong_password.body.contains("not the password"));
+    assert_eq!(sessions(&api).await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn posts_without_the_session_token_or_from_another_site_are_refused_and_write_nothing(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    let token = browser.signed_in("jess@acme.example").await;
+    let origin = format!("http://{LOCAL}");
+    let refusals: [(&str, Vec<(&str, &str)>); 6] = [
+        ("no token", vec![]),
+        ("a wrong token", vec![("csrf", "forged")]),
+        ("an empty token", vec![("csrf", "")]),
+        ("the right token from another site (Origin)", vec![("csrf", &token), ("!origin", "https://evil.example")]),
+        (
+            "the right token from another site (Sec-Fetch-Site)",
+            vec![("csrf", &token), ("!sec-fetch-site", "cross-site")],
+        ),
+        ("the right token from a sandboxed frame", vec![("csrf", &token), ("!origin", "null")]),
+    ];
+    for (what, fields) in refusals {
+        let mut headers = vec![("origin", origin.as_str()), ("sec-fetch-site", "same-origin")];
+        let mut form = vec![("name", "Forged campaign")];
+        // `!name` replaces a header the browser would send.
+        for (k, v) in fields {
+            match k.strip_prefix('!') {
+                Some(header) => {
+                    headers.retain(|(h, _)| *h != header);
+                    headers.push((header, v));
+                }
+                None => form.push((k, v)),
+            }
+        }
+        let page = browser.send(Method::POST, "/brand/campaigns", Some(&form), &headers).await;
+        assert_eq!(page.status, StatusCode::FORBIDDEN, "{what}");
+        assert!(page.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"), "{what}");
+        assert!(page.body.contains("Request refused"), "{what}: {}", page.body);
+    }
+    assert_eq!(api.count("campaigns").await, 0);
+
+    // Another session's token does not fit this session.
+    let mut other = Browser::new(&api);
+    user(&api, "sam@acme.example").await;
+    let other_token = other.signed_in("sam@acme.example").await;
+    assert_ne!(other_token, token);
+    let page = browser.post("/brand/campaigns", &[("csrf", &other_token), ("name", "Spring")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    // Sign-out is a state change too.
+    let page = browser.post("/brand/sign-out", &[("csrf", "forged")]).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(sessions(&api).await, 2);
+
+    // A client that sends neither Origin nor Sec-Fetch-Site (curl) still passes with the token.
+    let page = browser.send(Method::POST, "/brand/campaigns", Some(&[("csrf", &token), ("name", "Spring")]), &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(api.count("campaigns").await, 1);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_sign_in_form_needs_its_own_token_and_a_same_site_post(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    let token = browser.get("/brand/sign-in").await.csrf();
+    let fields = [("csrf", "forged"), ("email", "jess@acme.example"), ("password", PASSWORD)];
+    assert_eq!(browser.post("/brand/sign-in", &fields).await.status, StatusCode::FORBIDDEN);
+    let fields = [("csrf", token.as_str()), ("email", "jess@acme.example"), ("password", PASSWORD)];
+    let cross_site = [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")];
+    let page = browser.send(Method::POST, "/brand/sign-in", Some(&fields), &cross_site).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    // Without the sign-in cookie (a login-CSRF attempt from another browser), the token means nothing.
+    let mut stranger = Browser::new(&api);
+    assert_eq!(stranger.post("/brand/sign-in", &fields).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(sessions(&api).await, 0);
+    assert_eq!(browser.post("/brand/sign-in", &fields).await.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn an_idle_session_expires_and_is_deleted(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    browser.signed_in("jess@acme.example").await;
+    // 59 minutes idle: still signed in, and the visit counts as activity.
+    sqlx::query("update sessions set last_seen_at = now() - interval '59 minutes'").execute(&api.pool).await.unwrap();
+    assert_eq!(browser.get("/brand/attribution/links").await.status, StatusCode::OK);
+    let idle: f64 = sqlx::query_scalar("select extract(epoch from now() - last_seen_at)::float8 from sessions")
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert!(idle < 5.0, "the visit did not refresh the session ({idle} s idle)");
+    // 61 minutes idle: over.
+    sqlx::query("update sessions set last_seen_at = now() - interval '61 minutes'").execute(&api.pool).await.unwrap();
+    let page = browser.get("/brand/attribution").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), Some("/brand/sign-in?next=%2Fbrand%2Fattribution"));
+    assert_eq!(sessions(&api).await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_session_ends_after_twelve_hours_however_active(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    browser.signed_in("jess@acme.example").await;
+    sqlx::query("update sessions set created_at = now() - interval '11 hours 59 minutes'")
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(browser.get("/brand/attribution/links").await.status, StatusCode::OK);
+    sqlx::query("update sessions set created_at = now() - interval '12 hours 1 second', last_seen_at = now()")
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(browser.get("/brand/attribution/links").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(sessions(&api).await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn signing_out_deletes_the_session_on_the_server(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    let token = browser.signed_in("jess@acme.example").await;
+    let stolen = browser.cookies.clone();
+    let page = browser.post("/brand/sign-out", &[("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.location(), Some("/brand/sign-in?signed_out=1"));
+    assert!(page.set_cookies().iter().any(|c| c.starts_with("cs_session=;") && c.contains("Max-Age=0")));
+    assert_eq!(sessions(&api).await, 0);
+    // A copy of the cookie taken before sign-out opens nothing.
+    browser.cookies = stolen;
+    assert_eq!(browser.get("/brand/attribution/links").await.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn sign_in_attempts_are_limited_per_email(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    for _ in 0..5 {
+        assert_eq!(browser.sign_in("jess@acme.example", "guess").await.status, StatusCode::UNAUTHORIZED);
+    }
+    // The sixth attempt is refused before the password is even looked at, right or wrong.
+    let page = browser.sign_in("JESS@acme.example", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.body.contains("Too many sign-in attempts"), "{}", page.body);
+    assert_eq!(sessions(&api).await, 0);
+    // Other people are not locked out by it.
+    user(&api, "sam@acme.example").await;
+    assert_eq!(browser.sign_in("sam@acme.example", PASSWORD).await.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn sign_in_attempts_are_limited_per_client_address(pool: PgPool) {
+    let state = AppState::new(pool, support::config(&[("TRUST_FORWARDED_FOR", "true")]));
+    let api = Api::with_state(state).await;
+    user(&api, "jess@acme.example").await;
+    let mut attacker = Browser::new(&api);
+    attacker.client = Some("203.0.113.7".to_owned());
+    for i in 0..20 {
+        let page = attacker.sign_in(&format!("guess{i}@acme.example"), "guess").await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    assert_eq!(attacker.sign_in("jess@acme.example", PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // Another address (X-Forwarded-For is trusted here) signs in.
+    let mut colleague = Browser::new(&api);
+    colleague.client = Some("198.51.100.20".to_owned());
+    assert_eq!(colleague.sign_in("jess@acme.example", PASSWORD).await.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_link_form_shows_the_api_messages_beside_their_fields_and_keeps_what_was_typed(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let creator = api.create("/v1/creators", json!({"name": "Jessica"})).await;
+    api.create("/v1/links", json!({"destination_url": "https://shop.example/a", "promo_code": "JESS20"})).await;
+    let mut browser = Browser::new(&api);
+    let token = browser.signed_in("jess@acme.example").await;
+    let creator_id = creator["id"].as_str().unwrap();
+
+    let form = [
+        ("csrf", token.as_str()),
+        ("destination_url", "https://trk.creatorscore.io/abcd2345"),
+        ("creator_id", creator_id),
+        ("platform", "youtube"),
+        ("content_type", "video"),
+        ("promo_code", "has space"),
+        ("share_revenue", "on"),
+    ];
+    let page = browser.post("/brand/attribution/links", &form).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The REST API's own messages, each beside its field.
+    let rest = api.post("/v1/links", json!({"destination_url": "https://trk.creatorscore.io/abcd2345"})).await;
+    let rest_message = rest.body["error"]["message"].as_str().unwrap();
+    assert!(
+        page.body.contains(&format!(r#"<p class="error" id="destination_url-error">{rest_message}</p>"#)),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains(
+            r#"id="promo_code-error">promo_code must be 1 to 64 letters, digits, &#39;-&#39; or &#39;_&#39;</p>"#
+        ) || page.body.contains(r#"id="promo_code-error">promo_code must be 1 to 64 letters, digits, '-' or '_'</p>"#),
+        "{}",
+        page.body
+    );
+    // What was typed is still there.
+    assert!(page.body.contains(r#"value="https://trk.creatorscore.io/abcd2345""#));
+    assert!(page.body.contains(r#"value="has space""#));
+    assert!(page.body.contains(&format!(r#"<option value="{creator_id}" selected>"#)));
+    assert!(page.body.contains(r#"<option value="youtube" selected>"#));
+    assert!(page.body.contains(r#"<option value="video" selected>"#));
+    assert!(page.body.contains(r#"name="share_revenue" type="checkbox" role="switch" value="on" checked"#));
+
+    // A promo code another active link uses (in another case): the conflict, beside the promo code.
+    let form = [("csrf", token.as_str()), ("destination_url", "https://shop.example/b"), ("promo_code", "jess20")];
+    let page = browser.post("/brand/attribution/links", &form).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page
+        .body
+        .contains(r#"id="promo_code-error">another active link of this brand already uses this promo code"#));
+    assert_eq!(api.count("links").await, 1, "no partial write");
+
+    // Fixed, the same form creates the link, the same as the API would.
+    let form = [
+        ("csrf", token.as_str()),
+        ("destination_url", "https://shop.example/b"),
+        ("creator_id", creator_id),
+        ("platform", "youtube"),
+        ("promo_code", "JESS30"),
+        ("share_revenue", "on"),
+    ];
+    let page = browser.post("/brand/attribution/links", &form).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let location = page.location().unwrap().to_owned();
+    let id = location.trim_start_matches("/brand/attribution/links/").trim_end_matches("?created=1");
+    let link = api.get(&format!("/v1/links/{id}")).await.body;
+    assert_eq!(link["creator_id"], creator["id"]);
+    assert_eq!(link["platform"], "youtube");
+    assert_eq!(link["promo_code"], "JESS30");
+    assert_eq!(link["share_revenue"], true);
+    let page = browser.get(&location).await;
+    assert!(page.body.contains("Link created"));
+    assert!(page.body.contains(&format!("https://trk.creatorscore.io/{}", link["code"].as_str().unwrap())));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_session_never_reaches_another_brands_data(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let other = api.other_brand().await;
+    user(&api, "jess@acme.example").await;
+    let their_creator = other.create("/v1/creators", json!({"name": "Theirs"})).await;
+    let their_campaign = other.create("/v1/campaigns", json!({"name": "Their drop"})).await;
+    let their_link = other.create("/v1/links", json!({"destination_url": "https://other.example/"})).await;
+    let their_id = their_link["id"].as_str().unwrap();
+    let mut browser = Browser::new(&api);
+    let token = browser.signed_in("jess@acme.example").await;
+
+    let page = browser.get("/brand/attribution/links").await;
+    assert!(!page.body.contains(their_link["code"].as_str().unwrap()));
+    assert!(!page.body.contains("Theirs") && !page.body.contains("Their drop"));
+    for path in
+        [format!("/brand/attribution/links/{their_id}"), format!("/brand/attribution/links/{their_id}/deactivate")]
+    {
+        let page = browser.get(&path).await;
+        assert_eq!(page.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(page.body.contains("does not exist or is not yours"));
+    }
+    let page = browser.post(&format!("/brand/attribution/links/{their_id}/deactivate"), &[("csrf", &token)]).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert_eq!(other.get(&format!("/v1/links/{their_id}")).await.body["active"], true);
+
+    // Their creator and campaign cannot be attached to a link of ours: the API's 404s, beside the fields.
+    let form = [
+        ("csrf", token.as_str()),
+        ("destination_url", "https://shop.example/"),
+        ("creator_id", their_creator["id"].as_str().unwrap()),
+        ("campaign_id", their_campaign["id"].as_str().unwrap()),
+    ];
+    let page = browser.post("/brand/attribution/links", &form).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.body.contains(r#"id="creator_id-error">creator not found"#)
+            || page.body.contains(r#"id="campaign_id-error">campaign not found"#),
+        "{}",
+        page.body
+    );
+    assert_eq!(api.count("links").await, 1, "only their link exists");
+    // Filtering by their creator shows nothing.
+    let page =
+        browser.get(&format!("/brand/attribution/links?creator_id={}", their_creator["id"].as_str().unwrap())).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("No links yet match these filters"));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn dashboard_pages_forbid_framing_caching_and_foreign_scripts_and_v1_keeps_json_errors(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let mut browser = Browser::new(&api);
+    let page = browser.get("/brand/sign-in").await;
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    assert_eq!(page.headers["cache-control"], "no-store");
+    assert!(page.headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    let script = browser.get("/static/dashboard.js").await;
+    assert_eq!(script.status, StatusCode::OK);
+    assert!(script.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/javascript"));
+    let missing = browser.get("/brand/nothing-here").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.starts_with("<!DOCTYPE html>"));
+    let rest = api.send(Method::GET, "/v1/links", None, None).await;
+    assert_eq!(rest.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(rest.error_code(), "unauthorized");
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_attribution_page_shows_the_reports_figures_and_how_each_order_was_credited(pool: PgPool) {
+    use api::attribution::{record_order, OrderReport, Source};
+    use api::money::Money;
+    use chrono::{Duration, Utc};
+
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let jess = api.create("/v1/creators", json!({"name": "Jessica"})).await;
+    let link = api
+        .create(
+            "/v1/links",
+            json!({"destination_url": "https://shop.example/", "creator_id": jess["id"], "promo_code": "JESS20"}),
+        )
+        .await;
+    let visitor = Uuid::new_v4();
+    let clicked_at = Utc::now() - Duration::hours(1);
+    let clicks = api
+        .click(&[
+            support::Click::new(&link, visitor, clicked_at),
+            support::Click::new(&link, Uuid::new_v4(), clicked_at),
+        ])
+        .await;
+    let order = |order_id: &str, minor, refs: Vec<Uuid>, codes: Vec<String>| OrderReport {
+        brand_id: api.brand_id,
+        order_id: order_id.to_owned(),
+        amount: Money { amount_minor: minor, currency: "USD".to_owned() },
+        occurred_at: Utc::now() - Duration::minutes(5),
+        source: Source::Pixel,
+        refs,
+        discount_codes: codes,
+    };
+    let mut conn = api.pool.acquire().await.unwrap();
+    record_order(&mut conn, &order("by-click", 12999, vec![clicks[0]], vec![])).await.unwrap();
+    record_order(&mut conn, &order("by-promo", 5000, vec![], vec!["jess20".to_owned()])).await.unwrap();
+    drop(conn);
+
+    let mut browser = Browser::new(&api);
+    browser.signed_in("jess@acme.example").await;
+    let page = browser.get("/brand/attribution?days=7").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let body = &page.body;
+    // The REST report over the same window says the same.
+    let rest = api.get("/v1/attribution?group_by=creator").await.body;
+    let row = &rest["data"][0];
+    assert_eq!((row["clicks"].as_i64(), row["conversions"].as_i64()), (Some(2), Some(2)));
+    assert!(body.contains(r#"data-total="clicks">2<"#), "{body}");
+    assert!(body.contains(r#"data-total="conversions">2<"#));
+    assert!(body.contains(r#"data-total="revenue">179.99 USD<"#));
+    assert!(body.contains(r#"data-total="conversion_rate">100.0%<"#));
+    assert!(body.contains(&format!(
+        r#"<a href="/brand/attribution/links?creator_id={}">Jessica</a>"#,
+        jess["id"].as_str().unwrap()
+    )));
+    assert!(body.contains(&format!(
+        r#"<a href="/brand/attribution/links/{}">{}</a>"#,
+        link["id"].as_str().unwrap(),
+        link["code"].as_str().unwrap()
+    )));
+    // Each order explains itself: the click (which one, when) or the promo code.
+    let click = clicks[0].simple().to_string();
+    assert!(
+        body.contains(&format!(
+            r#"Click <code title="{click}">{}</code> at {}"#,
+            &click[..8],
+            clicked_at.format("%Y-%m-%d %H:%M UTC")
+        )),
+        "{body}"
+    );
+    assert!(body.contains("Promo code <code>jess20</code>"), "{body}");
+    // A period the dashboard does not offer falls back to 30 days, never to an error.
+    assert_eq!(browser.get("/brand/attribution?days=3650").await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_links_list_pages_through_the_brands_links_newest_first(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    for i in 0..30 {
+        api.create("/v1/links", json!({"destination_url": format!("https://shop.example/{i}")})).await;
+    }
+    let newest = api.get("/v1/links?limit=1").await.body["data"][0]["code"].as_str().unwrap().to_owned();
+    let mut browser = Browser::new(&api);
+    browser.signed_in("jess@acme.example").await;
+    let first = browser.get("/brand/attribution/links").await;
+    assert_eq!(first.body.matches("data-link-id=").count(), 25);
+    let first_code = first.body.split(r#"data-code=""#).nth(1).and_then(|rest| rest.split('"').next());
+    assert_eq!(first_code, Some(newest.as_str()), "newest first");
+    let start = first.body.find(r#"rel="next""#).expect("a next page link");
+    let href_start = first.body[..start].rfind("href=\"").unwrap() + 6;
+    let next = first.body[href_start..].split('"').next().unwrap().replace("&amp;", "&");
+    let second = browser.get(&next).await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(second.body.matches("data-link-id=").count(), 5);
+    assert!(!second.body.contains(r#"rel="next""#));
+    assert!(second.body.contains("← First page"));
+}
