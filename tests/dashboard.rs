@@ -1,0 +1,100 @@
+//! The brand dashboard in headless Chromium against the real `api` binary and PostgreSQL: every scenario
+//! of `tests/browser/dashboard.mjs` (sign-in, creators and campaigns, links through the form, the
+//! clipboard, filters, clicks and a credited order, deactivation, a validation error, sign-out, another
+//! brand's session), then the same facts read back through the REST API. Screenshots go to
+//! `target/e2e-screenshots/`.
+
+use std::process::Command;
+
+use e2e::api::{ApiOptions, ApiProcess};
+use e2e::repo_root;
+use serde_json::{json, Value};
+
+const INGEST_TOKEN: &str = "dashboard-e2e-ingest";
+
+/// `api user create` with a generated password; returns the password it printed.
+fn create_user(api: &ApiProcess, brand_id: &str, email: &str) -> String {
+    let output = api.run(&["user", "create", "--brand", brand_id, "--email", email]);
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap_or_else(|| panic!("no password line in {output}"))
+        .to_owned()
+}
+
+#[test]
+fn a_brand_manages_its_tracking_links_in_a_real_browser() {
+    let api = ApiProcess::start(ApiOptions {
+        env: vec![("EDGE_INGEST_TOKEN".to_owned(), INGEST_TOKEN.to_owned())],
+        ..Default::default()
+    });
+    let acme = api.create_brand("Acme");
+    let other = api.create_brand("Other");
+    let password = create_user(&api, &acme.id, "owner@acme.example");
+    let other_password = create_user(&api, &other.id, "owner@other.example");
+    let (status, other_link) =
+        api.call("POST", "/v1/links", &other.api_key, Some(&json!({"destination_url": "https://other.example/"})));
+    assert_eq!(status, 201, "{other_link}");
+
+    let screenshots = repo_root().join("target/e2e-screenshots");
+    let output = Command::new("node")
+        .arg(repo_root().join("tests/browser/dashboard.mjs"))
+        .current_dir(repo_root())
+        .env("BASE_URL", api.base_url())
+        .env("EMAIL", "owner@acme.example")
+        .env("PASSWORD", &password)
+        .env("OTHER_EMAIL", "owner@other.example")
+        .env("OTHER_PASSWORD", &other_password)
+        .env("OTHER_LINK_CODE", other_link["code"].as_str().expect("a code"))
+        .env("INGEST_TOKEN", INGEST_TOKEN)
+        .env("PIXEL_ID", &acme.pixel_id)
+        .env("SCREENSHOT_DIR", &screenshots)
+        .output()
+        .expect("run the browser");
+    assert!(
+        output.status.success(),
+        "browser run failed:\n{}\n{}\n--- api log ---\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        api.logs()
+    );
+    let seen: Value = serde_json::from_slice(output.stdout.split(|b| *b == b'\n').next().unwrap_or_default())
+        .expect("the browser's JSON line");
+
+    // What the browser did is what the REST API sees.
+    let call = |path: &str| {
+        let (status, body) = api.call("GET", path, &acme.api_key, None);
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    };
+    let jess_id = seen["jess_link"]["id"].as_str().expect("the first link's id");
+    let jess = call(&format!("/v1/links/{jess_id}"));
+    assert_eq!(jess["active"], false);
+    assert!(jess["deleted_at"].is_string());
+    assert_eq!(jess["short_url"], seen["short_url"]);
+    assert_eq!(jess["destination_url"], "https://shop.example/products/serum?variant=2");
+    assert_eq!(jess["platform"], "instagram");
+    assert_eq!(jess["content_type"], "reel");
+    assert_eq!(jess["promo_code"], "JESS20");
+    assert_eq!(jess["share_revenue"], true);
+    let creator = call(&format!("/v1/creators/{}", jess["creator_id"].as_str().expect("a creator")));
+    assert_eq!(creator["handle"], "@jessica");
+    let stats = call(&format!("/v1/links/{jess_id}/stats"));
+    assert_eq!(stats["clicks"], 2, "{stats}");
+    assert_eq!(stats["conversions"], 1, "{stats}");
+
+    let sam = call(&format!("/v1/links/{}", seen["sam_link"]["id"].as_str().expect("the second link's id")));
+    assert_eq!(sam["active"], true);
+    assert_eq!(sam["promo_code"], "SAM10");
+    assert_eq!(sam["platform"], "tiktok");
+    // Two links for this brand (the refused attempts wrote nothing), one for the other.
+    assert_eq!(call("/v1/links")["data"].as_array().map(Vec::len), Some(2));
+    assert_eq!(api.sql_scalar("select count(*) from links"), "3");
+    // Signed out: the session row is gone; the other brand's session is the only one left.
+    assert_eq!(api.sql_scalar("select count(*) from sessions"), "1");
+
+    for name in ["01-signed-in", "05-validation-error", "10-deactivated", "12-other-brand-on-a-phone"] {
+        let shot = screenshots.join(format!("dashboard-{name}.png"));
+        assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 0), "{} was not saved", shot.display());
+    }
+}
