@@ -39,14 +39,17 @@ PIDS+=($!)
 
 cat <<MSG
 
-  API   http://$BIND_ADDR   (OpenAPI: http://$BIND_ADDR/openapi.json)
-  Edge  http://127.0.0.1:$EDGE_PORT/{code}
+  API        http://$BIND_ADDR   (OpenAPI: http://$BIND_ADDR/openapi.json)
+  Dashboard  http://$BIND_ADDR/brand/sign-in
+  Edge       http://127.0.0.1:$EDGE_PORT/{code}
 
   Create a brand (prints brand_id, api_key and pixel_id):
     DATABASE_URL=$DATABASE_URL target/release/api brand create --name "My brand"
   Then, with the api_key:
     curl -s -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
       -d '{"destination_url":"https://shop.example/p"}' http://$BIND_ADDR/v1/links
+  A person who signs in to the dashboard (prints a password, shown once):
+    DATABASE_URL=$DATABASE_URL target/release/api user create --brand \$BRAND_ID --email you@example.com
 
 MSG
 wait -n "${PIDS[@]}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: unit and property tests, the pixel's tests, the API against a fresh PostgreSQL database
 # per test, and the end-to-end tests that start the API binary and the worker under `wrangler dev` (and
-# drive Debian's Chromium through a purchase).
+# drive Debian's Chromium through a purchase and through the brand dashboard).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-postgres.sh
