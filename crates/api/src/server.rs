@@ -23,6 +23,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let sync = spawn_kv_sync(&db, &config, stopped.clone())?;
     let rollups = tokio::spawn(crate::rollups::run(db.clone(), stopped));
+    // The dashboard's dummy password hash, made now so that the first sign-in with an unknown email does
+    // not take longer than the others.
+    tokio::task::spawn_blocking(crate::users::dummy_hash);
     let state = AppState::new(db, config);
     // The peer address is only a rate-limit key for the public pixel endpoint; it is never stored.
     let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();

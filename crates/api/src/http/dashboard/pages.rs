@@ -95,6 +95,8 @@ pub async fn sign_in(
         (status, sign_in_page(&form.csrf, &form.email, next, None, Some(error))).into_response()
     };
     if !state.signin_limits.allow(&form.email, client.0) {
+        // The address is only a rate-limit key; the email is not logged.
+        tracing::warn!(client = %client.0, "sign-in attempt over the rate limit");
         return Ok(again(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS));
     }
     let user: Option<(Uuid, Uuid, String)> = match users::Email::parse(&form.email) {
