@@ -11,7 +11,7 @@ use wasm_bindgen::JsValue;
 use worker::{
     console_error, console_warn, Context, Date, Delay, Env, Fetch, Headers, MessageBatch, MessageExt,
     Method as WorkerMethod, Queue, QueueContentType, QueueRetryOptionsBuilder, RawMessageBuilder, Request, RequestInit,
-    Response, Result,
+    Response, ResponseBody, ResponseBuilder, Result,
 };
 
 use shared::{ClickEvent, Code, LinkRecord};
@@ -292,16 +292,18 @@ async fn post_clicks(env: &Env, clicks: &[ClickEvent]) -> Result<u16> {
     Ok(response.status_code())
 }
 
-/// Copies an [`Answer`] into a runtime response.
+/// Copies an [`Answer`] into a runtime response, into the response's own `Headers` (one JavaScript
+/// object per response, not a second one to replace the first).
 fn respond(answer: Answer) -> Result<Response> {
-    let headers = Headers::new();
+    let body = match answer.body {
+        Body::Empty => ResponseBody::Empty,
+        Body::Html(page) => ResponseBody::Body(page.as_bytes().to_vec()),
+        Body::Json(json) => ResponseBody::Body(json.into_bytes()),
+    };
+    let mut response = ResponseBuilder::new().with_status(answer.status).body(body);
+    let headers = response.headers_mut();
     for (name, value) in &answer.headers {
         headers.append(name, value)?;
     }
-    let response = match answer.body {
-        Body::Empty => Response::empty()?,
-        Body::Html(page) => Response::from_bytes(page.as_bytes().to_vec())?,
-        Body::Json(json) => Response::from_bytes(json.into_bytes())?,
-    };
-    Ok(response.with_status(answer.status).with_headers(headers))
+    Ok(response)
 }
