@@ -269,36 +269,26 @@ async fn apply(tx: &mut PgConnection, work: &Work) -> Result<(), sqlx::Error> {
 /// Stores the delivery as processed, in the transaction that processes it; false when this webhook id
 /// was processed already (the row is then left untouched). A failed earlier attempt is taken over.
 async fn claim(tx: &mut PgConnection, d: &Delivery<'_>) -> Result<bool, sqlx::Error> {
-    let row: Option<i64> = sqlx::query_scalar(
-        "insert into shopify_deliveries (shop_domain, brand_id, webhook_id, topic, body, processed_at)
-         values ($1, $2, $3, $4, $5, now())
-         on conflict (shop_domain, webhook_id) do update
-             set brand_id = excluded.brand_id, topic = excluded.topic, body = excluded.body,
-                 attempts = shopify_deliveries.attempts + 1, last_received_at = now(),
-                 processed_at = now(), error = null
-             where shopify_deliveries.processed_at is null
-         returning id",
-    )
-    .bind(d.shop.as_str())
-    .bind(d.brand_id)
-    .bind(d.webhook_id)
-    .bind(d.topic)
-    .bind(d.body)
-    .fetch_optional(tx)
-    .await?;
-    Ok(row.is_some())
+    store(tx, d, None).await
 }
 
 /// Keeps a delivery that could not be processed, with the reason; false when this webhook id was
 /// processed already (then nothing changes).
 async fn record_failure(db: &PgPool, d: &Delivery<'_>, error: &str) -> Result<bool, sqlx::Error> {
     let error: String = error.chars().take(2000).collect();
+    store(db, d, Some(&error)).await
+}
+
+/// Writes a delivery, processed now (`error` is `None`) or failed with `error`, unless this webhook id
+/// was processed already: then nothing changes and the answer is false.
+async fn store<'e>(db: impl sqlx::PgExecutor<'e>, d: &Delivery<'_>, error: Option<&str>) -> Result<bool, sqlx::Error> {
     let row: Option<i64> = sqlx::query_scalar(
-        "insert into shopify_deliveries (shop_domain, brand_id, webhook_id, topic, body, error)
-         values ($1, $2, $3, $4, $5, $6)
+        "insert into shopify_deliveries (shop_domain, brand_id, webhook_id, topic, body, processed_at, error)
+         values ($1, $2, $3, $4, $5, case when $6::text is null then now() end, $6)
          on conflict (shop_domain, webhook_id) do update
              set brand_id = excluded.brand_id, topic = excluded.topic, body = excluded.body,
-                 attempts = shopify_deliveries.attempts + 1, last_received_at = now(), error = excluded.error
+                 attempts = shopify_deliveries.attempts + 1, last_received_at = now(),
+                 processed_at = excluded.processed_at, error = excluded.error
              where shopify_deliveries.processed_at is null
          returning id",
     )
