@@ -1,6 +1,8 @@
 //! Every response the worker gives, described as plain data; the wasm glue only copies it into a
 //! runtime `Response`. Keeping them here lets native tests pin statuses and headers exactly.
 
+use std::borrow::Cow;
+
 use serde_json::json;
 
 use crate::click::Visit;
@@ -32,17 +34,19 @@ pub struct Answer {
     /// HTTP status.
     pub status: u16,
     /// Headers, in order (`Set-Cookie` may repeat, so this is not a map).
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// Body.
     pub body: Body,
 }
 
 impl Answer {
-    /// `302` to the visit's location, with its cookie if any.
-    pub fn redirect(visit: &Visit) -> Self {
-        let mut headers = vec![("Location", visit.location.clone()), ("Cache-Control", NO_STORE.to_owned())];
-        if let Some(cookie) = &visit.set_cookie {
-            headers.push(("Set-Cookie", cookie.clone()));
+    /// `302` to the visit's location, with its cookie if any (the visit's event is recorded apart).
+    pub fn redirect(visit: Visit) -> Self {
+        let mut headers = Vec::with_capacity(3);
+        headers.push(("Location", Cow::Owned(visit.location)));
+        headers.push(("Cache-Control", Cow::Borrowed(NO_STORE)));
+        if let Some(cookie) = visit.set_cookie {
+            headers.push(("Set-Cookie", Cow::Owned(cookie)));
         }
         Answer { status: 302, headers, body: Body::Empty }
     }
@@ -52,8 +56,8 @@ impl Answer {
         Answer {
             status: 404,
             headers: vec![
-                ("Content-Type", "text/html; charset=utf-8".to_owned()),
-                ("Cache-Control", NO_STORE.to_owned()),
+                ("Content-Type", Cow::Borrowed("text/html; charset=utf-8")),
+                ("Cache-Control", Cow::Borrowed(NO_STORE)),
             ],
             body: if head { Body::Empty } else { Body::Html(NOT_FOUND_PAGE) },
         }
@@ -62,7 +66,7 @@ impl Answer {
     /// `405` naming the methods the path does serve.
     pub fn method_not_allowed(allow: &'static str) -> Self {
         let mut answer = Self::json_error(405, "method_not_allowed", &format!("this path only answers {allow}"));
-        answer.headers.push(("Allow", allow.to_owned()));
+        answer.headers.push(("Allow", Cow::Borrowed(allow)));
         answer
     }
 
@@ -80,7 +84,10 @@ impl Answer {
     pub fn json(status: u16, body: String) -> Self {
         Answer {
             status,
-            headers: vec![("Content-Type", "application/json".to_owned()), ("Cache-Control", NO_STORE.to_owned())],
+            headers: vec![
+                ("Content-Type", Cow::Borrowed("application/json")),
+                ("Cache-Control", Cow::Borrowed(NO_STORE)),
+            ],
             body: Body::Json(body),
         }
     }
@@ -91,14 +98,14 @@ mod tests {
     use super::*;
 
     fn header<'a>(answer: &'a Answer, name: &str) -> Vec<&'a str> {
-        answer.headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_str()).collect()
+        answer.headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_ref()).collect()
     }
 
     #[test]
     fn a_redirect_is_a_302_that_no_cache_keeps() {
         let visit =
             Visit { location: "https://a.example/?cs_ref=x".into(), set_cookie: Some("_cs_pv=y".into()), event: None };
-        let answer = Answer::redirect(&visit);
+        let answer = Answer::redirect(visit);
         assert_eq!(answer.status, 302);
         assert_eq!(header(&answer, "Location"), ["https://a.example/?cs_ref=x"]);
         assert_eq!(header(&answer, "Cache-Control"), ["private, no-store"]);
@@ -109,7 +116,7 @@ mod tests {
     #[test]
     fn a_redirect_without_cookie_sets_none() {
         let visit = Visit { location: "https://a.example/".into(), set_cookie: None, event: None };
-        assert!(header(&Answer::redirect(&visit), "Set-Cookie").is_empty());
+        assert!(header(&Answer::redirect(visit), "Set-Cookie").is_empty());
     }
 
     #[test]

@@ -103,12 +103,27 @@ pub fn country(raw: &str) -> Option<String> {
 /// The host of the referring page, lowercase, without scheme, port, path or query: the full referrer
 /// URL can carry personal data and is never recorded.
 pub fn referrer_host(referer: &str) -> Option<String> {
-    let url = Url::parse(referer.trim()).ok()?;
+    let url = Url::parse(origin_part(referer.trim())).ok()?;
     if !matches!(url.scheme(), "http" | "https") {
         return None;
     }
     let host = url.host_str()?.to_ascii_lowercase();
     (!host.is_empty() && host.len() <= MAX_REFERRER_HOST_LEN).then_some(host)
+}
+
+/// The scheme and authority of a URL, cut where its path, query or fragment begins (for `http` and
+/// `https`, the authority starts after any run of `/` and `\\` and ends at the next `/`, `\\`, `?` or
+/// `#`). Only the host is kept, so only this much is parsed: a referrer's query can be long
+/// (Instagram's carries the whole link).
+fn origin_part(url: &str) -> &str {
+    let Some(scheme_end) = url.find("://") else { return url };
+    let after_scheme = &url[scheme_end + 3..];
+    let authority = url.len() - after_scheme.trim_start_matches(['/', '\\']).len();
+    match url[authority..].find(['/', '\\', '?', '#']) {
+        // The parser trims trailing spaces and controls, which inside the URL make the host invalid.
+        Some(end) if !url[..authority + end].ends_with(|c: char| c <= ' ') => &url[..authority + end],
+        _ => url,
+    }
 }
 
 #[cfg(test)]
@@ -242,6 +257,55 @@ mod tests {
         assert_eq!(referrer_host("android-app://com.google.android.gm/"), None);
         assert_eq!(referrer_host("not a url"), None);
         assert_eq!(referrer_host(""), None);
+    }
+
+    /// What [`referrer_host`] must give: the host of the whole URL, parsed.
+    fn host_of_full_parse(referer: &str) -> Option<String> {
+        Url::parse(referer.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https")).and_then(|u| {
+            u.host_str().map(str::to_ascii_lowercase).filter(|h| !h.is_empty() && h.len() <= MAX_REFERRER_HOST_LEN)
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_host_of_any_referrer_is_the_same_as_a_full_parse_would_give(
+            scheme in "(https?|HTTPS|ftp|android-app)",
+            rest in "[a-zA-Z0-9./\\\\?#@:%\\[\\] \t\u{1}\u{fc}_-]{0,40}",
+        ) {
+            let referer = format!("{scheme}://{rest}");
+            proptest::prop_assert_eq!(referrer_host(&referer), host_of_full_parse(&referer));
+        }
+    }
+
+    #[test]
+    fn the_host_is_the_same_as_a_full_parse_would_give() {
+        let full = host_of_full_parse;
+        for referer in [
+            "https://l.instagram.com/?u=https%3A%2F%2Ftrk.creatorscore.io%2Fk7m2p9qr&e=AT0",
+            "https://user:secret@Shop.Example:8443/p?q#f",
+            "https://a.example\\evil.example/",
+            "https://a.example?x=/evil",
+            "https://a.example#/evil",
+            "http://a.example",
+            "HTTPS://WWW.EXAMPLE.COM./",
+            "https://xn--bcher-kva.example/",
+            "https://bücher.example/",
+            "https://[::1]/x",
+            "https://127.1/x",
+            "https://a b.example/",
+            "https:/a.example/x",
+            "https:a.example",
+            "https://",
+            "https:///x",
+            "https://\\/x.example/y",
+            "https://@/x",
+            "https://%41.example/",
+            "file:///etc/passwd",
+            "android-app://com.google.android.gm/",
+            "  https://padded.example/  ",
+        ] {
+            assert_eq!(referrer_host(referer), full(referer), "{referer}");
+        }
     }
 
     #[test]

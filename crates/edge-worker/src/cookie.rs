@@ -27,8 +27,17 @@ pub fn visitor_from_cookie_header(header: Option<&str>) -> Option<VisitorId> {
 /// `Secure` because the tracking domain is HTTPS-only; `HttpOnly` because no script needs it;
 /// `SameSite=Lax` because the click is a top-level navigation from another site.
 pub fn set_visitor_cookie(visitor: VisitorId) -> String {
-    format!("{VISITOR_COOKIE}={visitor}; Max-Age={VISITOR_COOKIE_MAX_AGE_SECS}; Path=/; HttpOnly; Secure; SameSite=Lax")
+    let mut cookie = String::with_capacity(VISITOR_COOKIE.len() + 1 + 32 + COOKIE_ATTRIBUTES.len());
+    cookie.push_str(VISITOR_COOKIE);
+    cookie.push('=');
+    cookie.push_str(visitor.encode(&mut [0; 32]));
+    cookie.push_str(COOKIE_ATTRIBUTES);
+    cookie
 }
+
+/// What follows the value in `Set-Cookie`, written out once (`Max-Age` is
+/// [`VISITOR_COOKIE_MAX_AGE_SECS`], which a test checks) so that each click only joins strings.
+const COOKIE_ATTRIBUTES: &str = "; Max-Age=2592000; Path=/; HttpOnly; Secure; SameSite=Lax";
 
 #[cfg(test)]
 mod tests {
@@ -38,6 +47,12 @@ mod tests {
 
     fn id() -> VisitorId {
         VisitorId::parse(ID).unwrap()
+    }
+
+    #[test]
+    fn the_cookie_lives_thirty_days() {
+        assert_eq!(VISITOR_COOKIE_MAX_AGE_SECS, 2_592_000);
+        assert!(COOKIE_ATTRIBUTES.starts_with(&format!("; Max-Age={VISITOR_COOKIE_MAX_AGE_SECS};")));
     }
 
     #[test]

@@ -8,8 +8,10 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use wasm_bindgen::JsValue;
+use worker::worker_sys::ext::RequestExt;
+use worker::worker_sys::IncomingRequestCfProperties;
 use worker::{
-    console_error, console_warn, Context, Date, Delay, Env, Fetch, Headers, MessageBatch, MessageExt,
+    console_error, console_warn, web_sys, Context, Date, Delay, Env, Fetch, Headers, MessageBatch, MessageExt,
     Method as WorkerMethod, Queue, QueueContentType, QueueRetryOptionsBuilder, RawMessageBuilder, Request, RequestInit,
     Response, ResponseBody, ResponseBuilder, Result,
 };
@@ -23,7 +25,7 @@ use crate::click::{visit, RequestFacts, Target, VisitKind};
 use crate::config::{kv_cache_ttl, non_empty};
 use crate::consumer::{ingest_endpoint, parse_message, plan_posts, retry_delay_seconds, settle, IngestBody, Settle};
 use crate::outbox::{Outbox, Step};
-use crate::route::{route, Method, Route, SyncOp};
+use crate::route::{path_of, route, Method, Route, SyncOp};
 use crate::sync::{authorize, check_size, parse_deletes, parse_writes, SyncError};
 
 const LINKS: &str = "LINKS";
@@ -42,17 +44,18 @@ fn now_ms() -> i64 {
     i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Handles one HTTP request.
-pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
+/// Handles one HTTP request. Clicks read the runtime's request directly: only the method, the URL's
+/// path, three headers and `cf` (no `worker::Request` built around it).
+pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
     // The raw method: workers-rs maps unknown methods to GET, which would make them clicks.
-    let method = Method::parse(&req.inner().method());
-    let answer = match route(method, &req.path()) {
+    let method = Method::parse(&req.method());
+    let answer = match route(method, path_of(&req.url())) {
         Route::Click(code) => resolve(&req, &env, &ctx, code, VisitKind::Click).await,
         Route::Peek(code) => resolve(&req, &env, &ctx, code, VisitKind::Peek).await,
         Route::NotFound { head } => Answer::not_found(head),
         Route::MethodNotAllowed { allow } => Answer::method_not_allowed(allow),
         Route::Sync(op) => match sync_token(&env) {
-            Some(token) => sync(req, &env, op, &token).await,
+            Some(token) => sync(Request::from(req), &env, op, &token).await,
             None => Answer::not_found(false),
         },
         Route::SyncMethodNotAllowed => match sync_token(&env) {
@@ -64,7 +67,7 @@ pub async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 /// Looks the code up and answers the visit; records the click after the response for `GET`.
-async fn resolve(req: &Request, env: &Env, ctx: &Context, code: Code, kind: VisitKind) -> Answer {
+async fn resolve(req: &web_sys::Request, env: &Env, ctx: &Context, code: Code, kind: VisitKind) -> Answer {
     let head = kind == VisitKind::Peek;
     let now_ms = now_ms();
     let target = match CACHE.with_borrow(|cache| cache.get(code, now_ms).cloned()) {
@@ -84,19 +87,19 @@ async fn resolve(req: &Request, env: &Env, ctx: &Context, code: Code, kind: Visi
     let header = |name: &str| headers.get(name).ok().flatten();
     let (cookie, user_agent, referer) = (header("Cookie"), header("User-Agent"), header("Referer"));
     let cf = req.cf();
-    let country = cf.and_then(|cf| cf.country()).or_else(|| header("CF-IPCountry"));
+    let country = cf.as_ref().and_then(|cf| cf.country().ok().flatten()).or_else(|| header("CF-IPCountry"));
     let facts = RequestFacts {
         cookie: cookie.as_deref(),
         user_agent: user_agent.as_deref(),
         referer: referer.as_deref(),
         country: country.as_deref(),
-        bot: cf.map(bot_signals).unwrap_or_default(),
+        bot: cf.as_ref().map(bot_signals).unwrap_or_default(),
     };
-    let visit = IDS.with_borrow_mut(|ids| visit(code, &target, kind, &facts, now_ms, ids));
-    if let Some(event) = &visit.event {
-        record(env, ctx, event, now_ms);
+    let mut visit = IDS.with_borrow_mut(|ids| visit(code, &target, kind, &facts, now_ms, ids));
+    if let Some(event) = visit.event.take() {
+        record(env, ctx, &event, now_ms);
     }
-    Answer::redirect(&visit)
+    Answer::redirect(visit)
 }
 
 /// The link of `code` from KV: `Ok(None)` when there is none (or its record or destination cannot be
@@ -174,7 +177,7 @@ async fn send_clicks(queue: &Queue, body: &str, clicks: usize) {
 }
 
 /// Cloudflare Bot Management's score and verified-bot flag, read leniently: absent fields mean "unknown".
-fn bot_signals(cf: &worker::Cf) -> BotSignals {
+fn bot_signals(cf: &IncomingRequestCfProperties) -> BotSignals {
     let Some(bm) = cf.bot_management() else { return BotSignals::default() };
     let field = |name: &str| js_sys::Reflect::get(bm.as_ref(), &JsValue::from_str(name)).ok();
     BotSignals {

@@ -47,10 +47,9 @@ impl Destination {
 
     /// The `Location` for one click.
     pub fn location(&self, click_id: ClickId) -> String {
-        let id = click_id.to_string();
-        let mut location = String::with_capacity(self.before_id.len() + id.len() + self.after_id.len());
+        let mut location = String::with_capacity(self.before_id.len() + 32 + self.after_id.len());
         location.push_str(&self.before_id);
-        location.push_str(&id);
+        location.push_str(click_id.encode(&mut [0; 32]));
         location.push_str(&self.after_id);
         location
     }

@@ -49,11 +49,17 @@ macro_rules! random_id {
             pub fn from_uuid(uuid: Uuid) -> Self {
                 Self(uuid)
             }
+
+            /// Writes the 32 lowercase hex digits into `buf` and returns them: what `Display` prints,
+            /// without the formatting machinery (the edge writes each id several times per click).
+            pub fn encode<'b>(&self, buf: &'b mut [u8; 32]) -> &'b str {
+                self.0.simple().encode_lower(buf)
+            }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&self.0.simple(), f)
+                f.write_str(self.encode(&mut [0; 32]))
             }
         }
 
@@ -72,7 +78,7 @@ macro_rules! random_id {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
+                serializer.serialize_str(self.encode(&mut [0; 32]))
             }
         }
 
@@ -110,6 +116,9 @@ mod tests {
         assert_eq!(ClickId::parse(&text), Ok(id));
         assert_eq!(ClickId::parse(&id.as_uuid().hyphenated().to_string()), Ok(id));
         assert_eq!(serde_json::from_value::<ClickId>(serde_json::json!(text)).unwrap(), id);
+        assert_eq!(serde_json::to_value(id).unwrap(), serde_json::json!(text));
+        assert_eq!(id.encode(&mut [0; 32]), text);
+        assert_eq!(text, id.as_uuid().simple().to_string());
     }
 
     #[test]
