@@ -12,7 +12,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use edge_worker::answer::Answer;
 use edge_worker::bot::{is_bot, warm_up, BotSignals};
-use edge_worker::click::{visit, RequestFacts, Target, VisitKind};
+use edge_worker::click::{to_json, visit, RequestFacts, Target, VisitKind};
 use edge_worker::redirect::{location, Destination};
 use edge_worker::route::{route, Method, Route};
 use rand::rngs::OsRng;
@@ -35,9 +35,9 @@ fn record_json() -> String {
 fn click(path: &str, kv_value: &str, facts: &RequestFacts<'_>) -> (Answer, String) {
     let Route::Click(code) = route(Method::Get, path) else { panic!("not a click route") };
     let target = Target::new(LinkRecord::from_json(kv_value).expect("record")).expect("destination");
-    let visit = visit(code, &target, VisitKind::Click, facts, 1_764_000_000_000, &mut OsRng);
-    let message = serde_json::to_string(visit.event.as_ref().expect("event")).expect("json");
-    (Answer::redirect(&visit), message)
+    let mut visit = visit(code, &target, VisitKind::Click, facts, 1_764_000_000_000, &mut OsRng);
+    let message = to_json(&visit.event.take().expect("event"));
+    (Answer::redirect(visit), message)
 }
 
 fn hot_path(c: &mut Criterion) {

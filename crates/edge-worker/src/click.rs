@@ -92,6 +92,22 @@ pub fn visit<R: RngCore + CryptoRng + ?Sized>(
     Visit { location, set_cookie: Some(set_visitor_cookie(visitor_id)), event: Some(event) }
 }
 
+/// The longest a click's JSON gets without its user agent and referrer host (three ids, a code, the
+/// field names, a country and a timestamp come to about 270 bytes).
+const MESSAGE_LEN_WITHOUT_STRINGS: usize = 320;
+
+/// A click as the JSON the queue carries, written into a buffer that is big enough from the start.
+pub fn to_json(event: &ClickEvent) -> String {
+    let strings =
+        event.user_agent.as_ref().map_or(0, String::len) + event.referrer_host.as_ref().map_or(0, String::len);
+    let mut json = Vec::with_capacity(MESSAGE_LEN_WITHOUT_STRINGS + strings);
+    // Writing into a Vec cannot fail, and serde_json writes UTF-8.
+    match serde_json::to_writer(&mut json, event).map(|()| String::from_utf8(json)) {
+        Ok(Ok(json)) => json,
+        _ => String::new(),
+    }
+}
+
 /// A country code as the API accepts it: two uppercase letters. Cloudflare's `XX` (unknown) and `T1`
 /// (Tor) say nothing about where the visitor is, so they are dropped.
 pub fn country(raw: &str) -> Option<String> {
@@ -103,7 +119,11 @@ pub fn country(raw: &str) -> Option<String> {
 /// The host of the referring page, lowercase, without scheme, port, path or query: the full referrer
 /// URL can carry personal data and is never recorded.
 pub fn referrer_host(referer: &str) -> Option<String> {
-    let url = Url::parse(origin_part(referer.trim())).ok()?;
+    let origin = origin_part(referer.trim());
+    if let Some(host) = plain_host(origin) {
+        return Some(host.to_ascii_lowercase());
+    }
+    let url = Url::parse(origin).ok()?;
     if !matches!(url.scheme(), "http" | "https") {
         return None;
     }
@@ -116,14 +136,32 @@ pub fn referrer_host(referer: &str) -> Option<String> {
 /// `#`). Only the host is kept, so only this much is parsed: a referrer's query can be long
 /// (Instagram's carries the whole link).
 fn origin_part(url: &str) -> &str {
-    let Some(scheme_end) = url.find("://") else { return url };
-    let after_scheme = &url[scheme_end + 3..];
+    let Some(after_scheme) = url.split_once(':').and_then(|(_, rest)| rest.strip_prefix("//")) else { return url };
     let authority = url.len() - after_scheme.trim_start_matches(['/', '\\']).len();
     match url[authority..].find(['/', '\\', '?', '#']) {
         // The parser trims trailing spaces and controls, which inside the URL make the host invalid.
         Some(end) if !url[..authority + end].ends_with(|c: char| c <= ' ') => &url[..authority + end],
         _ => url,
     }
+}
+
+/// The host of `http://host[:port]` or `https://host[:port]` when it is a plain DNS name that the URL
+/// parser would keep as it is, but for case: ASCII letters, digits and hyphens in non-empty labels,
+/// the last starting with a letter (so that it is not read as an IPv4 address) and none an
+/// internationalised `xn--` label. Anything else (the parser's work) gets `None`.
+fn plain_host(origin: &str) -> Option<&str> {
+    let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"))?;
+    let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+    let port_ok = port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u32>().map_or(port.is_empty(), |p| p <= 65_535);
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.get(..4).is_some_and(|prefix| prefix.eq_ignore_ascii_case("xn--"))
+    };
+    let last_ok = host.rsplit('.').next().is_some_and(|last| last.starts_with(|c: char| c.is_ascii_alphabetic()));
+    (port_ok && last_ok && host.len() <= MAX_REFERRER_HOST_LEN && host.split('.').all(label_ok)).then_some(host)
 }
 
 #[cfg(test)]
@@ -170,6 +208,31 @@ mod tests {
         assert_eq!(event.referrer_host.as_deref(), Some("l.instagram.com"));
         assert_eq!(event.user_agent.as_deref(), Some(CHROME));
         assert_eq!(event.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_json_of_a_click_reads_back_as_the_same_click() {
+        let ua = "\"quoted\" \u{1F600} \\ ".repeat(30);
+        let facts = RequestFacts { user_agent: Some(&ua), country: Some("DE"), ..RequestFacts::default() };
+        for facts in [facts, RequestFacts::default()] {
+            let event = click(&facts).event.unwrap();
+            assert_eq!(serde_json::from_str::<ClickEvent>(&to_json(&event)).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn the_largest_click_fits_the_buffer_it_is_written_into() {
+        let referer = format!("https://{}.example/", "r".repeat(MAX_REFERRER_HOST_LEN - 8));
+        let ua = "M".repeat(MAX_USER_AGENT_LEN);
+        let facts = RequestFacts {
+            user_agent: Some(&ua),
+            referer: Some(&referer),
+            country: Some("DE"),
+            ..RequestFacts::default()
+        };
+        let event = click(&facts).event.unwrap();
+        assert_eq!(event.referrer_host.as_ref().map(String::len), Some(MAX_REFERRER_HOST_LEN));
+        assert!(to_json(&event).len() <= MESSAGE_LEN_WITHOUT_STRINGS + MAX_USER_AGENT_LEN + MAX_REFERRER_HOST_LEN);
     }
 
     #[test]
@@ -268,6 +331,17 @@ mod tests {
 
     proptest::proptest! {
         #[test]
+        fn the_host_of_any_host_like_referrer_is_the_same_as_a_full_parse_would_give(
+            scheme in "(https?|HTTP)",
+            host in "(xn--|XN--|[0-9]|0x)?[a-zA-Z0-9.-]{0,24}",
+            port in "(:[0-9]{0,6})?",
+            rest in "([/?#].{0,8})?",
+        ) {
+            let referer = format!("{scheme}://{host}{port}{rest}");
+            proptest::prop_assert_eq!(referrer_host(&referer), host_of_full_parse(&referer));
+        }
+
+        #[test]
         fn the_host_of_any_referrer_is_the_same_as_a_full_parse_would_give(
             scheme in "(https?|HTTPS|ftp|android-app)",
             rest in "[a-zA-Z0-9./\\\\?#@:%\\[\\] \t\u{1}\u{fc}_-]{0,40}",
@@ -289,6 +363,17 @@ mod tests {
             "http://a.example",
             "HTTPS://WWW.EXAMPLE.COM./",
             "https://xn--bcher-kva.example/",
+            "https://xn--invalid.example/",
+            "https://WWW.Example.COM:443/",
+            "https://www.example.com:65536/",
+            "https://www.example.com:/",
+            "https://www.example.com:08080/",
+            "https://a-.example/",
+            "https://example.1a/",
+            "https://1.2.3.4/",
+            "https://0x7f.1/",
+            "http://localhost:3000/",
+            &format!("https://{}.example/", "a".repeat(250)),
             "https://bücher.example/",
             "https://[::1]/x",
             "https://127.1/x",

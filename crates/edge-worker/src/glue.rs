@@ -5,9 +5,11 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use js_sys::JsString;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::worker_sys::ext::RequestExt;
 use worker::worker_sys::IncomingRequestCfProperties;
 use worker::{
@@ -21,7 +23,7 @@ use shared::{ClickEvent, Code, LinkRecord};
 use crate::answer::{Answer, Body};
 use crate::bot::BotSignals;
 use crate::cache::LinkCache;
-use crate::click::{visit, RequestFacts, Target, VisitKind};
+use crate::click::{to_json, visit, RequestFacts, Target, VisitKind};
 use crate::config::{kv_cache_ttl, non_empty};
 use crate::consumer::{ingest_endpoint, parse_message, plan_posts, retry_delay_seconds, settle, IngestBody, Settle};
 use crate::outbox::{Outbox, Step};
@@ -38,6 +40,44 @@ thread_local! {
     // Click and visitor ids come from ChaCha12 seeded once per isolate from crypto.getRandomValues (what
     // rand's ThreadRng does natively): unguessable, without two calls out to JavaScript per click.
     static IDS: RefCell<StdRng> = RefCell::new(StdRng::from_entropy());
+    // The header names clicks read and answers write, as JavaScript strings made once per isolate:
+    // a Rust string is decoded into a new JavaScript string each time it is passed.
+    static HEADER_NAMES: RefCell<Vec<(&'static str, JsString)>> = const { RefCell::new(Vec::new()) };
+}
+
+#[wasm_bindgen]
+extern "C" {
+    /// The runtime's `Headers`, seen through methods that take a name already made a JavaScript string.
+    #[wasm_bindgen(js_name = Headers)]
+    type NamedHeaders;
+
+    /// `Headers.get`.
+    #[wasm_bindgen(method, catch, js_name = get)]
+    fn get_named(this: &NamedHeaders, name: &JsString) -> std::result::Result<Option<String>, JsValue>;
+
+    /// `Headers.append`.
+    #[wasm_bindgen(method, catch, js_name = append)]
+    fn append_named(this: &NamedHeaders, name: &JsString, value: &str) -> std::result::Result<(), JsValue>;
+}
+
+/// Calls `f` with the isolate's JavaScript string for the header `name`.
+fn with_header_name<T>(name: &'static str, f: impl FnOnce(&JsString) -> T) -> T {
+    HEADER_NAMES.with_borrow_mut(|names| {
+        let index = match names.iter().position(|(known, _)| *known == name) {
+            Some(index) => index,
+            None => {
+                names.push((name, JsString::from(name)));
+                names.len() - 1
+            }
+        };
+        f(&names[index].1)
+    })
+}
+
+/// A request header's value, if present (and readable).
+fn header(headers: &web_sys::Headers, name: &'static str) -> Option<String> {
+    let headers = headers.unchecked_ref::<NamedHeaders>();
+    with_header_name(name, |name| headers.get_named(name)).ok().flatten()
 }
 
 fn now_ms() -> i64 {
@@ -84,10 +124,10 @@ async fn resolve(req: &web_sys::Request, env: &Env, ctx: &Context, code: Code, k
     };
 
     let headers = req.headers();
-    let header = |name: &str| headers.get(name).ok().flatten();
-    let (cookie, user_agent, referer) = (header("Cookie"), header("User-Agent"), header("Referer"));
+    let (cookie, user_agent, referer) =
+        (header(&headers, "Cookie"), header(&headers, "User-Agent"), header(&headers, "Referer"));
     let cf = req.cf();
-    let country = cf.as_ref().and_then(|cf| cf.country().ok().flatten()).or_else(|| header("CF-IPCountry"));
+    let country = cf.as_ref().and_then(|cf| cf.country().ok().flatten()).or_else(|| header(&headers, "CF-IPCountry"));
     let facts = RequestFacts {
         cookie: cookie.as_deref(),
         user_agent: user_agent.as_deref(),
@@ -138,7 +178,7 @@ async fn read_link(env: &Env, code: Code) -> std::result::Result<Option<Target>,
 /// becomes the sender and stays alive after its response (`wait_until`) until the outbox is empty or it
 /// is replaced; otherwise the current sender takes the click along (see [`crate::outbox`]).
 fn record(env: &Env, ctx: &Context, event: &ClickEvent, now_ms: i64) {
-    let json = serde_json::to_string(event).unwrap_or_default();
+    let json = to_json(event);
     let Some(sender) = OUTBOX.with_borrow_mut(|outbox| outbox.push(json, now_ms)) else { return };
     match env.queue(CLICKS) {
         Ok(queue) => ctx.wait_until(send_while_needed(queue, sender)),
@@ -296,7 +336,7 @@ async fn post_clicks(env: &Env, clicks: &[ClickEvent]) -> Result<u16> {
 }
 
 /// Copies an [`Answer`] into a runtime response, into the response's own `Headers` (one JavaScript
-/// object per response, not a second one to replace the first).
+/// object per response, not a second one to replace the first), with names made once per isolate.
 fn respond(answer: Answer) -> Result<Response> {
     let body = match answer.body {
         Body::Empty => ResponseBody::Empty,
@@ -304,9 +344,9 @@ fn respond(answer: Answer) -> Result<Response> {
         Body::Json(json) => ResponseBody::Body(json.into_bytes()),
     };
     let mut response = ResponseBuilder::new().with_status(answer.status).body(body);
-    let headers = response.headers_mut();
+    let headers = response.headers_mut().0.unchecked_ref::<NamedHeaders>();
     for (name, value) in &answer.headers {
-        headers.append(name, value)?;
+        with_header_name(name, |name| headers.append_named(name, value))?;
     }
     Ok(response)
 }

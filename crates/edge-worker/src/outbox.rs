@@ -91,7 +91,12 @@ impl Send {
     pub fn body(&self) -> String {
         let mut body = String::with_capacity(self.messages.iter().map(|m| m.len() + 1).sum::<usize>() + 1);
         body.push('[');
-        body.push_str(&self.messages.join(","));
+        for (i, message) in self.messages.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(message);
+        }
         body.push(']');
         body
     }

@@ -69,8 +69,7 @@ pub enum Route {
 /// query and fragment: the first `/` after the host starts it, and within it `?` and `#` always start
 /// the query and the fragment. Borrowed, so routing a click allocates nothing.
 pub fn path_of(url: &str) -> &str {
-    let Some(scheme_end) = url.find("://") else { return url };
-    let after_scheme = &url[scheme_end + 3..];
+    let Some(after_scheme) = url.split_once(':').and_then(|(_, rest)| rest.strip_prefix("//")) else { return url };
     let Some(start) = after_scheme.find('/') else { return "/" };
     let path = &after_scheme[start..];
     path.find(['?', '#']).map_or(path, |end| &path[..end])
