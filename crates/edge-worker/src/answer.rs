@@ -33,7 +33,7 @@ pub enum Body {
 pub struct Answer {
     /// HTTP status.
     pub status: u16,
-    /// Headers, in order (`Set-Cookie` may repeat, so this is not a map).
+    /// Headers, in order, each name at most once (the glue hands them to the runtime as an object).
     pub headers: Vec<(&'static str, Cow<'static, str>)>,
     /// Body.
     pub body: Body,
@@ -99,6 +99,25 @@ mod tests {
 
     fn header<'a>(answer: &'a Answer, name: &str) -> Vec<&'a str> {
         answer.headers.iter().filter(|(n, _)| *n == name).map(|(_, v)| v.as_ref()).collect()
+    }
+
+    #[test]
+    fn no_answer_names_a_header_twice() {
+        let visit = Visit { location: "https://a.example/".into(), set_cookie: Some("_cs_pv=y".into()), event: None };
+        for answer in [
+            Answer::redirect(visit),
+            Answer::not_found(false),
+            Answer::not_found(true),
+            Answer::method_not_allowed("POST"),
+            Answer::unavailable(),
+            Answer::json(200, "{}".into()),
+        ] {
+            let mut names: Vec<_> = answer.headers.iter().map(|(name, _)| name.to_ascii_lowercase()).collect();
+            let all = names.len();
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), all, "{answer:?}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use worker::worker_sys::IncomingRequestCfProperties;
 use worker::{
     console_error, console_warn, web_sys, Context, Date, Delay, Env, Fetch, Headers, MessageBatch, MessageExt,
     Method as WorkerMethod, Queue, QueueContentType, QueueRetryOptionsBuilder, RawMessageBuilder, Request, RequestInit,
-    Response, ResponseBody, ResponseBuilder, Result,
+    Result,
 };
 
 use shared::{ClickEvent, Code, LinkRecord};
@@ -47,7 +47,7 @@ thread_local! {
 
 #[wasm_bindgen]
 extern "C" {
-    /// The runtime's `Headers`, seen through methods that take a name already made a JavaScript string.
+    /// The runtime's `Headers`, seen through a `get` that takes a name already made a JavaScript string.
     #[wasm_bindgen(js_name = Headers)]
     type NamedHeaders;
 
@@ -55,9 +55,9 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = get)]
     fn get_named(this: &NamedHeaders, name: &JsString) -> std::result::Result<Option<String>, JsValue>;
 
-    /// `Headers.append`.
-    #[wasm_bindgen(method, catch, js_name = append)]
-    fn append_named(this: &NamedHeaders, name: &JsString, value: &str) -> std::result::Result<(), JsValue>;
+    /// `Reflect.set` with a string value, in one call.
+    #[wasm_bindgen(catch, js_namespace = Reflect, js_name = set)]
+    fn set_string(target: &js_sys::Object, key: &JsString, value: &str) -> std::result::Result<bool, JsValue>;
 }
 
 /// Calls `f` with the isolate's JavaScript string for the header `name`.
@@ -86,7 +86,7 @@ fn now_ms() -> i64 {
 
 /// Handles one HTTP request. Clicks read the runtime's request directly: only the method, the URL's
 /// path, three headers and `cf` (no `worker::Request` built around it).
-pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
+pub async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
     // The raw method: workers-rs maps unknown methods to GET, which would make them clicks.
     let method = Method::parse(&req.method());
     let answer = match route(method, path_of(&req.url())) {
@@ -335,18 +335,22 @@ async fn post_clicks(env: &Env, clicks: &[ClickEvent]) -> Result<u16> {
     Ok(response.status_code())
 }
 
-/// Copies an [`Answer`] into a runtime response, into the response's own `Headers` (one JavaScript
-/// object per response, not a second one to replace the first), with names made once per isolate.
-fn respond(answer: Answer) -> Result<Response> {
-    let body = match answer.body {
-        Body::Empty => ResponseBody::Empty,
-        Body::Html(page) => ResponseBody::Body(page.as_bytes().to_vec()),
-        Body::Json(json) => ResponseBody::Body(json.into_bytes()),
-    };
-    let mut response = ResponseBuilder::new().with_status(answer.status).body(body);
-    let headers = response.headers_mut().0.unchecked_ref::<NamedHeaders>();
+/// Copies an [`Answer`] into a runtime response. Its headers go in as a plain object, which the
+/// runtime turns into the response's `Headers` itself: measured in bench/edge.sh, that is several
+/// microseconds cheaper per redirect than a `Headers` object filled by one call per header (which the
+/// response then copies).
+fn respond(answer: Answer) -> Result<web_sys::Response> {
+    let headers = js_sys::Object::new();
     for (name, value) in &answer.headers {
-        with_header_name(name, |name| headers.append_named(name, value))?;
+        with_header_name(name, |name| set_string(&headers, name, value))?;
     }
-    Ok(response)
+    let init = web_sys::ResponseInit::new();
+    init.set_status(answer.status);
+    init.set_headers(&headers);
+    let body = match &answer.body {
+        Body::Empty => None,
+        Body::Html(page) => Some(*page),
+        Body::Json(json) => Some(json.as_str()),
+    };
+    Ok(web_sys::Response::new_with_opt_str_and_init(body, &init)?)
 }

@@ -24,11 +24,11 @@ mod glue;
 
 #[cfg(target_arch = "wasm32")]
 mod events {
-    use worker::{event, web_sys, Context, Env, MessageBatch, Response, Result};
+    use worker::{event, web_sys, Context, Env, MessageBatch, Result};
 
     /// Every HTTP request: clicks, peeks, link sync and everything else.
     #[event(fetch)]
-    async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<Response> {
+    async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
         crate::glue::fetch(req, env, ctx).await
     }
 
