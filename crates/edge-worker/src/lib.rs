@@ -24,12 +24,17 @@ mod glue;
 
 #[cfg(target_arch = "wasm32")]
 mod events {
-    use worker::{event, web_sys, Context, Env, MessageBatch, Result};
+    use wasm_bindgen::prelude::wasm_bindgen;
+    use wasm_bindgen::JsValue;
+    use worker::{event, web_sys, worker_sys, Context, Env, MessageBatch, Result};
 
-    /// Every HTTP request: clicks, peeks, link sync and everything else.
-    #[event(fetch)]
-    async fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> Result<web_sys::Response> {
-        crate::glue::fetch(req, env, ctx).await
+    /// Every HTTP request: clicks, peeks, link sync and everything else. Exported by hand instead of
+    /// through `#[event(fetch)]`, which makes every request a future: a click on a cached link is
+    /// answered without one (see [`crate::glue::fetch`]). worker-build's entry point calls this
+    /// export just the same and awaits what it returns, a `Response` or a `Promise` of one.
+    #[wasm_bindgen]
+    pub fn fetch(req: web_sys::Request, env: Env, ctx: worker_sys::Context) -> std::result::Result<JsValue, JsValue> {
+        crate::glue::fetch(req, env, Context::new(ctx))
     }
 
     /// Batches of clicks from the `CLICKS` queue, forwarded to the API.
