@@ -1,22 +1,18 @@
-# The edge worker and a trivial worker side by side on plain `workerd serve`, for bench/edge.sh.
-# KV and the click queue are small local workers: every click still does its KV read and queue send
-# through the runtime's bindings, without miniflare's simulators or wrangler's proxy in the way.
+# The edge worker on plain `workerd serve`, for bench/edge.sh. KV and the click queue are small local
+# workers: every click still does its KV read and queue send through the runtime's bindings, without
+# miniflare's simulators or wrangler's proxy in the way. The baselines it is compared with run in
+# processes of their own (trivial-js.capnp, trivial-rs.capnp), so that each process's CPU time,
+# garbage collection included, is one worker's alone.
 using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
   services = [
     (name = "edge", worker = .edgeWorker),
-    (name = "trivial-js", worker = .trivialJsWorker),
-    (name = "trivial-rs", worker = .trivialRsWorker),
     (name = "kv", worker = .kvStub),
     (name = "queue", worker = .queueStub),
   ],
-  sockets = [
-    # bench/edge.sh overrides these addresses with --socket-addr.
-    (name = "edge", address = "127.0.0.1:18787", http = (), service = "edge"),
-    (name = "trivial-js", address = "127.0.0.1:18788", http = (), service = "trivial-js"),
-    (name = "trivial-rs", address = "127.0.0.1:18789", http = (), service = "trivial-rs"),
-  ],
+  # bench/edge.sh overrides the address with --socket-addr.
+  sockets = [(name = "http", address = "127.0.0.1:18787", http = (), service = "edge")],
 );
 
 # The worker exactly as scripts/build-worker.sh builds it.
@@ -32,22 +28,6 @@ const edgeWorker :Workerd.Worker = (
     (name = "KV_CACHE_TTL", text = "60"),
     (name = "INGEST_URL", text = "http://127.0.0.1:9"),
   ],
-);
-
-# The runtime's ceiling: a JavaScript worker that answers every request with a fixed 302.
-const trivialJsWorker :Workerd.Worker = (
-  modules = [(name = "trivial-js.js", esModule = embed "trivial-js.js")],
-  compatibilityDate = "2026-04-26",
-);
-
-# The same-toolchain baseline: a workers-rs worker that answers every request with a fixed 302
-# (bench/workerd/trivial-rs, built by bench/edge.sh).
-const trivialRsWorker :Workerd.Worker = (
-  modules = [
-    (name = "index.js", esModule = embed "trivial-rs/build/index.js"),
-    (name = "index_bg.wasm", wasm = embed "trivial-rs/build/index_bg.wasm"),
-  ],
-  compatibilityDate = "2026-04-26",
 );
 
 const kvStub :Workerd.Worker = (
