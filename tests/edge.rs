@@ -292,6 +292,27 @@ fn bots_and_link_preview_crawlers_are_redirected_but_flagged() {
 }
 
 #[test]
+fn the_country_comes_from_cf_ipcountry_and_bot_scores_from_cf_where_the_zone_has_bot_management() {
+    // Cloudflare's header and its request metadata disagree here, so that each click shows what was read.
+    let cf = r#"{"country":"DE","botManagement":{"score":1,"verifiedBot":false}}"#;
+    let headers = [("User-Agent", CHROME), ("CF-IPCountry", "FR"), ("MF-CF-Blob", cf)];
+    for bot_management in [true, false] {
+        let receiver = Receiver::start();
+        let worker = Wrangler::start(WranglerOptions {
+            ingest_url: receiver.url(),
+            bot_management,
+            ..WranglerOptions::default()
+        });
+        worker.kv_put(&[("cdfghjkm", &link(14, "https://shop.example/geo"))]);
+        let reply = get(&worker, "/cdfghjkm", &headers);
+        assert_eq!(reply.status, 302);
+        let clicks = wait_for_clicks(&receiver, &[reply.cs_ref()]);
+        assert_eq!(clicks[0].country.as_deref(), Some("FR"), "CF_BOT_MANAGEMENT={bot_management}");
+        assert_eq!(clicks[0].bot, bot_management, "CF_BOT_MANAGEMENT={bot_management}: the score is read only then");
+    }
+}
+
+#[test]
 fn a_batch_the_api_refuses_is_delivered_again_until_accepted() {
     let (worker, receiver) = start_with_receiver();
     worker.kv_put(&[("pqrstuvw", &link(13, "https://shop.example/retry"))]);

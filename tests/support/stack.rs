@@ -29,6 +29,7 @@ pub fn start(sync_token_of_api: &str) -> Stack {
         ingest_token: INGEST_TOKEN.into(),
         kv_sync_token: Some(SYNC_TOKEN.into()),
         kv_cache_ttl: None,
+        bot_management: false,
     });
     let env = [
         ("EDGE_INGEST_TOKEN", INGEST_TOKEN),

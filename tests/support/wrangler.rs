@@ -29,6 +29,8 @@ pub struct WranglerOptions {
     pub kv_sync_token: Option<String>,
     /// `KV_CACHE_TTL` in seconds; `None` keeps wrangler.toml's.
     pub kv_cache_ttl: Option<u32>,
+    /// `CF_BOT_MANAGEMENT`: whether clicks read Bot Management's verdict from `request.cf`.
+    pub bot_management: bool,
 }
 
 impl Default for WranglerOptions {
@@ -39,6 +41,7 @@ impl Default for WranglerOptions {
             ingest_token: "test-ingest-token".to_owned(),
             kv_sync_token: Some("test-kv-sync-token".to_owned()),
             kv_cache_ttl: None,
+            bot_management: false,
         }
     }
 }
@@ -81,6 +84,7 @@ impl Wrangler {
             vec![format!("INGEST_URL:{}", options.ingest_url), format!("EDGE_INGEST_TOKEN:{}", options.ingest_token)];
         vars.extend(options.kv_sync_token.iter().map(|token| format!("KV_SYNC_TOKEN:{token}")));
         vars.extend(options.kv_cache_ttl.iter().map(|ttl| format!("KV_CACHE_TTL:{ttl}")));
+        vars.push(format!("CF_BOT_MANAGEMENT:{}", options.bot_management));
 
         let mut command = Command::new(&wrangler);
         command

@@ -1,7 +1,7 @@
 //! The wasm32-only glue: read the request and the bindings, call the plain functions, copy their
 //! answers into runtime responses. Nothing here decides anything the native tests could not check.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use crate::answer::{Answer, Body};
 use crate::bot::BotSignals;
 use crate::cache::LinkCache;
 use crate::click::{to_json, visit, RequestFacts, Target, VisitKind};
-use crate::config::{kv_cache_ttl, non_empty};
+use crate::config::{bot_management, kv_cache_ttl, non_empty};
 use crate::consumer::{ingest_endpoint, parse_message, plan_posts, retry_delay_seconds, settle, IngestBody, Settle};
 use crate::outbox::{Outbox, Step};
 use crate::route::{path_of, route, Method, Route, SyncOp};
@@ -44,6 +44,7 @@ thread_local! {
     // The header names clicks read and answers write, as JavaScript strings made once per isolate:
     // a Rust string is decoded into a new JavaScript string each time it is passed.
     static HEADER_NAMES: RefCell<Vec<(&'static str, JsString)>> = const { RefCell::new(Vec::new()) };
+    static BOT_MANAGEMENT: OnceCell<bool> = const { OnceCell::new() };
 }
 
 #[wasm_bindgen]
@@ -157,8 +158,13 @@ fn answer_visit(
     let headers = req.headers();
     let (cookie, user_agent, referer) =
         (header(&headers, "Cookie"), header(&headers, "User-Agent"), header(&headers, "Referer"));
-    let cf = req.cf();
-    let country = cf.as_ref().and_then(|cf| cf.country().ok().flatten()).or_else(|| header(&headers, "CF-IPCountry"));
+    // Cloudflare puts the visitor's country in `CF-IPCountry` (IP Geolocation, on unless a zone turns
+    // it off). `request.cf` is read only without it, or for Bot Management's verdict: the runtime
+    // parses that object on first access (see `config::bot_management`). Whenever it is read, its
+    // verdict counts.
+    let country_header = header(&headers, "CF-IPCountry");
+    let cf = if country_header.is_none() || reads_bot_management(env) { req.cf() } else { None };
+    let country = country_header.or_else(|| cf.as_ref().and_then(|cf| cf.country().ok().flatten()));
     let facts = RequestFacts {
         cookie: cookie.as_deref(),
         user_agent: user_agent.as_deref(),
@@ -245,6 +251,14 @@ async fn send_clicks(queue: &Queue, body: &str, clicks: usize) {
             Err(e) => console_error!("queueing {clicks} clicks failed, they are lost: {e}"),
         }
     }
+}
+
+/// Whether clicks read Bot Management's verdict from `request.cf` (`CF_BOT_MANAGEMENT`), read once per
+/// isolate: vars do not change while an isolate lives.
+fn reads_bot_management(env: &Env) -> bool {
+    BOT_MANAGEMENT.with(|on| {
+        *on.get_or_init(|| bot_management(env.var("CF_BOT_MANAGEMENT").ok().map(|v| v.to_string()).as_deref()))
+    })
 }
 
 /// Cloudflare Bot Management's score and verified-bot flag, read leniently: absent fields mean "unknown".
