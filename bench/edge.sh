@@ -5,6 +5,8 @@
 #
 #   bash bench/edge.sh            # builds everything, then 8 rounds of 4 s per worker
 #   ROUNDS=5 DURATION=20s CONNECTIONS=32 bash bench/edge.sh
+#   CF_BLOB=1 bash bench/edge.sh  # every request also carries what Cloudflare adds to it: a production-sized
+#                                 # `request.cf` (bench/workerd/cf.json) and the CF-IPCountry header
 #
 # Prints, per worker, the median requests/s, p50/p99 and workerd CPU time per redirect over the rounds,
 # and the edge worker's share of each baseline: the median of the rounds' ratios, each round's edge run
@@ -19,6 +21,11 @@ DURATION=${DURATION:-4s}
 CONNECTIONS=${CONNECTIONS:-32}
 UA='Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.82 Mobile Safari/537.36'
 REFERER='https://l.instagram.com/?u=https%3A%2F%2Ftrk.creatorscore.io%2Fk7m2p9qr'
+HEADERS=(-H "User-Agent: $UA" -H "Referer: $REFERER") CF_NOTE=""
+if [ "${CF_BLOB:-0}" = 1 ]; then
+  HEADERS+=(-H "CF-IPCountry: DE" -H "cf-blob: $(tr -d '\n' <"$ROOT/bench/workerd/cf.json")")
+  CF_NOTE=", requests with request.cf and CF-IPCountry"
+fi
 
 command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)" >&2; exit 1; }
 WORKERD="$ROOT/node_modules/.bin/workerd"
@@ -89,7 +96,7 @@ TICKS_PER_SEC=$(getconf CLK_TCK)
 run() {
   local out before after
   before=$(cpu_ticks "$1")
-  out=$("${PIN_WRK[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency -H "User-Agent: $UA" -H "Referer: $REFERER" "${URLS[$1]}")
+  out=$("${PIN_WRK[@]}" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "${HEADERS[@]}" "${URLS[$1]}")
   after=$(cpu_ticks "$1")
   if grep -q 'Non-2xx or 3xx' <<<"$out"; then echo "$out" >&2; echo "$1: unexpected statuses" >&2; exit 1; fi
   awk -v ticks=$((after - before)) -v hz="$TICKS_PER_SEC" '
@@ -122,7 +129,7 @@ ratio() {
 }
 
 echo
-echo "workerd $("$WORKERD" --version | awk '{print $2}'), wrk -t1 -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, $(nproc) cores"
+echo "workerd $("$WORKERD" --version | awk '{print $2}'), wrk -t1 -c$CONNECTIONS -d$DURATION, median of $ROUNDS rounds, $(nproc) cores$CF_NOTE"
 printf '%-12s %12s %9s %9s %12s   %s\n' worker redirects/s p50_ms p99_ms cpu_us/redir "runs (req/s)"
 for name in "${NAMES[@]}"; do
   printf '%-12s %12s %9s %9s %12s   %s\n' "$name" "$(col "$name" 1)" "$(col "$name" 2)" "$(col "$name" 3)" \

@@ -11,8 +11,9 @@ const config :Workerd.Config = (
     (name = "kv", worker = .kvStub),
     (name = "queue", worker = .queueStub),
   ],
-  # bench/edge.sh overrides the address with --socket-addr.
-  sockets = [(name = "http", address = "127.0.0.1:18787", http = (), service = "edge")],
+  # bench/edge.sh overrides the address with --socket-addr. With CF_BLOB=1 it sends Cloudflare's request
+  # metadata (cf.json) in the cf-blob header, from which workerd builds `request.cf`.
+  sockets = [(name = "http", address = "127.0.0.1:18787", http = (cfBlobHeader = "cf-blob"), service = "edge")],
 );
 
 # The worker exactly as scripts/build-worker.sh builds it.

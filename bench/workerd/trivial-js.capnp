@@ -4,7 +4,7 @@ using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
   services = [(name = "trivial-js", worker = .trivialJsWorker)],
-  sockets = [(name = "http", address = "127.0.0.1:18788", http = (), service = "trivial-js")],
+  sockets = [(name = "http", address = "127.0.0.1:18788", http = (cfBlobHeader = "cf-blob"), service = "trivial-js")],
 );
 
 const trivialJsWorker :Workerd.Worker = (

@@ -5,7 +5,7 @@ using Workerd = import "/workerd/workerd.capnp";
 
 const config :Workerd.Config = (
   services = [(name = "trivial-rs", worker = .trivialRsWorker)],
-  sockets = [(name = "http", address = "127.0.0.1:18789", http = (), service = "trivial-rs")],
+  sockets = [(name = "http", address = "127.0.0.1:18789", http = (cfBlobHeader = "cf-blob"), service = "trivial-rs")],
 );
 
 const trivialRsWorker :Workerd.Worker = (
