@@ -92,8 +92,8 @@ fn now_ms() -> i64 {
 /// around it (measured on workerd: that machinery cost about 8% of a redirect's CPU, 71 µs against 65).
 /// Everything that waits on I/O (a KV read, link sync) returns a `Promise` instead.
 ///
-/// Clicks read the runtime's request directly: only the method, the URL's path, three headers and
-/// `cf` (no `worker::Request` built around it).
+/// Clicks read the runtime's request directly (no `worker::Request` built around it): only the method,
+/// the URL's path, four headers and, where needed, `cf`.
 pub fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> std::result::Result<JsValue, JsValue> {
     // The raw method: workers-rs maps unknown methods to GET, which would make them clicks.
     let method = Method::parse(&req.method());
