@@ -105,6 +105,7 @@ pub async fn drain_once<S: KvSink>(db: &PgPool, sink: &S, batch: i64) -> anyhow:
             .fetch_all(&mut *tx)
             .await?;
     if pending.is_empty() {
+        tx.rollback().await?;
         return Ok(0);
     }
     let link_ids: Vec<Uuid> = pending.iter().map(|(_, link)| *link).collect::<BTreeSet<_>>().into_iter().collect();
@@ -114,7 +115,11 @@ pub async fn drain_once<S: KvSink>(db: &PgPool, sink: &S, batch: i64) -> anyhow:
             .fetch_all(&mut *tx)
             .await?;
     let (puts, deletes) = plan(states);
-    push(sink, &puts, &deletes).await?;
+    if let Err(e) = push(sink, &puts, &deletes).await {
+        // Release the lock now: a dropped transaction rolls back only when its connection is next used.
+        tx.rollback().await?;
+        return Err(e);
+    }
     let ids: Vec<i64> = pending.iter().map(|(id, _)| *id).collect();
     sqlx::query("update link_sync_outbox set done_at = now() where id = any($1)").bind(&ids).execute(&mut *tx).await?;
     tx.commit().await?;
@@ -177,7 +182,10 @@ pub async fn resync<S: KvSink>(db: &PgPool, sink: &S, page: i64) -> anyhow::Resu
         let Some((last, _)) = rows.last() else { break };
         after = *last;
         let (puts, deletes) = plan(rows.into_iter().map(|(_, s)| s));
-        push(sink, &puts, &deletes).await?;
+        if let Err(e) = push(sink, &puts, &deletes).await {
+            tx.rollback().await?;
+            return Err(e);
+        }
         tx.commit().await?;
         report.written += puts.len();
         report.deleted += deletes.len();
