@@ -11,7 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -93,38 +93,58 @@ async fn push<S: KvSink>(sink: &S, puts: &[KvPair], deletes: &[String]) -> anyho
 /// nothing to do or another process holds the lock).
 pub async fn drain_once<S: KvSink>(db: &PgPool, sink: &S, batch: i64) -> anyhow::Result<usize> {
     let batch = batch.min(i64::try_from(S::MAX_BATCH).unwrap_or(i64::MAX));
+    in_transaction(db, async |tx| {
+        let locked: bool =
+            sqlx::query_scalar("select pg_try_advisory_xact_lock($1)").bind(SYNC_LOCK).fetch_one(&mut *tx).await?;
+        if !locked {
+            return Ok(0);
+        }
+        let pending: Vec<(i64, Uuid)> =
+            sqlx::query_as("select id, link_id from link_sync_outbox where done_at is null order by id limit $1")
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let link_ids: Vec<Uuid> = pending.iter().map(|(_, link)| *link).collect::<BTreeSet<_>>().into_iter().collect();
+        let states: Vec<LinkState> =
+            sqlx::query_as("select id, code, destination_url, version, active from links where id = any($1)")
+                .bind(&link_ids)
+                .fetch_all(&mut *tx)
+                .await?;
+        let (puts, deletes) = plan(states);
+        push(sink, &puts, &deletes).await?;
+        let ids: Vec<i64> = pending.iter().map(|(id, _)| *id).collect();
+        sqlx::query("update link_sync_outbox set done_at = now() where id = any($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tracing::info!(changes = ids.len(), written = puts.len(), deleted = deletes.len(), "links synced to KV");
+        Ok(ids.len())
+    })
+    .await
+}
+
+/// Runs `work` in one transaction and ends it explicitly before returning: committed when `work`
+/// succeeds, rolled back when it fails. The sync lock taken inside is then free at once; a dropped sqlx
+/// transaction rolls back only when its pooled connection is next used, and until then every other
+/// drain would find the lock taken and do nothing.
+async fn in_transaction<T>(
+    db: &PgPool,
+    work: impl AsyncFnOnce(&mut PgConnection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let mut tx = db.begin().await?;
-    let locked: bool =
-        sqlx::query_scalar("select pg_try_advisory_xact_lock($1)").bind(SYNC_LOCK).fetch_one(&mut *tx).await?;
-    if !locked {
-        return Ok(0);
+    match work(&mut tx).await {
+        Ok(done) => {
+            tx.commit().await?;
+            Ok(done)
+        }
+        Err(e) => {
+            tx.rollback().await?;
+            Err(e)
+        }
     }
-    let pending: Vec<(i64, Uuid)> =
-        sqlx::query_as("select id, link_id from link_sync_outbox where done_at is null order by id limit $1")
-            .bind(batch)
-            .fetch_all(&mut *tx)
-            .await?;
-    if pending.is_empty() {
-        tx.rollback().await?;
-        return Ok(0);
-    }
-    let link_ids: Vec<Uuid> = pending.iter().map(|(_, link)| *link).collect::<BTreeSet<_>>().into_iter().collect();
-    let states: Vec<LinkState> =
-        sqlx::query_as("select id, code, destination_url, version, active from links where id = any($1)")
-            .bind(&link_ids)
-            .fetch_all(&mut *tx)
-            .await?;
-    let (puts, deletes) = plan(states);
-    if let Err(e) = push(sink, &puts, &deletes).await {
-        // Release the lock now: a dropped transaction rolls back only when its connection is next used.
-        tx.rollback().await?;
-        return Err(e);
-    }
-    let ids: Vec<i64> = pending.iter().map(|(id, _)| *id).collect();
-    sqlx::query("update link_sync_outbox set done_at = now() where id = any($1)").bind(&ids).execute(&mut *tx).await?;
-    tx.commit().await?;
-    tracing::info!(changes = ids.len(), written = puts.len(), deleted = deletes.len(), "links synced to KV");
-    Ok(ids.len())
 }
 
 /// Runs the drainer until `shutdown` turns true: drains while there is work, polls when idle, and
@@ -167,28 +187,25 @@ pub async fn resync<S: KvSink>(db: &PgPool, sink: &S, page: i64) -> anyhow::Resu
     let mut report = ResyncReport::default();
     let mut after = 0i64;
     loop {
-        let mut tx = db.begin().await?;
-        sqlx::query("select pg_advisory_xact_lock($1)").bind(SYNC_LOCK).execute(&mut *tx).await?;
-        let rows: Vec<(i64, LinkState)> = sqlx::query_as::<_, SeqState>(
-            "select seq, id, code, destination_url, version, active from links where seq > $1 order by seq limit $2",
-        )
-        .bind(after)
-        .bind(page)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|r| (r.seq, r.state))
-        .collect();
-        let Some((last, _)) = rows.last() else { break };
-        after = *last;
-        let (puts, deletes) = plan(rows.into_iter().map(|(_, s)| s));
-        if let Err(e) = push(sink, &puts, &deletes).await {
-            tx.rollback().await?;
-            return Err(e);
-        }
-        tx.commit().await?;
-        report.written += puts.len();
-        report.deleted += deletes.len();
+        let pushed = in_transaction(db, async |tx| {
+            sqlx::query("select pg_advisory_xact_lock($1)").bind(SYNC_LOCK).execute(&mut *tx).await?;
+            let rows: Vec<SeqState> = sqlx::query_as(
+                "select seq, id, code, destination_url, version, active from links where seq > $1 order by seq limit $2",
+            )
+            .bind(after)
+            .bind(page)
+            .fetch_all(&mut *tx)
+            .await?;
+            let Some(last) = rows.last().map(|r| r.seq) else { return anyhow::Ok(None) };
+            let (puts, deletes) = plan(rows.into_iter().map(|r| r.state));
+            push(sink, &puts, &deletes).await?;
+            Ok(Some((last, puts.len(), deletes.len())))
+        })
+        .await?;
+        let Some((last, written, deleted)) = pushed else { break };
+        after = last;
+        report.written += written;
+        report.deleted += deleted;
     }
     Ok(report)
 }
