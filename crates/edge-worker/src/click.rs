@@ -18,7 +18,7 @@ pub struct RequestFacts<'a> {
     pub user_agent: Option<&'a str>,
     /// The `Referer` header.
     pub referer: Option<&'a str>,
-    /// `cf.country`, or the `CF-IPCountry` header where `cf` lacks it.
+    /// The `CF-IPCountry` header, or `request.cf.country` where the header is missing.
     pub country: Option<&'a str>,
     /// Cloudflare Bot Management's verdict, where present.
     pub bot: BotSignals,
