@@ -12,6 +12,18 @@
 //!    their history, promo codes included, is kept);
 //! 3. else nobody.
 //!
+//! What can be proven about an order is its status ([`Status`]): reported by a server-side source
+//! (a verified Shopify webhook, the Conversions API) it is `verified`; reported only by the pixel, it
+//! is `pending` (then `unconfirmed`) on a brand that has a server-side source and `unverified` on one
+//! that has none; `disputed` when pixel reports of different visitors claim it; `cancelled` and
+//! `test` as the store says. The status is derived from stored facts by one SQL function,
+//! `conversion_status`, every time a fact changes; which statuses count is decided in
+//! [`crate::revenue`].
+//!
+//! Evidence is bounded and scoped: at most [`MAX_REFS`] click ids are kept per order, a server-side
+//! report's click ids replace the pixel's, and a click id naming another brand's click is not kept.
+//! A pixel report never changes the amount or time of an order a server-side source reported.
+//!
 //! Refunds are evidence of another kind: they never move the credit, they reduce the revenue credited.
 //! They are kept per refund (a redelivered refund counts once) and an order's `refunded_minor` is
 //! recomputed as their sum, so a refund that arrives before its order is applied when the order does.
@@ -25,11 +37,18 @@ use crate::money::Money;
 /// How far back a click can earn an order.
 pub const WINDOW: Duration = Duration::days(30);
 
+/// The most click ids kept as evidence of one order.
+pub const MAX_REFS: i64 = 10;
+
 /// Who reported an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    /// The storefront pixel: public, so anyone can send it.
     Pixel,
+    /// A Shopify webhook whose signature verified.
     Shopify,
+    /// The Conversions API, with the brand's key.
+    Api,
 }
 
 impl Source {
@@ -37,7 +56,77 @@ impl Source {
         match self {
             Source::Pixel => "pixel",
             Source::Shopify => "shopify",
+            Source::Api => "api",
         }
+    }
+}
+
+/// What can be proven about an order (see the module's documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Reported by a server-side source.
+    Verified,
+    /// Reported only by the pixel, on a brand with a server-side source, inside the confirmation window.
+    Pending,
+    /// The same after the window, with no server-side report (a late one still verifies it).
+    Unconfirmed,
+    /// Reported only by the pixel, on a brand with no server-side source.
+    Unverified,
+    /// Reported only by the pixel, and claimed by different visitors: credits nobody until a
+    /// server-side report settles it.
+    Disputed,
+    /// Cancelled by the store.
+    Cancelled,
+    /// A store's test order.
+    Test,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Verified,
+        Status::Pending,
+        Status::Unconfirmed,
+        Status::Unverified,
+        Status::Disputed,
+        Status::Cancelled,
+        Status::Test,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Verified => "verified",
+            Status::Pending => "pending",
+            Status::Unconfirmed => "unconfirmed",
+            Status::Unverified => "unverified",
+            Status::Disputed => "disputed",
+            Status::Cancelled => "cancelled",
+            Status::Test => "test",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The moment an order is judged at, and the confirmation window (`CONFIRMATION_WINDOW_HOURS`):
+/// passed in, so tests can move time.
+#[derive(Debug, Clone, Copy)]
+pub struct Judged {
+    pub now: DateTime<Utc>,
+    pub confirmation_window: Duration,
+}
+
+impl Judged {
+    pub fn now(config: &crate::Config) -> Self {
+        Judged { now: Utc::now(), confirmation_window: config.confirmation_window }
     }
 }
 
@@ -54,6 +143,10 @@ pub struct OrderReport {
     pub refs: Vec<Uuid>,
     /// Discount codes on the order.
     pub discount_codes: Vec<String>,
+    /// When the store cancelled the order (server-side sources only).
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// A store's test order (Shopify's `"test": true`).
+    pub test: bool,
 }
 
 /// The credit an order ends up with.
@@ -64,33 +157,72 @@ pub enum Credit {
     Nobody,
 }
 
-/// Records one report of an order and recomputes its credit, in the caller's transaction.
+/// What an order stands at after a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    pub credit: Credit,
+    pub status: Status,
+}
+
+/// Records one report of an order and recomputes its credit and status, in the caller's transaction.
 ///
-/// The first report creates the order. Shopify's amount, currency and time are authoritative: they
-/// replace what a pixel reported, never the other way round. Two statements: the first takes the
-/// order's lock and merges the report in; the second, whose snapshot therefore includes everything
-/// committed before the lock was granted (refunds, other reports' click ids), recomputes the credit.
-pub async fn record_order(tx: &mut PgConnection, report: &OrderReport) -> Result<Credit, sqlx::Error> {
+/// The first report creates the order. A server-side source's amount, currency and time are
+/// authoritative: they replace what the pixel reported, never the other way round. Two statements: the
+/// first takes the order's lock and merges the report in; the second, whose snapshot therefore
+/// includes everything committed before the lock was granted (refunds, other reports' click ids),
+/// recomputes the credit and the status.
+pub async fn record_order(
+    tx: &mut PgConnection,
+    report: &OrderReport,
+    judged: Judged,
+) -> Result<Standing, sqlx::Error> {
     // The update clause runs only for an order already known; its `where` skips reports that bring
     // nothing new, though the row is locked either way (and so are concurrent reports serialised).
-    const SHOPIFY_TAKES_OVER: &str = "excluded.amount_source = 'shopify' and c.amount_source <> 'shopify'";
+    const SERVER_TAKES_OVER: &str = "excluded.amount_source <> 'pixel' and c.amount_source = 'pixel'";
     sqlx::query(&format!(
         "with lock as ({LOCK_ORDER}),
+         brand as (
+             select exists (select 1 from shopify_shops s where s.brand_id = $1)
+                 or exists (select 1 from brands b where b.id = $1 and b.conversions_api_at is not null) as has_server),
+         existing as (
+             select count(*) filter (where source = 'pixel') as pixel, count(*) filter (where source <> 'pixel') as server
+             from order_refs where brand_id = $1 and order_id = $2),
+         input as (
+             select ref, i from unnest($9::uuid[]) with ordinality as u(ref, i)
+             where not exists (select 1 from clicks k where k.id = u.ref and k.brand_id <> $1)),
+         superseded as (
+             delete from order_refs r
+             where $7 <> 'pixel' and exists (select 1 from input)
+               and r.brand_id = $1 and r.order_id = $2 and r.source = 'pixel' and r.cs_ref_id <> all($9)),
          refs as (
              insert into order_refs (brand_id, order_id, cs_ref_id, source)
-             select $1, $2, ref, $7 from lock, unnest($9::uuid[]) ref
-             on conflict do nothing)
+             select $1, $2, ref, $7 from lock, existing, input
+             where case when $7 = 'pixel' then existing.server = 0 and i <= $14 - existing.pixel
+                        else i <= $14 - existing.server end
+             on conflict (brand_id, order_id, cs_ref_id) do update set source = excluded.source
+                 where order_refs.source = 'pixel' and excluded.source <> 'pixel')
          insert into conversions as c
-             (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source, discount_codes)
-         select $3, $1, $2, $4, $5, $6, $7, $7, $8 from lock
+             (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source, discount_codes,
+              verified_at, confirm_by, cancelled_at, test)
+         select $3, $1, $2, $4, $5, $6, $7, $7, $8,
+                case when $7 <> 'pixel' then $10::timestamptz end,
+                case when $7 = 'pixel' and brand.has_server then $10::timestamptz + $11::interval end,
+                $12, $13
+         from lock, brand
          on conflict (brand_id, order_id) do update set
-             amount_minor = case when {SHOPIFY_TAKES_OVER} then excluded.amount_minor else c.amount_minor end,
-             currency = case when {SHOPIFY_TAKES_OVER} then excluded.currency else c.currency end,
-             occurred_at = case when {SHOPIFY_TAKES_OVER} then excluded.occurred_at else c.occurred_at end,
-             amount_source = case when {SHOPIFY_TAKES_OVER} then excluded.amount_source else c.amount_source end,
+             amount_minor = case when {SERVER_TAKES_OVER} then excluded.amount_minor else c.amount_minor end,
+             currency = case when {SERVER_TAKES_OVER} then excluded.currency else c.currency end,
+             occurred_at = case when {SERVER_TAKES_OVER} then excluded.occurred_at else c.occurred_at end,
+             amount_source = case when {SERVER_TAKES_OVER} then excluded.amount_source else c.amount_source end,
              discount_codes = array(select distinct unnest(c.discount_codes || excluded.discount_codes)),
+             verified_at = coalesce(c.verified_at, excluded.verified_at),
+             cancelled_at = coalesce(c.cancelled_at, excluded.cancelled_at),
+             test = c.test or excluded.test,
              updated_at = now()
-         where ({SHOPIFY_TAKES_OVER}) or not c.discount_codes @> excluded.discount_codes"
+         where ({SERVER_TAKES_OVER}) or not c.discount_codes @> excluded.discount_codes
+            or (c.verified_at is null and excluded.verified_at is not null)
+            or (c.cancelled_at is null and excluded.cancelled_at is not null)
+            or (excluded.test and not c.test)"
     ))
     .bind(report.brand_id)
     .bind(&report.order_id)
@@ -101,9 +233,39 @@ pub async fn record_order(tx: &mut PgConnection, report: &OrderReport) -> Result
     .bind(report.source.as_str())
     .bind(&report.discount_codes)
     .bind(&report.refs)
+    .bind(judged.now)
+    .bind(judged.confirmation_window)
+    .bind(report.cancelled_at)
+    .bind(report.test)
+    .bind(MAX_REFS)
     .execute(&mut *tx)
     .await?;
-    credit(tx, report.brand_id, &report.order_id).await
+    credit(tx, report.brand_id, &report.order_id, judged.now).await
+}
+
+/// Marks an order cancelled (once: a later cancellation keeps the first time), in the caller's
+/// transaction; `None` when the brand has no such order.
+pub async fn cancel(
+    tx: &mut PgConnection,
+    brand_id: Uuid,
+    order_id: &str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<Standing>, sqlx::Error> {
+    let found = sqlx::query(
+        "update conversions set cancelled_at = coalesce(cancelled_at, $3), updated_at = now()
+         where brand_id = $1 and order_id = $2",
+    )
+    .bind(brand_id)
+    .bind(order_id)
+    .bind(at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if found == 0 {
+        return Ok(None);
+    }
+    credit(tx, brand_id, order_id, now).await.map(Some)
 }
 
 /// One refund of an order: money returned to the customer.
@@ -119,7 +281,7 @@ pub struct RefundReport {
 
 /// Records a refund once (by refund id) and reduces its order's credited revenue, in the caller's
 /// transaction. A refund of an order not recorded yet waits and is applied by [`record_order`].
-/// Returns whether the refund was new.
+/// Returns whether the refund was new. (A refund never changes an order's status or credit.)
 pub async fn record_refund(tx: &mut PgConnection, refund: &RefundReport) -> Result<bool, sqlx::Error> {
     let new = sqlx::query(&format!(
         "with lock as ({LOCK_ORDER})
@@ -148,7 +310,7 @@ pub async fn record_refund(tx: &mut PgConnection, refund: &RefundReport) -> Resu
 /// Taken in the first statement of both paths (as a CTE, to save a round trip), before any row lock on
 /// the order, so the two kinds of lock never deadlock. `$1` is the brand, `$2` the order id; the first
 /// key is "ordr", the second a hash of the order.
-const LOCK_ORDER: &str = "select pg_advisory_xact_lock(1869767794, hashtext($1::text || '/' || $2))";
+pub const LOCK_ORDER: &str = "select pg_advisory_xact_lock(1869767794, hashtext($1::text || '/' || $2))";
 
 /// Sets the order's refunded amount to the sum of its refunds in the order's currency (a refund in
 /// another currency cannot be converted exactly, so it is kept but not subtracted). The sum is stored
@@ -171,37 +333,55 @@ async fn apply_refunds(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) ->
     Ok(())
 }
 
-/// Recomputes an order's credit from all its evidence and stores it if it changed, locking the order
-/// first so that the recomputation sees every report committed before it.
-pub async fn attribute(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<Credit, sqlx::Error> {
+/// Recomputes an order's credit and status from all its evidence and stores them if they changed,
+/// locking the order first so that the recomputation sees every report committed before it.
+pub async fn attribute(
+    tx: &mut PgConnection,
+    brand_id: Uuid,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Standing, sqlx::Error> {
     sqlx::query("select 1 from conversions where brand_id = $1 and order_id = $2 for update")
         .bind(brand_id)
         .bind(order_id)
         .execute(&mut *tx)
         .await?;
-    credit(tx, brand_id, order_id).await
+    credit(tx, brand_id, order_id, now).await
 }
 
-/// The credit, from all the evidence, of an order the transaction has locked, stored if it changed,
-/// together with the order's refunded amount: one statement.
+/// The credit and status, from all the evidence, of an order the transaction has locked, stored if
+/// they changed, together with the order's refunded amount: one statement.
 ///
 /// The click is the latest human click, within the window before the order, of any visitor named by
-/// the order's click ids (Shopify's considered before the pixel's). Only this brand's clicks count, so
-/// another brand's click id credits nobody. Refunds in another currency than the order's cannot be
-/// converted exactly: they are kept but not subtracted. The refunded sum is stored as is; reports and
-/// `net` clamp amount minus refunds at zero.
-async fn credit(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<Credit, sqlx::Error> {
-    let row: Option<(Option<Uuid>, Option<String>, Option<Uuid>)> = sqlx::query_as(
+/// the order's click ids (a server-side source's considered before the pixel's). Only this brand's
+/// clicks count, so another brand's click id credits nobody. The pixel's click ids count only while
+/// they name one visitor: pixel reports of different visitors for one order are a dispute, which
+/// credits nobody until a server-side report settles it (with a click id of its own, or a promo code).
+///
+/// Refunds in another currency than the order's cannot be converted exactly: they are kept but not
+/// subtracted. The refunded sum is stored as is; reports and `net` clamp amount minus refunds at zero.
+async fn credit(
+    tx: &mut PgConnection,
+    brand_id: Uuid,
+    order_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Standing, sqlx::Error> {
+    let row: Option<CreditRow> = sqlx::query_as(
         "with o as (
-             select occurred_at, discount_codes, currency from conversions where brand_id = $1 and order_id = $2),
+             select occurred_at, discount_codes, currency, verified_at, test, cancelled_at, confirm_by, status
+             from conversions where brand_id = $1 and order_id = $2),
+         claims as (
+             select count(distinct named.visitor_id) as visitors
+             from order_refs r join clicks named on named.id = r.cs_ref_id and named.brand_id = r.brand_id
+             where r.brand_id = $1 and r.order_id = $2 and r.source = 'pixel'),
          clicked as (
              select later.id as click_id, later.link_id
-             from o
-             join order_refs r on r.brand_id = $1 and r.order_id = $2
+             from o cross join claims
+             join order_refs r on r.brand_id = $1 and r.order_id = $2 and (r.source <> 'pixel' or claims.visitors <= 1)
              join clicks named on named.id = r.cs_ref_id and named.brand_id = r.brand_id
              join clicks later on later.brand_id = named.brand_id and later.visitor_id = named.visitor_id
              where not later.bot and later.occurred_at <= o.occurred_at and later.occurred_at > o.occurred_at - $3
-             order by r.source = 'shopify' desc, later.occurred_at desc, later.id
+             order by r.source <> 'pixel' desc, later.occurred_at desc, later.id
              limit 1),
          promo as (
              select l.id as link_id
@@ -217,48 +397,97 @@ async fn credit(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result
                          when promo.link_id is not null then 'promo_code' end as method,
                     clicked.click_id,
                     (select coalesce(sum(r.amount_minor), 0) from refunds r
-                     where r.brand_id = $1 and r.order_id = $2 and r.currency = o.currency)::bigint as refunded
-             from o left join clicked on true left join promo on true),
+                     where r.brand_id = $1 and r.order_id = $2 and r.currency = o.currency)::bigint as refunded,
+                    o.verified_at is null and claims.visitors > 1 as disputed
+             from o cross join claims left join clicked on true left join promo on true),
+         judged as (
+             select credit.*,
+                    conversion_status(o.test, o.cancelled_at, o.verified_at, credit.disputed, o.confirm_by,
+                                      o.status = 'unconfirmed' or o.confirm_by <= $4) as status
+             from credit cross join o),
          stored as (
              update conversions c
-             set link_id = credit.link_id, method = credit.method, click_id = credit.click_id,
-                 refunded_minor = credit.refunded, updated_at = now(),
+             set link_id = judged.link_id, method = judged.method, click_id = judged.click_id,
+                 refunded_minor = judged.refunded, disputed = judged.disputed, status = judged.status,
+                 updated_at = now(),
                  credited_at = case when (c.link_id, c.method, c.click_id)
-                                         is distinct from (credit.link_id, credit.method, credit.click_id)
+                                         is distinct from (judged.link_id, judged.method, judged.click_id)
                                     then now() else c.credited_at end
-             from credit
+             from judged
              where c.brand_id = $1 and c.order_id = $2
-               and (c.link_id, c.method, c.click_id, c.refunded_minor)
-                   is distinct from (credit.link_id, credit.method, credit.click_id, credit.refunded))
-         select link_id, method, click_id from credit",
+               and (c.link_id, c.method, c.click_id, c.refunded_minor, c.disputed, c.status)
+                   is distinct from (judged.link_id, judged.method, judged.click_id, judged.refunded, judged.disputed,
+                                     judged.status))
+         select link_id, method, click_id, status from judged",
     )
     .bind(brand_id)
     .bind(order_id)
     .bind(WINDOW)
+    .bind(now)
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(match row {
-        Some((Some(link_id), Some(method), Some(click_id))) if method == "click" => Credit::Click { link_id, click_id },
-        Some((Some(link_id), Some(method), _)) if method == "promo_code" => Credit::PromoCode { link_id },
+    let Some((link_id, method, click_id, status)) = row else {
+        return Ok(Standing { credit: Credit::Nobody, status: Status::Unverified });
+    };
+    let credit = match (link_id, method.as_deref(), click_id) {
+        (Some(link_id), Some("click"), Some(click_id)) => Credit::Click { link_id, click_id },
+        (Some(link_id), Some("promo_code"), _) => Credit::PromoCode { link_id },
         _ => Credit::Nobody,
-    })
+    };
+    Ok(Standing { credit, status: Status::parse(&status).unwrap_or(Status::Unverified) })
 }
 
-/// Re-attributes the orders that were reported with any of these (just stored) click ids: a click can
-/// reach us after the purchase that followed it, when the edge's queue is slower than the pixel.
-pub async fn reattribute_for_clicks(db: &sqlx::PgPool, click_ids: &[Uuid]) -> Result<usize, sqlx::Error> {
-    if click_ids.is_empty() {
-        return Ok(0);
-    }
-    let orders: Vec<(Uuid, String)> =
-        sqlx::query_as("select distinct brand_id, order_id from order_refs where cs_ref_id = any($1)")
-            .bind(click_ids)
-            .fetch_all(db)
-            .await?;
+/// The credited link, method and click, and the status, as the credit statement returns them.
+type CreditRow = (Option<Uuid>, Option<String>, Option<Uuid>, String);
+
+/// Re-attributes, in bulk, the orders ingestion queued because they name clicks it newly stored (a
+/// click can reach us after the purchase that followed it, when the edge's queue is slower than the
+/// pixel). The queue is filled in the same statement that stores the clicks, so nothing is lost in a
+/// crash, and drained here, off the path that acknowledges the batch. Returns how many orders were
+/// re-attributed.
+pub async fn reattribute_queued(db: &sqlx::PgPool, batch: i64) -> Result<usize, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let orders: Vec<(Uuid, String)> = sqlx::query_as(
+        "delete from reattribution_queue q
+         where (q.brand_id, q.order_id) in (
+             select brand_id, order_id from reattribution_queue order by queued_at
+             limit $1 for update skip locked)
+         returning q.brand_id, q.order_id",
+    )
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut orders = orders;
+    // A fixed order, so two drainers never wait for each other's row locks in a cycle.
+    orders.sort();
+    let now = Utc::now();
     for (brand_id, order_id) in &orders {
-        let mut tx = db.begin().await?;
-        attribute(&mut tx, *brand_id, order_id).await?;
-        tx.commit().await?;
+        attribute(&mut tx, *brand_id, order_id, now).await?;
     }
+    tx.commit().await?;
     Ok(orders.len())
+}
+
+/// Drains the re-attribution queue every `every` until `stop`: a named background task.
+pub async fn run_reattribution(
+    db: sqlx::PgPool,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        match reattribute_queued(&db, 500).await {
+            // A full batch: there may be more right away.
+            Ok(n) if n == 500 => {
+                tracing::info!(orders = n, "orders re-attributed to newly stored clicks");
+                continue;
+            }
+            Ok(0) => {}
+            Ok(n) => tracing::info!(orders = n, "orders re-attributed to newly stored clicks"),
+            Err(e) => tracing::warn!(error = %e, "re-attributing orders failed; trying again"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

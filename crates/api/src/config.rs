@@ -7,6 +7,8 @@ use std::num::NonZeroU32;
 use anyhow::{bail, Context};
 use url::Url;
 
+use crate::money::MaxOrderValue;
+
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tracking_links";
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_TRACKING_BASE_URL: &str = "https://trk.creatorscore.io";
@@ -34,6 +36,11 @@ pub struct Config {
     pub trust_forwarded_for: bool,
     /// `DASHBOARD_SECURE_COOKIES`: whether the dashboard's cookies are `Secure` (and `__Host-` prefixed).
     pub dashboard_secure_cookies: SecureCookies,
+    /// `MAX_ORDER_VALUE`: the largest order (or refund) amount accepted, in major units (default 1,000,000).
+    pub max_order_value: MaxOrderValue,
+    /// `CONFIRMATION_WINDOW_HOURS`: how long an order only the pixel reported, on a brand with a server-side
+    /// source, stays `pending` before it is `unconfirmed` (default 72).
+    pub confirmation_window: chrono::Duration,
 }
 
 /// `DASHBOARD_SECURE_COOKIES`: `auto` (default), `true` or `false`.
@@ -96,6 +103,8 @@ impl Config {
                 "false" | "0" | "no" => SecureCookies::Never,
                 other => bail!("DASHBOARD_SECURE_COOKIES={other:?} must be auto, true or false"),
             },
+            max_order_value: MaxOrderValue(parse_positive("MAX_ORDER_VALUE", &get("MAX_ORDER_VALUE", "1000000"))?),
+            confirmation_window: confirmation_window(&get("CONFIRMATION_WINDOW_HOURS", "72"))?,
         })
     }
 
@@ -107,6 +116,24 @@ impl Config {
 
 fn parse_number<T: std::str::FromStr>(name: &str, raw: &str) -> anyhow::Result<T> {
     raw.parse().map_err(|_| anyhow::anyhow!("{name}={raw:?} is not a positive number"))
+}
+
+/// A whole number from 1 to 1,000,000,000,000 (beyond that, a limit or a window means nothing).
+fn parse_positive<T: TryFrom<u64>>(name: &str, raw: &str) -> anyhow::Result<T> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|n| (1..=1_000_000_000_000).contains(n))
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| anyhow::anyhow!("{name}={raw:?} must be a whole number from 1 to 1000000000000"))
+}
+
+/// `CONFIRMATION_WINDOW_HOURS`: 1 hour to 10 years.
+fn confirmation_window(raw: &str) -> anyhow::Result<chrono::Duration> {
+    let hours: i64 = parse_positive("CONFIRMATION_WINDOW_HOURS", raw)?;
+    if hours > 87_600 {
+        bail!("CONFIRMATION_WINDOW_HOURS={raw:?} must be at most 87600 (ten years)");
+    }
+    Ok(chrono::Duration::hours(hours))
 }
 
 fn kv_sink(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<KvSinkConfig> {
@@ -156,6 +183,24 @@ mod tests {
         assert!(err.to_string().contains("BIND_ADDR"));
         let err = Config::from_lookup(|n| (n == "TRACKING_BASE_URL").then(|| "ftp://x".to_owned())).unwrap_err();
         assert!(err.to_string().contains("TRACKING_BASE_URL"));
+    }
+
+    #[test]
+    fn order_limits_and_the_confirmation_window_are_configurable() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(config.max_order_value, MaxOrderValue(1_000_000));
+        assert_eq!(config.confirmation_window, chrono::Duration::hours(72));
+        let set = Config::from_lookup(|n| match n {
+            "MAX_ORDER_VALUE" => Some("500".into()),
+            "CONFIRMATION_WINDOW_HOURS" => Some("24".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!((set.max_order_value, set.confirmation_window), (MaxOrderValue(500), chrono::Duration::hours(24)));
+        for bad in ["0", "-1", "1.5", "lots", "99999999999999999999"] {
+            let err = Config::from_lookup(|n| (n == "MAX_ORDER_VALUE").then(|| bad.to_owned())).unwrap_err();
+            assert!(err.to_string().contains("MAX_ORDER_VALUE"), "{bad}");
+        }
     }
 
     #[test]

@@ -4,12 +4,14 @@
 pub mod attribution;
 pub mod brands;
 pub mod config;
+pub mod conversions;
 pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod money;
 pub mod reports;
+pub mod revenue;
 pub mod rollups;
 pub mod secrets;
 pub mod server;

@@ -149,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Shopify { command: ShopifyCommand::Replay } => {
             let pool = db::connect_and_migrate(&config).await?;
-            let replay = api::shopify::replay_failed(&pool).await?;
+            let replay = api::shopify::replay_failed(&pool, api::shopify::Rules::of(&config)).await?;
             println!("processed: {}", replay.processed);
             println!("still_failing: {}", replay.still_failing);
             Ok(())

@@ -1,11 +1,11 @@
 //! Money as integer minor units of an ISO 4217 currency, parsed exactly from decimal strings.
 
 use iso_currency::Currency;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// `{"amount_minor": 12999, "currency": "USD"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Money {
     pub amount_minor: i64,
     pub currency: String,
@@ -22,9 +22,50 @@ pub enum MoneyError {
     Precision { currency: String, places: u16 },
     #[error("amount is too large")]
     Overflow,
+    #[error("amount_minor must be a non-negative integer")]
+    Negative,
+}
+
+/// The largest amount one order (or one refund) may carry, in major units of its currency
+/// (`MAX_ORDER_VALUE`, 1,000,000 by default: 1,000,000.00 USD, 1,000,000 JPY, 1,000,000.000 KWD).
+///
+/// It is what keeps every figure computable: with amounts bounded, a report would have to sum billions
+/// of orders before a 64-bit total could overflow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MaxOrderValue(pub u64);
+
+impl Default for MaxOrderValue {
+    fn default() -> Self {
+        MaxOrderValue(1_000_000)
+    }
+}
+
+impl MaxOrderValue {
+    /// The limit in minor units of `currency` (saturating: a limit too large for 64 bits is no limit).
+    pub fn minor(self, currency: &str) -> i64 {
+        let places = Currency::from_code(currency).and_then(|c| c.exponent()).unwrap_or(0);
+        let minor = u128::from(self.0) * 10u128.pow(u32::from(places));
+        i64::try_from(minor).unwrap_or(i64::MAX)
+    }
+
+    /// Whether `money` is within the limit.
+    pub fn allows(self, money: &Money) -> bool {
+        money.amount_minor <= self.minor(&money.currency)
+    }
 }
 
 impl Money {
+    /// An amount already in minor units (`{"amount_minor": 12999, "currency": "USD"}`): a non-negative
+    /// integer of a currency with minor units.
+    pub fn from_minor(amount_minor: i64, currency: &str) -> Result<Self, MoneyError> {
+        let code = currency.trim().to_ascii_uppercase();
+        Currency::from_code(&code).and_then(|c| c.exponent()).ok_or(MoneyError::Currency)?;
+        if amount_minor < 0 {
+            return Err(MoneyError::Negative);
+        }
+        Ok(Money { amount_minor, currency: code })
+    }
+
     /// Parses `"129.99"` in `"USD"` into 12999 minor units, digit by digit: no floating point anywhere.
     /// Trailing zeros beyond the currency's precision are accepted (`"10.500"` USD is 1050); any other
     /// extra digit is refused rather than rounded (`"19.999"` USD).
@@ -84,6 +125,25 @@ mod tests {
         assert_eq!(minor("1", "XAU"), Err(MoneyError::Currency));
         assert_eq!(minor("1", "US"), Err(MoneyError::Currency));
         assert_eq!(minor("99999999999999999999", "USD"), Err(MoneyError::Overflow));
+    }
+
+    #[test]
+    fn the_maximum_order_value_scales_with_the_currency() {
+        let max = MaxOrderValue::default();
+        assert_eq!(max.minor("USD"), 100_000_000);
+        assert_eq!(max.minor("JPY"), 1_000_000);
+        assert_eq!(max.minor("KWD"), 1_000_000_000);
+        assert!(max.allows(&Money::parse("1000000.00", "USD").unwrap()));
+        assert!(!max.allows(&Money::parse("1000000.01", "USD").unwrap()));
+        assert!(!max.allows(&Money::parse("92233720368547758.07", "USD").unwrap()));
+        assert_eq!(MaxOrderValue(u64::MAX).minor("KWD"), i64::MAX);
+    }
+
+    #[test]
+    fn minor_amounts_need_a_currency_and_a_sign() {
+        assert_eq!(Money::from_minor(12999, "usd"), Ok(Money { amount_minor: 12999, currency: "USD".into() }));
+        assert_eq!(Money::from_minor(-1, "USD"), Err(MoneyError::Negative));
+        assert_eq!(Money::from_minor(1, "XXX"), Err(MoneyError::Currency));
     }
 
     proptest! {

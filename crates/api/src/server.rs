@@ -1,6 +1,7 @@
 //! Running the HTTP server until SIGINT or SIGTERM, then draining in-flight requests.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
@@ -22,7 +23,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     let (stop, stopped) = watch::channel(false);
     let sync = spawn_kv_sync(&db, &config, stopped.clone())?;
-    let rollups = tokio::spawn(crate::rollups::run(db.clone(), stopped));
+    let rollups = tokio::spawn(crate::rollups::run(db.clone(), stopped.clone()));
+    // Orders that name clicks which arrived after them, re-attributed off the ingestion path.
+    let reattribution =
+        tokio::spawn(crate::attribution::run_reattribution(db.clone(), Duration::from_millis(200), stopped.clone()));
+    // Pending orders whose confirmation window closed become unconfirmed.
+    let sweep = tokio::spawn(crate::conversions::run_confirmation_sweep(db.clone(), Duration::from_secs(60), stopped));
     // The dashboard's dummy password hash, made now so that the first sign-in with an unknown email does
     // not take longer than the others.
     tokio::task::spawn_blocking(crate::users::dummy_hash);
@@ -36,6 +42,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         task.await?;
     }
     rollups.await?;
+    reattribution.await?;
+    sweep.await?;
     tracing::info!("api stopped");
     Ok(())
 }

@@ -14,6 +14,50 @@
     return match && /^[0-9a-f]{32}$/i.test(match[1]) ? match[1].toLowerCase() : null;
   }
 
+  // Decimals of `currency` (USD 2, JPY 0, KWD 3), or null for a code the browser does not know.
+  function minorDigits(currency) {
+    try {
+      // A well-formed code with no name (ZZZ) would still get a default of 2 decimals.
+      if (Intl.DisplayNames && !new Intl.DisplayNames("en", { type: "currency", fallback: "none" }).of(currency)) {
+        return null;
+      }
+      var format = new Intl.NumberFormat("en", { style: "currency", currency: currency });
+      return format.resolvedOptions().maximumFractionDigits;
+    } catch (e) { return null; } // a malformed code (US), or no Intl at all
+  }
+
+  // The amount a store computed as a number (19.9 * 3 is 59.699999999999996), as the decimal string it meant:
+  // rounded half away from zero to the currency's decimals ("59.70" USD, "1500" JPY), since the server
+  // refuses extra digits.
+  function amount(x, currency) {
+    var places = minorDigits(currency);
+    // Negative, unknown currency, or from 1e15 up (where 15 digits no longer hold every whole unit, and far
+    // above any order the server accepts): the shortest exact text, for the server to judge.
+    if (x < 0 || x >= 1e15 || places === null) return String(x);
+    // 15 significant digits first drop the binary noise: 1.005 is 1.00499999999999989... in binary,
+    // 1.00500000000000e+0 here, so it rounds up to 1.01 as a person means.
+    var m = /^(\d)\.(\d+)e([+-]\d+)$/.exec(x.toExponential(14));
+    // The amount is 0.digits × 10^(exponent + 1): its first `keep` digits are whole minor units.
+    var digits = m[1] + m[2], keep = Number(m[3]) + 1 + places;
+    if (keep < 1) { digits = zeros(1 - keep) + digits; keep = 1; }
+    var minor = digits.slice(0, keep) + zeros(keep - digits.length);
+    if (digits.charAt(keep) >= "5") minor = increment(minor);
+    minor = minor.replace(/^0+/, "");
+    minor = zeros(places + 1 - minor.length) + minor;
+    return places ? minor.slice(0, -places) + "." + minor.slice(-places) : minor;
+  }
+
+  function zeros(n) {
+    return n > 0 ? new Array(n + 1).join("0") : "";
+  }
+
+  // Adds one to a string of decimal digits: "129" is "130", "99" is "100".
+  function increment(digits) {
+    var i = digits.length - 1;
+    while (i >= 0 && digits.charAt(i) === "9") i--;
+    return (i < 0 ? "1" : digits.slice(0, i) + (Number(digits.charAt(i)) + 1)) + zeros(digits.length - 1 - i);
+  }
+
   function post(json) {
     try {
       // text/plain keeps it a CORS-simple request: no preflight.
@@ -29,10 +73,11 @@
     var p = props || {}, body = { pixel_id: pixelId, event: event };
     if (ref) body.cs_ref = ref;
     if (/^(string|number)$/.test(typeof p.order_id)) body.order_id = String(p.order_id);
-    // The server converts the decimal string exactly to minor units.
-    var value = typeof p.value === "number" && isFinite(p.value) ? String(p.value) : p.value;
+    var currency = typeof p.currency === "string" ? p.currency.toUpperCase() : null;
+    // The server converts the decimal string exactly to minor units. A string is what the store meant: as is.
+    var value = typeof p.value === "number" && isFinite(p.value) ? amount(p.value, currency) : p.value;
     if (typeof value === "string") body.value = value;
-    if (typeof p.currency === "string") body.currency = p.currency.toUpperCase();
+    if (currency !== null) body.currency = currency;
     // Never the query string: it may carry personal data.
     body.url = (location.origin || location.protocol + "//" + location.host) + location.pathname;
     post(JSON.stringify(body));

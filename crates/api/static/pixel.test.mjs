@@ -206,6 +206,58 @@ test("values that are neither numbers nor strings are left out", () => {
   }
 });
 
+/** The `value` the pixel sends for a purchase of `value` in `currency`. */
+function sentValue(value, currency) {
+  const page = browser();
+  page.load();
+  page.window.csq.track("purchase", { order_id: "1", value, currency });
+  assert.equal(page.sent.length, 2);
+  return page.sent[1].body.value;
+}
+
+test("a computed number is sent rounded half away from zero to the currency's decimals", () => {
+  const cases = [
+    [19.9 * 3, "USD", "59.70"], // 59.699999999999996
+    [1.005, "USD", "1.01"], // 1.00499999999999989... in binary; Math.round(x * 100) / 100 gives 1
+    [0.1 + 0.2, "USD", "0.30"], // 0.30000000000000004
+    [1500.4, "JPY", "1500"],
+    [1500.5, "jpy", "1501"],
+    [1.2345, "KWD", "1.235"], // 1.23449999999999993... in binary; toFixed(3) gives "1.234"
+    [20, "USD", "20.00"],
+    [123456789.125, "USD", "123456789.13"],
+    [129.99, "EUR", "129.99"],
+    [0, "USD", "0.00"],
+    [0.005, "USD", "0.01"],
+    [0.004, "USD", "0.00"],
+    [1e-7, "USD", "0.00"],
+    [9.995, "USD", "10.00"],
+    [99.5, "JPY", "100"],
+    [999999.9995, "KWD", "1000000.000"],
+  ];
+  for (const [value, currency, expected] of cases) {
+    assert.equal(sentValue(value, currency), expected, `${value} ${currency}`);
+  }
+});
+
+test("a value given as a string is sent unchanged", () => {
+  assert.equal(sentValue("129.99", "USD"), "129.99");
+  assert.equal(sentValue("19.999", "USD"), "19.999"); // the server refuses it, the pixel does not guess
+  assert.equal(sentValue("1500", "JPY"), "1500");
+});
+
+test("without a currency the browser knows, a number is sent as its shortest exact text", () => {
+  assert.equal(sentValue(1.5, "ZZZ"), "1.5");
+  assert.equal(sentValue(19.9 * 3, "ZZZ"), "59.699999999999996");
+  assert.equal(sentValue(1.5, "US"), "1.5");
+  assert.equal(sentValue(1.5, undefined), "1.5");
+});
+
+test("negative and huge numbers are sent as they are, for the server to refuse", () => {
+  assert.equal(sentValue(-1.005, "USD"), "-1.005");
+  assert.equal(sentValue(1e21, "USD"), "1e+21");
+  assert.equal(sentValue(1e15 + 0.5, "JPY"), "1000000000000000.5");
+});
+
 test("unknown events are ignored with a warning", () => {
   const page = browser();
   page.load();

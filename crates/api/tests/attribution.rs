@@ -49,8 +49,11 @@ async fn order_at(api: &Api, order_id: &str, at: DateTime<Utc>, refs: Vec<Uuid>)
         source: Source::Pixel,
         refs,
         discount_codes: vec![],
+        cancelled_at: None,
+        test: false,
     };
-    let credit = attribution::record_order(&mut tx, &report).await.unwrap();
+    let judged = attribution::Judged { now: Utc::now(), confirmation_window: Duration::hours(72) };
+    let credit = attribution::record_order(&mut tx, &report, judged).await.unwrap().credit;
     tx.commit().await.unwrap();
     credit
 }
@@ -162,6 +165,10 @@ async fn a_click_that_arrives_after_its_purchase_still_earns_it(pool: PgPool) {
     purchase(&api, "6001", "15.00", Some(click_id)).await;
     assert!(conversions(&api).await[0]["link_id"].is_null());
     api.ingest(vec![event]).await;
+    // The batch is acknowledged without waiting for the order: it was queued, and the background task
+    // re-attributes it.
+    assert!(conversions(&api).await[0]["link_id"].is_null());
+    assert_eq!(api.reattribute().await, 1);
     let orders = conversions(&api).await;
     assert_eq!((orders[0]["link_id"].clone(), orders[0]["method"].clone()), (link["id"].clone(), json!("click")));
 }

@@ -544,10 +544,13 @@ async fn the_attribution_page_shows_the_reports_figures_and_how_each_order_was_c
         source: Source::Pixel,
         refs,
         discount_codes: codes,
+        cancelled_at: None,
+        test: false,
     };
+    let judged = api::attribution::Judged { now: Utc::now(), confirmation_window: Duration::hours(72) };
     let mut conn = api.pool.acquire().await.unwrap();
-    record_order(&mut conn, &order("by-click", 12999, vec![clicks[0]], vec![])).await.unwrap();
-    record_order(&mut conn, &order("by-promo", 5000, vec![], vec!["jess20".to_owned()])).await.unwrap();
+    record_order(&mut conn, &order("by-click", 12999, vec![clicks[0]], vec![]), judged).await.unwrap();
+    record_order(&mut conn, &order("by-promo", 5000, vec![], vec!["jess20".to_owned()]), judged).await.unwrap();
     drop(conn);
 
     let mut browser = Browser::new(&api);

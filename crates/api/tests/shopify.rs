@@ -441,15 +441,19 @@ async fn concurrent_copies_of_one_delivery_are_processed_once(pool: PgPool) {
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn a_delivery_that_failed_is_processed_again_when_redelivered(pool: PgPool) {
     let api = shop_api(pool).await;
-    let broken = fixture_patched("orders_create_promo.json", json!({"total_price": "84.815"}));
+    let money = json!({"amount": "84.815", "currency_code": "USD"});
+    let broken = fixture_patched(
+        "orders_create_promo.json",
+        json!({"total_price": "84.815", "total_price_set": {"shop_money": money, "presentment_money": money}}),
+    );
     let failed = Delivery::new("orders/create", broken).id("7f6b0f3a-1111-4c3e-9f57-4f3c7c2e0a01");
     let response = failed.send(&api).await;
     assert_eq!((response.status, response.error_code()), (StatusCode::BAD_REQUEST, "invalid_payload"));
-    assert!(response.body["error"]["message"].as_str().unwrap().contains("total_price"), "{}", response.body);
+    assert!(response.body["error"]["message"].as_str().unwrap().contains("total price"), "{}", response.body);
     assert_eq!(api.count("conversions").await, 0);
     let rows = delivery_rows(&api).await;
     assert_eq!((rows.len(), rows[0].2), (1, false));
-    assert!(rows[0].3.as_deref().unwrap().contains("total_price"));
+    assert!(rows[0].3.as_deref().unwrap().contains("total price"));
 
     let fixed =
         Delivery::new("orders/create", fixture("orders_create_promo.json")).id("7f6b0f3a-1111-4c3e-9f57-4f3c7c2e0a01");
@@ -483,7 +487,7 @@ async fn a_delivery_that_hit_a_bug_is_kept_and_replayed_from_its_stored_body_aft
 
     // The fix ships; the stored deliveries are replayed (Shopify's redeliveries stop after a few hours).
     sqlx::raw_sql("drop trigger simulated_bug on conversions").execute(&api.pool).await.unwrap();
-    let replay = api::shopify::replay_failed(&api.pool).await.unwrap();
+    let replay = api::shopify::replay_failed(&api.pool, api::shopify::Rules::of(&api.state.config)).await.unwrap();
     assert_eq!(replay, api::shopify::Replay { processed: 1, still_failing: 1 });
     let order = the_conversion(&api).await;
     assert_eq!((order["order_id"].clone(), order["amount"].clone()), (json!(PROMO_ORDER), usd(8481)));
@@ -491,7 +495,10 @@ async fn a_delivery_that_hit_a_bug_is_kept_and_replayed_from_its_stored_body_aft
     assert_eq!(processed[0], (true, None));
     assert!(!processed[1].0);
     // A replay changes nothing more.
-    assert_eq!(api::shopify::replay_failed(&api.pool).await.unwrap().processed, 0);
+    assert_eq!(
+        api::shopify::replay_failed(&api.pool, api::shopify::Rules::of(&api.state.config)).await.unwrap().processed,
+        0
+    );
     assert_eq!(api.count("conversions").await, 1);
 }
 
@@ -705,17 +712,24 @@ async fn a_refund_that_moved_no_money_changes_nothing(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
-async fn a_refund_in_another_currency_is_kept_but_not_subtracted(pool: PgPool) {
+async fn a_refund_in_another_currency_than_its_order_is_refused_with_the_reason_and_kept(pool: PgPool) {
     let api = shop_api(pool).await;
     processed(&api, "orders/create", fixture("orders_create_landing_site.json")).await;
     let euros = json!({"transactions": [
         {"id": 7234561263659u64, "kind": "refund", "status": "success", "amount": "40.00", "currency": "EUR"}
     ]});
-    processed(&api, "refunds/create", fixture_patched("refunds_create.json", euros)).await;
+    // Never silently left unsubtracted: refused, kept with its reason for a replay, and visible.
+    let response = deliver(&api, "refunds/create", fixture_patched("refunds_create.json", euros.clone())).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::BAD_REQUEST, "invalid_payload"));
+    assert!(response.body["error"]["message"].as_str().unwrap().contains("EUR"), "{}", response.body);
+    assert_eq!(api.count("refunds").await, 0);
+    let rows = delivery_rows(&api).await;
+    assert!(rows[1].3.as_deref().unwrap().contains("cannot be"), "{rows:?}");
+    // Without money sets naming the shop's currency, the order's currency decides.
+    let bare = json!({"refund_line_items": [], "transactions": euros["transactions"]});
+    let response = deliver(&api, "refunds/create", fixture_patched("refunds_create.json", bare)).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::BAD_REQUEST, "invalid_payload"));
     assert_eq!(the_conversion(&api).await["refunded"], usd(0));
-    let kept: (i64, String) =
-        sqlx::query_as("select amount_minor, currency from refunds").fetch_one(&api.pool).await.unwrap();
-    assert_eq!(kept, (4000, "EUR".to_owned()));
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
@@ -751,6 +765,8 @@ async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: 
         source: Source::Shopify,
         refs: vec![],
         discount_codes: vec![],
+        cancelled_at: None,
+        test: false,
     };
     // The refund's transaction is open (its order unknown to it) when the order's begins.
     let mut refund_tx = pool.begin().await.unwrap();
@@ -758,7 +774,13 @@ async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: 
     let order_pool = pool.clone();
     let recording = tokio::spawn(async move {
         let mut tx = order_pool.begin().await.unwrap();
-        record_order(&mut tx, &order).await.unwrap();
+        record_order(
+            &mut tx,
+            &order,
+            api::attribution::Judged { now: Utc::now(), confirmation_window: Duration::hours(72) },
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
     });
     // Wait until the order's transaction waits for the refund's (or has finished, if nothing made it wait).

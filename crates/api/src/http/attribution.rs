@@ -1,5 +1,5 @@
-//! `GET /v1/attribution` (totals per creator, link, campaign, platform or content type) and
-//! `GET /v1/conversions` (every order, with the credit that explains it).
+//! `GET /v1/attribution`: totals per creator, link, campaign, platform or content type. Which orders
+//! count, and how, is [`crate::revenue`]'s to say.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,10 +12,10 @@ use uuid::Uuid;
 
 use super::auth::Brand;
 use super::error::{Error, ErrorBody};
-use super::extract::{List, Page, Query};
+use super::extract::Query;
 use super::AppState;
-use crate::money::Money;
 use crate::reports::Window;
+use crate::revenue::{self, CurrencyFigures, Figures};
 
 /// What attribution rows are grouped by.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
@@ -57,9 +57,10 @@ pub struct AttributionRow {
     pub key: Option<String>,
     pub clicks: i64,
     pub unique_clicks: i64,
-    pub conversions: i64,
-    /// Credited revenue net of refunds, per currency.
-    pub revenue: Vec<Money>,
+    /// Orders that count (`verified` and `unverified`), their revenue net of refunds per currency, and
+    /// `pending` orders apart.
+    #[serde(flatten)]
+    pub figures: Figures,
     /// conversions / clicks (0 without clicks).
     pub conversion_rate: f64,
 }
@@ -130,7 +131,8 @@ pub async fn report(
     Query(params): Query<AttributionParams>,
 ) -> Result<axum::Json<Attribution>, Error> {
     let to = params.to.unwrap_or_else(Utc::now);
-    let from = params.from.unwrap_or(to - Duration::days(30));
+    let from =
+        params.from.unwrap_or_else(|| to.checked_sub_signed(Duration::days(30)).unwrap_or(DateTime::<Utc>::MIN_UTC));
     let data = attribution_rows(&state.db, brand.id, params.group_by, from, to).await?;
     Ok(axum::Json(Attribution { group_by: params.group_by, from, to, data }))
 }
@@ -161,15 +163,20 @@ pub async fn attribution_rows(
         Ok::<_, sqlx::Error>(parts)
     };
     let conversions_sql = format!(
-        "select {key}, c.currency, sum(c.n)::bigint, sum(c.net)::bigint
-         from (select link_id, currency, count(*) as n, sum(greatest(amount_minor - refunded_minor, 0)) as net
-               from conversions where brand_id = $1 and occurred_at >= $2 and occurred_at < $3 and link_id is not null
+        "select {key} as key, c.currency, sum(c.conversions)::bigint as conversions, sum(c.revenue)::bigint as revenue,
+                sum(c.pending_conversions)::bigint as pending_conversions,
+                sum(c.pending_revenue)::bigint as pending_revenue
+         from (select link_id, currency, {figures}
+               from conversions
+               where brand_id = $1 and occurred_at >= $2 and occurred_at < $3 and link_id is not null and {reported}
                group by link_id, currency) c
          join links l on l.id = c.link_id
-         group by 1, 2 order by 2"
+         group by 1, 2",
+        figures = revenue::FIGURES,
+        reported = revenue::REPORTED,
     );
     let conversions =
-        sqlx::query_as::<_, (Key, String, i64, i64)>(&conversions_sql).bind(brand_id).bind(from).bind(to).fetch_all(db);
+        sqlx::query_as::<_, KeyedFigures>(&conversions_sql).bind(brand_id).bind(from).bind(to).fetch_all(db);
     let (click_parts, conversions) = tokio::try_join!(clicks, conversions)?;
 
     let mut rows: HashMap<Key, AttributionRow> = HashMap::new();
@@ -178,24 +185,51 @@ pub async fn attribution_rows(
         row.clicks += clicks;
         row.unique_clicks += uniques;
     }
-    for (k, currency, count, amount_minor) in conversions {
-        let row = rows.entry(k.clone()).or_insert_with(|| AttributionRow { key: k, ..Default::default() });
-        row.conversions += count;
-        row.revenue.push(Money { amount_minor, currency });
+    for KeyedFigures { key, figures } in conversions {
+        let row = rows.entry(key.clone()).or_insert_with(|| AttributionRow { key, ..Default::default() });
+        row.figures.add(&figures);
     }
     let mut data: Vec<AttributionRow> = rows.into_values().collect();
     for row in &mut data {
-        row.conversion_rate = if row.clicks > 0 { row.conversions as f64 / row.clicks as f64 } else { 0.0 };
+        row.conversion_rate = rate(row.figures.conversions, row.clicks);
     }
-    data.sort_by(|a, b| b.conversions.cmp(&a.conversions).then(b.clicks.cmp(&a.clicks)).then(a.key.cmp(&b.key)));
+    data.retain(|row| row.clicks > 0 || row.unique_clicks > 0 || row.figures != Figures::default());
+    data.sort_by(|a, b| {
+        b.figures.conversions.cmp(&a.figures.conversions).then(b.clicks.cmp(&a.clicks)).then(a.key.cmp(&b.key))
+    });
     Ok(data)
 }
 
-/// One UTC day of a brand's activity: human clicks, and revenue credited net of refunds per currency.
+/// One day's figures in one currency.
+#[derive(sqlx::FromRow)]
+struct DayFigures {
+    day: NaiveDate,
+    #[sqlx(flatten)]
+    figures: CurrencyFigures,
+}
+
+/// One group's figures in one currency.
+#[derive(sqlx::FromRow)]
+struct KeyedFigures {
+    key: Key,
+    #[sqlx(flatten)]
+    figures: CurrencyFigures,
+}
+
+/// conversions / clicks, 0 without clicks.
+pub fn rate(conversions: i64, clicks: i64) -> f64 {
+    if clicks > 0 {
+        conversions as f64 / clicks as f64
+    } else {
+        0.0
+    }
+}
+
+/// One UTC day of a brand's activity: human clicks, and the day's orders as reports count them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayTotals {
     pub clicks: i64,
-    pub revenue: Vec<Money>,
+    pub figures: Figures,
 }
 
 /// The brand's clicks and credited revenue per UTC day in `[from, to)`, for charts. Whole days come from
@@ -236,122 +270,21 @@ pub async fn daily_totals(
             days.entry(day).or_default().clicks += clicks;
         }
     }
-    let revenue: Vec<(NaiveDate, String, i64)> = sqlx::query_as(
-        "select (occurred_at at time zone 'UTC')::date, currency, sum(greatest(amount_minor - refunded_minor, 0))::bigint
-         from conversions where brand_id = $1 and occurred_at >= $2 and occurred_at < $3 and link_id is not null
-         group by 1, 2 order by 2",
-    )
+    let revenue: Vec<DayFigures> = sqlx::query_as(&format!(
+        "select (occurred_at at time zone 'UTC')::date as day, currency, {figures}
+         from conversions
+         where brand_id = $1 and occurred_at >= $2 and occurred_at < $3 and link_id is not null and {reported}
+         group by 1, 2",
+        figures = revenue::FIGURES,
+        reported = revenue::REPORTED,
+    ))
     .bind(brand_id)
     .bind(from)
     .bind(to)
     .fetch_all(db)
     .await?;
-    for (day, currency, amount_minor) in revenue {
-        days.entry(day).or_default().revenue.push(Money { amount_minor, currency });
+    for DayFigures { day, figures } in revenue {
+        days.entry(day).or_default().figures.add(&figures);
     }
     Ok(days)
-}
-
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ConversionFilter {
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-    pub creator_id: Option<Uuid>,
-    pub link_id: Option<Uuid>,
-    pub limit: Option<i64>,
-    pub cursor: Option<String>,
-}
-
-/// One order and the credit that explains its revenue.
-#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
-pub struct Conversion {
-    pub order_id: String,
-    /// The order's amount as reported (Shopify's, once Shopify reported it).
-    #[sqlx(skip)]
-    pub amount: Option<Money>,
-    /// Refunded so far.
-    #[sqlx(skip)]
-    pub refunded: Option<Money>,
-    /// What is credited: amount minus refunds, never below zero.
-    #[sqlx(skip)]
-    pub net: Option<Money>,
-    /// The credited link; null when the order credits nobody.
-    pub link_id: Option<Uuid>,
-    pub creator_id: Option<Uuid>,
-    /// `click` or `promo_code`; null when nobody is credited.
-    pub method: Option<String>,
-    /// The credited click, for `click` credits.
-    pub click_id: Option<String>,
-    /// When the order was placed.
-    pub occurred_at: DateTime<Utc>,
-    /// When the current credit was decided.
-    pub credited_at: Option<DateTime<Utc>>,
-    /// Who reported the order first: `pixel` or `shopify`.
-    pub source: String,
-    /// Discount codes the order carried.
-    pub discount_codes: Vec<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct ConversionRow {
-    seq: i64,
-    amount_minor: i64,
-    refunded_minor: i64,
-    currency: String,
-    click_uuid: Option<Uuid>,
-    #[sqlx(flatten)]
-    conversion: Conversion,
-}
-
-#[utoipa::path(get, path = "/v1/conversions", tag = "attribution", params(ConversionFilter), security(("api_key" = [])),
-    responses((status = 200, body = List<Conversion>), (status = 400, body = ErrorBody)))]
-pub async fn conversions(
-    State(state): State<AppState>,
-    brand: Brand,
-    Query(filter): Query<ConversionFilter>,
-) -> Result<axum::Json<List<Conversion>>, Error> {
-    Ok(axum::Json(list_conversions(&state.db, brand.id, &filter).await?))
-}
-
-/// One page of the brand's orders matching `filter`, newest first, each with its credit.
-pub async fn list_conversions(
-    db: &PgPool,
-    brand_id: Uuid,
-    filter: &ConversionFilter,
-) -> Result<List<Conversion>, Error> {
-    let page = Page { limit: filter.limit, cursor: filter.cursor.clone() }.parse()?;
-    let rows: Vec<ConversionRow> = sqlx::query_as(
-        "select c.seq, c.order_id, c.amount_minor, c.refunded_minor, c.currency, c.link_id, l.creator_id, c.method,
-                c.click_id as click_uuid, null::text as click_id, c.occurred_at, c.credited_at, c.source,
-                c.discount_codes
-         from conversions c left join links l on l.id = c.link_id
-         where c.brand_id = $1
-           and ($2::timestamptz is null or c.occurred_at >= $2) and ($3::timestamptz is null or c.occurred_at < $3)
-           and ($4::uuid is null or l.creator_id = $4) and ($5::uuid is null or c.link_id = $5)
-           and ($6::bigint is null or c.seq < $6)
-         order by c.seq desc limit $7",
-    )
-    .bind(brand_id)
-    .bind(filter.from)
-    .bind(filter.to)
-    .bind(filter.creator_id)
-    .bind(filter.link_id)
-    .bind(page.before_seq)
-    .bind(page.limit + 1)
-    .fetch_all(db)
-    .await?;
-    let items = rows
-        .into_iter()
-        .map(|r| {
-            let money = |amount_minor: i64| Some(Money { amount_minor, currency: r.currency.clone() });
-            let mut c = r.conversion;
-            c.amount = money(r.amount_minor);
-            c.refunded = money(r.refunded_minor);
-            c.net = money((r.amount_minor - r.refunded_minor).max(0));
-            c.click_id = r.click_uuid.map(|u| u.simple().to_string());
-            (r.seq, c)
-        })
-        .collect();
-    Ok(List::from_rows(items, page))
 }

@@ -18,6 +18,7 @@ use super::error::{Error, ErrorBody, ResultExt};
 use super::extract::{List, Page, Path, Query};
 use super::AppState;
 use crate::money::Money;
+use crate::revenue::{self, CurrencyFigures, Figures};
 use crate::secrets::{self, NewSecret, SecretKind};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -94,10 +95,17 @@ pub struct MyLink {
     pub active: bool,
     pub clicks: i64,
     pub unique_clicks: i64,
+    /// Orders credited to the link that count (`verified`, `unverified`).
     pub conversions: i64,
-    /// Present only when the brand shares revenue on this link.
+    /// Orders credited to the link still waiting for the store's confirmation (`pending`).
+    pub pending_conversions: i64,
+    /// Present only when the brand shares revenue on this link: the counted orders' revenue net of
+    /// refunds, per currency.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revenue: Option<Vec<Money>>,
+    /// Present only when the brand shares revenue on this link: the pending orders' revenue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_revenue: Option<Vec<Money>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -113,9 +121,8 @@ struct MyLinkRow {
     active: bool,
     clicks: i64,
     unique_clicks: i64,
-    conversions: i64,
-    /// `[[currency, amount], ...]` as JSON, net of refunds.
-    revenue: Option<serde_json::Value>,
+    /// The link's figures per currency, as JSON rows of [`CurrencyFigures`].
+    figures: Option<serde_json::Value>,
 }
 
 #[utoipa::path(get, path = "/v1/me/links", tag = "creators", params(Page), security(("creator_token" = [])),
@@ -126,24 +133,25 @@ pub async fn my_links(
     Query(page): Query<Page>,
 ) -> Result<axum::Json<List<MyLink>>, Error> {
     let page = page.parse()?;
-    let rows: Vec<MyLinkRow> = sqlx::query_as(
+    let rows: Vec<MyLinkRow> = sqlx::query_as(&format!(
         "select l.seq, l.id, l.code, l.destination_url, l.platform, l.content_type, l.promo_code, l.share_revenue,
                 l.active,
-                coalesce(d.clicks, 0) as clicks, coalesce(d.unique_clicks, 0) as unique_clicks,
-                coalesce(c.conversions, 0) as conversions, c.revenue
+                coalesce(d.clicks, 0) as clicks, coalesce(d.unique_clicks, 0) as unique_clicks, c.figures
          from links l
          left join lateral (
              select sum(clicks)::bigint as clicks, sum(unique_clicks)::bigint as unique_clicks
              from link_daily_all where link_id = l.id
          ) d on true
          left join lateral (
-             select sum(n)::bigint as conversions, jsonb_agg(jsonb_build_array(currency, net) order by currency) as revenue
-             from (select currency, count(*) as n, sum(greatest(amount_minor - refunded_minor, 0))::bigint as net
-                   from conversions where link_id = l.id group by currency) per_currency
+             select jsonb_agg(to_jsonb(per_currency)) as figures
+             from (select currency, {figures} from conversions where link_id = l.id and {reported}
+                   group by currency) per_currency
          ) c on true
          where l.creator_id = $1 and ($2::bigint is null or l.seq < $2)
          order by l.seq desc limit $3",
-    )
+        figures = revenue::FIGURES,
+        reported = revenue::REPORTED,
+    ))
     .bind(creator.id)
     .bind(page.before_seq)
     .bind(page.limit + 1)
@@ -152,7 +160,7 @@ pub async fn my_links(
     let items = rows
         .into_iter()
         .map(|r| {
-            let revenue = r.share_revenue.then(|| revenue_of(r.revenue.as_ref()));
+            let figures = figures_of(r.figures);
             let link = MyLink {
                 short_url: state.config.short_url(&r.code),
                 id: r.id,
@@ -165,8 +173,10 @@ pub async fn my_links(
                 active: r.active,
                 clicks: r.clicks,
                 unique_clicks: r.unique_clicks,
-                conversions: r.conversions,
-                revenue,
+                conversions: figures.conversions,
+                pending_conversions: figures.pending_conversions,
+                revenue: r.share_revenue.then(|| figures.revenue.clone()),
+                pending_revenue: r.share_revenue.then(|| figures.pending_revenue.clone()),
             };
             (r.seq, link)
         })
@@ -174,15 +184,12 @@ pub async fn my_links(
     Ok(axum::Json(List::from_rows(items, page)))
 }
 
-fn revenue_of(json: Option<&serde_json::Value>) -> Vec<Money> {
-    json.and_then(|v| v.as_array())
-        .map(|pairs| {
-            pairs
-                .iter()
-                .filter_map(|pair| {
-                    Some(Money { currency: pair.get(0)?.as_str()?.to_owned(), amount_minor: pair.get(1)?.as_i64()? })
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// Adds up a link's per-currency figures, as the lateral query returns them.
+fn figures_of(json: Option<serde_json::Value>) -> Figures {
+    let rows: Vec<CurrencyFigures> = json.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
+    let mut figures = Figures::default();
+    for row in &rows {
+        figures.add(row);
+    }
+    figures
 }

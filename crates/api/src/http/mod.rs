@@ -18,6 +18,7 @@ use shared::Code;
 mod attribution;
 mod auth;
 mod campaigns;
+pub mod conversions;
 mod creator_view;
 mod creators;
 pub mod dashboard;
@@ -90,7 +91,9 @@ pub fn router(state: AppState) -> Router {
         .route("/creators/{id}/tokens", post(creator_view::create_token))
         .route("/me/links", get(creator_view::my_links))
         .route("/attribution", get(attribution::report))
-        .route("/conversions", get(attribution::conversions))
+        .route("/conversions", get(conversions::list).post(conversions::create))
+        .route("/conversions/{order_id}/refunds", post(conversions::refund))
+        .route("/conversions/{order_id}/cancel", post(conversions::cancel))
         // Storefronts on any origin post here; the preflight is answered by the CORS layer.
         // (The OPTIONS handler only routes preflights into the layer, which answers them itself.)
         .route("/pixel/events", post(pixel::event).options(|| async { StatusCode::NO_CONTENT }).layer(pixel_cors()))

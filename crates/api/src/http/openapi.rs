@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{attribution, campaigns, creator_view, creators, ingest, links, pixel, shopify};
+use super::{attribution, campaigns, conversions, creator_view, creators, ingest, links, pixel, shopify};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,8 @@ use super::{attribution, campaigns, creator_view, creators, ingest, links, pixel
         campaigns::create, campaigns::list, campaigns::get,
         links::create, links::list, links::get, links::update, links::delete, links::stats::get,
         creator_view::create_token, creator_view::my_links,
-        attribution::report, attribution::conversions,
+        attribution::report,
+        conversions::list, conversions::create, conversions::refund, conversions::cancel,
         pixel::event, ingest::clicks,
         shopify::connect, shopify::list, shopify::disconnect, shopify::webhooks::receive,
     ),

@@ -28,8 +28,8 @@ use shared::ClickId;
 
 use super::error::{Error, ErrorBody};
 use super::AppState;
-use crate::attribution::{self, OrderReport, Source};
-use crate::money::Money;
+use crate::attribution::{self, Judged, OrderReport, Source};
+use crate::money::{MaxOrderValue, Money};
 
 static PIXEL_JS: &str = include_str!("../../static/pixel.js");
 
@@ -172,7 +172,7 @@ fn scalar_text(value: &Value, field: &str) -> Result<String, Error> {
     }
 }
 
-fn validate(body: PixelEvent) -> Result<Valid, Error> {
+fn validate(body: PixelEvent, max: MaxOrderValue) -> Result<Valid, Error> {
     let cs_ref = body
         .cs_ref
         .as_deref()
@@ -194,6 +194,12 @@ fn validate(body: PixelEvent) -> Result<Valid, Error> {
         (None, None) => None,
         _ => return Err(Error::invalid_field("invalid_amount", "value and currency go together")),
     };
+    if let Some(amount) = amount.as_ref().filter(|a| !max.allows(a)) {
+        return Err(Error::invalid_field(
+            "amount_too_large",
+            format!("value is above the maximum order value ({} {})", max.0, amount.currency),
+        ));
+    }
     if body.event == EventName::Purchase && (order_id.is_none() || amount.is_none()) {
         return Err(Error::invalid_field("invalid_purchase", "a purchase needs order_id, value and currency"));
     }
@@ -218,7 +224,8 @@ fn page_url(raw: &str) -> Result<String, Error> {
 
 #[utoipa::path(post, path = "/v1/pixel/events", tag = "pixel", request_body = PixelEvent,
     responses((status = 202, body = Accepted), (status = 404, body = ErrorBody, description = "unknown pixel"),
-        (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
+        (status = 422, body = ErrorBody, description = "an invalid field, or `amount_too_large` (a purchase above the \
+            maximum order value)"), (status = 429, body = ErrorBody)))]
 pub async fn event(
     State(state): State<AppState>,
     Client(client): Client,
@@ -230,7 +237,7 @@ pub async fn event(
     })?;
     state.pixel_limits.check(&body.pixel_id, client)?;
     let brand_id = brand_of_pixel(&state, &body.pixel_id).await?;
-    let event = validate(body)?;
+    let event = validate(body, state.config.max_order_value)?;
 
     let id = Uuid::new_v4();
     let now = Utc::now();
@@ -260,8 +267,11 @@ pub async fn event(
                 source: Source::Pixel,
                 refs: event.cs_ref.into_iter().collect(),
                 discount_codes: Vec::new(),
+                cancelled_at: None,
+                test: false,
             };
-            attribution::record_order(&mut tx, &report).await?;
+            let judged = Judged { now, confirmation_window: state.config.confirmation_window };
+            attribution::record_order(&mut tx, &report, judged).await?;
             tx.commit().await?;
         }
         // Anything else is one row: one statement, its own implicit transaction, one round trip.

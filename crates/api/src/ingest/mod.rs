@@ -100,7 +100,8 @@ fn to_rows(events: Vec<ClickEvent>, classifier: &ua::Classifier) -> Vec<Row> {
 }
 
 /// Stores valid events in one statement, with the rollups reports read (first clicks per visitor and
-/// link; the batch's daily counts and breakdowns as delta rows, folded in by `rollups::run`). Returns
+/// link; the batch's daily counts and breakdowns as delta rows, folded in by `rollups::run`), and queues
+/// the orders that name a newly stored human click for re-attribution. Returns
 /// (known, inserted): clicks whose link exists, and of those the ones not stored before.
 ///
 /// Nothing here updates a row another batch may update too (the deltas are appended), so concurrent
@@ -152,6 +153,12 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
                                         (3::smallint, os)) as d(dimension, value)
              where not bot
              group by 1, 2, 3, 4
+         ), reattribute as (
+             insert into reattribution_queue (brand_id, order_id)
+             select distinct r.brand_id, r.order_id
+             from inserted i join order_refs r on r.cs_ref_id = i.id and r.brand_id = i.brand_id
+             where not i.bot
+             on conflict do nothing
          )
          select (select count(*) from known), (select count(*) from inserted)",
     )
@@ -202,13 +209,8 @@ pub async fn store_batch(db: &PgPool, events: &[Box<RawValue>]) -> anyhow::Resul
         }
     };
     let (known, inserted) = (u64::try_from(known)?, u64::try_from(inserted)?);
-    // Orders reported before their click arrived can now be credited. All the batch's human clicks are
-    // considered, not only the new ones: a redelivered batch finishes what a crash interrupted.
-    let human_clicks: Vec<Uuid> = rows.iter().filter(|r| !r.bot).map(|r| r.id).collect();
-    let reattributed = crate::attribution::reattribute_for_clicks(db, &human_clicks).await?;
-    if reattributed > 0 {
-        tracing::info!(orders = reattributed, "orders re-attributed to newly stored clicks");
-    }
+    // Orders reported before their click arrived were queued for re-attribution by the same statement;
+    // `attribution::run_reattribution` credits them, without holding this batch's answer.
     let unknown_links = candidates as u64 - known;
     if unknown_links > 0 {
         tracing::warn!(unknown_links, "clicks for links we do not know were dropped");

@@ -20,8 +20,9 @@ use sqlx::{PgConnection, PgPool};
 use url::Url;
 use uuid::Uuid;
 
-use crate::attribution::{self, OrderReport, RefundReport};
-use payload::{Order, PayloadError, Refund};
+use crate::attribution::{self, Judged, OrderReport};
+use crate::money::MaxOrderValue;
+use payload::{Order, PayloadError, Refund, ShopifyRefund};
 
 /// A shop's host name, lowercase: `example.myshopify.com` (what Shopify sends in
 /// `X-Shopify-Shop-Domain`), or any plain host name.
@@ -166,6 +167,7 @@ pub async fn connection(
 pub enum Topic {
     OrdersCreate,
     OrdersPaid,
+    OrdersCancelled,
     RefundsCreate,
     Other,
 }
@@ -175,6 +177,7 @@ impl Topic {
         match topic.trim() {
             "orders/create" => Topic::OrdersCreate,
             "orders/paid" => Topic::OrdersPaid,
+            "orders/cancelled" => Topic::OrdersCancelled,
             "refunds/create" => Topic::RefundsCreate,
             _ => Topic::Other,
         }
@@ -206,21 +209,37 @@ pub enum Outcome {
 /// What a delivery asks of us, decided from its topic and body alone.
 enum Work {
     Order(OrderReport),
-    Refund(Option<RefundReport>),
+    Refund(Option<ShopifyRefund>),
     Ignore,
 }
 
-fn work(topic: Topic, brand_id: Uuid, body: &[u8]) -> Result<Work, PayloadError> {
+/// The rules a delivery is judged by (`MAX_ORDER_VALUE`, `CONFIRMATION_WINDOW_HOURS`).
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub max_order_value: MaxOrderValue,
+    pub confirmation_window: chrono::Duration,
+}
+
+impl Rules {
+    pub fn of(config: &crate::Config) -> Self {
+        Rules { max_order_value: config.max_order_value, confirmation_window: config.confirmation_window }
+    }
+}
+
+fn work(topic: Topic, brand_id: Uuid, body: &[u8], rules: Rules) -> Result<Work, PayloadError> {
     match topic {
-        Topic::OrdersCreate | Topic::OrdersPaid => Ok(Work::Order(payload::parse::<Order>(body)?.report(brand_id)?)),
-        Topic::RefundsCreate => Ok(Work::Refund(payload::parse::<Refund>(body)?.report(brand_id)?)),
+        Topic::OrdersCreate | Topic::OrdersPaid | Topic::OrdersCancelled => {
+            let cancels = topic == Topic::OrdersCancelled;
+            Ok(Work::Order(payload::parse::<Order>(body)?.report(brand_id, cancels, rules.max_order_value)?))
+        }
+        Topic::RefundsCreate => Ok(Work::Refund(payload::parse::<Refund>(body)?.refund()?)),
         Topic::Other => Ok(Work::Ignore),
     }
 }
 
 /// Stores a verified delivery and does what it asks, once per webhook id.
-pub async fn receive(db: &PgPool, delivery: &Delivery<'_>) -> Result<Outcome, sqlx::Error> {
-    let work = match work(Topic::parse(delivery.topic), delivery.brand_id, delivery.body) {
+pub async fn receive(db: &PgPool, delivery: &Delivery<'_>, rules: Rules) -> Result<Outcome, sqlx::Error> {
+    let work = match work(Topic::parse(delivery.topic), delivery.brand_id, delivery.body, rules) {
         Ok(work) => work,
         Err(rejection) => {
             let kept = record_failure(db, delivery, &rejection.0).await?;
@@ -232,8 +251,13 @@ pub async fn receive(db: &PgPool, delivery: &Delivery<'_>) -> Result<Outcome, sq
         tx.rollback().await?;
         return Ok(Outcome::Duplicate);
     }
-    match apply(&mut tx, &work).await {
-        Ok(()) => tx.commit().await?,
+    match apply(&mut tx, delivery.brand_id, &work, rules).await {
+        Ok(Ok(())) => tx.commit().await?,
+        Ok(Err(rejection)) => {
+            tx.rollback().await?;
+            let kept = record_failure(db, delivery, &rejection.0).await?;
+            return Ok(if kept { Outcome::Rejected(rejection) } else { Outcome::Duplicate });
+        }
         Err(e) => {
             // Rolled back now, not on the connection's next use: until then its claim would hold the row
             // the failure is about to be recorded in.
@@ -253,17 +277,46 @@ pub async fn receive(db: &PgPool, delivery: &Delivery<'_>) -> Result<Outcome, sq
     })
 }
 
-async fn apply(tx: &mut PgConnection, work: &Work) -> Result<(), sqlx::Error> {
+/// Does what a delivery asks, in its transaction. The inner error is a refund that cannot be recorded
+/// yet (it names no currency and its order is unknown): kept as a failed delivery, and applied when
+/// Shopify redelivers it (or at a replay) once the order is recorded.
+async fn apply(
+    tx: &mut PgConnection,
+    brand_id: Uuid,
+    work: &Work,
+    rules: Rules,
+) -> Result<Result<(), PayloadError>, sqlx::Error> {
     match work {
         Work::Order(report) => {
-            attribution::record_order(tx, report).await?;
+            let judged = Judged { now: chrono::Utc::now(), confirmation_window: rules.confirmation_window };
+            attribution::record_order(tx, report, judged).await?;
         }
         Work::Refund(Some(refund)) => {
-            attribution::record_refund(tx, refund).await?;
+            sqlx::query(attribution::LOCK_ORDER).bind(brand_id).bind(&refund.order_id).execute(&mut *tx).await?;
+            let order_currency: Option<String> =
+                sqlx::query_scalar("select currency from conversions where brand_id = $1 and order_id = $2")
+                    .bind(brand_id)
+                    .bind(&refund.order_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let (Some(own), Some(order)) = (refund.currency.as_deref(), order_currency.as_deref()) {
+                if own != order {
+                    return Ok(Err(PayloadError(format!(
+                        "refund {}: in {own}, but its order is in {order}: it cannot be subtracted exactly",
+                        refund.refund_id
+                    ))));
+                }
+            }
+            match refund.report(brand_id, order_currency.as_deref(), rules.max_order_value) {
+                Ok(report) => {
+                    attribution::record_refund(tx, &report).await?;
+                }
+                Err(rejection) => return Ok(Err(rejection)),
+            }
         }
         Work::Refund(None) | Work::Ignore => {}
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Stores the delivery as processed, in the transaction that processes it; false when this webhook id
@@ -312,7 +365,7 @@ pub struct Replay {
 
 /// Processes again every stored delivery that failed, oldest first, from our own copy of its body
 /// (after a fix, without waiting for Shopify's redeliveries, which stop after a few hours).
-pub async fn replay_failed(db: &PgPool) -> Result<Replay, sqlx::Error> {
+pub async fn replay_failed(db: &PgPool, rules: Rules) -> Result<Replay, sqlx::Error> {
     let failed: Vec<(String, Uuid, String, String, Vec<u8>)> = sqlx::query_as(
         "select shop_domain, brand_id, webhook_id, topic, body from shopify_deliveries
          where processed_at is null order by id",
@@ -323,7 +376,7 @@ pub async fn replay_failed(db: &PgPool) -> Result<Replay, sqlx::Error> {
     for (shop, brand_id, webhook_id, topic, body) in failed {
         let shop = ShopDomain(shop);
         let delivery = Delivery { shop: &shop, brand_id, webhook_id: &webhook_id, topic: &topic, body: &body };
-        match receive(db, &delivery).await? {
+        match receive(db, &delivery, rules).await? {
             Outcome::Rejected(_) => replay.still_failing += 1,
             Outcome::Processed | Outcome::Ignored | Outcome::Duplicate => replay.processed += 1,
         }

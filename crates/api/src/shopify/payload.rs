@@ -13,14 +13,14 @@ use uuid::Uuid;
 use shared::ClickId;
 
 use crate::attribution::{OrderReport, RefundReport, Source};
-use crate::money::Money;
+use crate::money::{MaxOrderValue, Money};
 
 /// Why a verified payload cannot be used. It is kept with this message, and Shopify is answered 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct PayloadError(pub String);
 
-/// `orders/create` and `orders/paid` (both carry the whole order).
+/// `orders/create`, `orders/paid` and `orders/cancelled` (each carries the whole order).
 #[derive(Debug, Deserialize)]
 pub struct Order {
     pub id: ShopifyId,
@@ -29,6 +29,16 @@ pub struct Order {
     pub currency: String,
     /// What the customer paid at checkout: after discounts, with shipping and taxes. Decimal string.
     pub total_price: String,
+    /// The same in the shop's money and in the customer's (`presentment_money`). The order is recorded in
+    /// shop money, as its refunds are.
+    #[serde(default)]
+    pub total_price_set: Option<MoneySet>,
+    /// A test order (Shopify's Bogus gateway, or a store's test mode): never revenue.
+    #[serde(default, deserialize_with = "null_as_false")]
+    pub test: bool,
+    /// When the order was cancelled; null while it stands.
+    #[serde(default)]
+    pub cancelled_at: Option<DateTime<Utc>>,
     /// The path (and query) of the first page of the session that led to the order, e.g.
     /// `/products/tee?cs_ref=...`; absent or null for orders created outside the storefront.
     #[serde(default)]
@@ -52,6 +62,21 @@ pub struct DiscountCode {
     pub code: String,
 }
 
+/// An amount in the shop's money and in the customer's (`*_set` fields).
+#[derive(Debug, Deserialize)]
+pub struct MoneySet {
+    pub shop_money: Option<MoneyBag>,
+    #[serde(default)]
+    pub presentment_money: Option<MoneyBag>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MoneyBag {
+    /// Decimal string.
+    pub amount: String,
+    pub currency_code: String,
+}
+
 /// `refunds/create`.
 #[derive(Debug, Deserialize)]
 pub struct Refund {
@@ -61,6 +86,18 @@ pub struct Refund {
     pub created_at: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "null_as_empty")]
     pub transactions: Vec<Transaction>,
+    /// Refunded line items: only their money sets are read, to learn the shop's and the customer's
+    /// currencies.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub refund_line_items: Vec<RefundLineItem>,
+    #[serde(default)]
+    pub total_duties_set: Option<MoneySet>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RefundLineItem {
+    #[serde(default)]
+    pub subtotal_set: Option<MoneySet>,
 }
 
 /// A payment transaction; a refund's money moved in those of kind `refund` with status `success`.
@@ -71,7 +108,10 @@ pub struct Transaction {
     pub status: Option<String>,
     /// Decimal string.
     pub amount: String,
-    pub currency: String,
+    /// The currency the money moved in: the customer's. Shopify's published samples (API 2025-01 and
+    /// 2026-04) send null here; it then means the order's currency.
+    #[serde(default)]
+    pub currency: Option<String>,
 }
 
 /// A Shopify object id: a JSON integer (up to 2^63, beyond what a float holds exactly, so it is read as
@@ -94,6 +134,10 @@ impl<'de> Deserialize<'de> for ShopifyId {
             Raw::Text(_) => Err(de::Error::custom("expected a numeric id")),
         }
     }
+}
+
+fn null_as_false<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(deserializer)?.unwrap_or(false))
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Vec<T>, D::Error> {
@@ -131,10 +175,23 @@ impl Order {
         refs
     }
 
-    /// The order as attribution sees it.
-    pub fn report(&self, brand_id: Uuid) -> Result<OrderReport, PayloadError> {
-        let amount = Money::parse(&self.total_price, &self.currency)
-            .map_err(|e| PayloadError(format!("order {}: total_price: {e}", self.id.0)))?;
+    /// The order as attribution sees it, in the shop's money. An order cancelled without a time (an
+    /// `orders/cancelled` delivery always has one) counts as cancelled when received.
+    pub fn report(&self, brand_id: Uuid, topic_cancels: bool, max: MaxOrderValue) -> Result<OrderReport, PayloadError> {
+        let shop_money = self.total_price_set.as_ref().and_then(|set| set.shop_money.as_ref());
+        let (price, currency) = match shop_money {
+            Some(bag) => (bag.amount.as_str(), bag.currency_code.as_str()),
+            None => (self.total_price.as_str(), self.currency.as_str()),
+        };
+        let amount = Money::parse(price, currency)
+            .map_err(|e| PayloadError(format!("order {}: total price: {e}", self.id.0)))?;
+        if !max.allows(&amount) {
+            return Err(PayloadError(format!(
+                "order {}: total price is above the maximum order value ({} {})",
+                self.id.0, max.0, amount.currency
+            )));
+        }
+        let cancelled_at = self.cancelled_at.or_else(|| topic_cancels.then(Utc::now));
         Ok(OrderReport {
             brand_id,
             order_id: self.id.0.clone(),
@@ -148,6 +205,8 @@ impl Order {
                 .map(|d| d.code.trim().to_owned())
                 .filter(|c| !c.is_empty() && c.chars().count() <= 255)
                 .collect(),
+            cancelled_at,
+            test: self.test,
         })
     }
 }
@@ -167,39 +226,119 @@ fn landing_refs(landing_site: Option<&str>) -> Vec<String> {
     }
 }
 
-impl Refund {
-    /// The money this refund returned: the sum of its successful refund transactions. `None` when no
-    /// money moved (a refund that only restocks items). Line-item subtotals are not used: they are
-    /// JSON floats, and they leave out refunded shipping and include amounts never paid back.
-    pub fn report(&self, brand_id: Uuid) -> Result<Option<RefundReport>, PayloadError> {
-        let mut total: Option<Money> = None;
-        let successful = self.transactions.iter().filter(|t| {
-            t.kind.eq_ignore_ascii_case("refund")
-                && t.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("success"))
-        });
-        for transaction in successful {
-            let money = Money::parse(&transaction.amount, &transaction.currency)
-                .map_err(|e| PayloadError(format!("refund {}: transaction amount: {e}", self.id.0)))?;
-            total = Some(match total {
-                None => money,
-                Some(sum) if sum.currency == money.currency => Money {
-                    amount_minor: sum
-                        .amount_minor
-                        .checked_add(money.amount_minor)
-                        .ok_or_else(|| PayloadError(format!("refund {}: amount is too large", self.id.0)))?,
-                    currency: sum.currency,
-                },
-                Some(_) => {
-                    return Err(PayloadError(format!("refund {}: transactions in several currencies", self.id.0)))
-                }
-            });
+/// A refund as the payload gives it: its money is summed in its currency once that is known (the
+/// payload's own, or, where the payload names none, its order's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShopifyRefund {
+    pub refund_id: String,
+    pub order_id: String,
+    pub refunded_at: Option<DateTime<Utc>>,
+    /// The currency the payload names, if any.
+    pub currency: Option<String>,
+    /// The successful refund transactions' decimal amounts.
+    pub amounts: Vec<String>,
+}
+
+impl ShopifyRefund {
+    /// The refund in `currency` (its own, else `order_currency`), as attribution records it.
+    pub fn report(
+        &self,
+        brand_id: Uuid,
+        order_currency: Option<&str>,
+        max: MaxOrderValue,
+    ) -> Result<RefundReport, PayloadError> {
+        let err = |what: String| PayloadError(format!("refund {}: {what}", self.refund_id));
+        let currency = self.currency.as_deref().or(order_currency).ok_or_else(|| {
+            err("its transactions name no currency and its order is not recorded yet; it is applied when a \
+                 redelivery finds the order"
+                .into())
+        })?;
+        let mut total = Money::parse("0", currency).map_err(|e| err(format!("currency: {e}")))?;
+        for amount in &self.amounts {
+            let money = Money::parse(amount, currency).map_err(|e| err(format!("transaction amount: {e}")))?;
+            total.amount_minor =
+                total.amount_minor.checked_add(money.amount_minor).ok_or_else(|| err("amount is too large".into()))?;
         }
-        Ok(total.map(|amount| RefundReport {
+        if !max.allows(&total) {
+            return Err(err(format!("amount is above the maximum order value ({} {})", max.0, total.currency)));
+        }
+        Ok(RefundReport {
             brand_id,
+            refund_id: self.refund_id.clone(),
+            order_id: self.order_id.clone(),
+            amount: total,
+            refunded_at: self.refunded_at,
+        })
+    }
+}
+
+impl Refund {
+    /// The shop's and the customer's currencies, as the refund's money sets name them.
+    fn currencies(&self) -> (Option<&str>, Option<&str>) {
+        let sets = self
+            .refund_line_items
+            .iter()
+            .filter_map(|item| item.subtotal_set.as_ref())
+            .chain(self.total_duties_set.as_ref());
+        let mut shop = None;
+        let mut presentment = None;
+        for set in sets {
+            shop = shop.or(set.shop_money.as_ref().map(|b| b.currency_code.as_str()));
+            presentment = presentment.or(set.presentment_money.as_ref().map(|b| b.currency_code.as_str()));
+        }
+        (shop, presentment)
+    }
+
+    /// The money this refund returned: its successful refund transactions, to be recorded in the shop's
+    /// money like its order. `None` when no money moved (a refund that only restocks items).
+    /// Line-item subtotals are not summed: they leave out refunded shipping and include amounts never
+    /// paid back. Transactions move the customer's money: when that is not the shop's currency, the
+    /// refund cannot be recorded exactly in shop money and is refused with the reason (kept for a
+    /// replay), never left silently unsubtracted.
+    pub fn refund(&self) -> Result<Option<ShopifyRefund>, PayloadError> {
+        let (shop, presentment) = self.currencies();
+        let successful: Vec<&Transaction> = self
+            .transactions
+            .iter()
+            .filter(|t| {
+                t.kind.eq_ignore_ascii_case("refund")
+                    && t.status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("success"))
+            })
+            .collect();
+        if successful.is_empty() {
+            return Ok(None);
+        }
+        let err = |what: String| PayloadError(format!("refund {}: {what}", self.id.0));
+        // A transaction's currency: its own, else the customer's as the money sets name it, else the shop's.
+        let named: Vec<Option<String>> = successful
+            .iter()
+            .map(|t| {
+                t.currency
+                    .as_deref()
+                    .filter(|c| !c.trim().is_empty())
+                    .or(presentment)
+                    .or(shop)
+                    .map(|c| c.trim().to_ascii_uppercase())
+            })
+            .collect();
+        let currency = named.first().cloned().flatten();
+        if named.iter().any(|c| *c != currency) {
+            return Err(err("transactions in several currencies".into()));
+        }
+        if let (Some(currency), Some(shop)) = (currency.as_deref(), shop) {
+            if !currency.eq_ignore_ascii_case(shop) {
+                return Err(err(format!(
+                    "refunded in the customer's currency {currency}, not the shop's {shop}: it cannot be converted \
+                     exactly"
+                )));
+            }
+        }
+        Ok(Some(ShopifyRefund {
             refund_id: self.id.0.clone(),
             order_id: self.order_id.0.clone(),
-            amount,
             refunded_at: self.created_at,
+            currency,
+            amounts: successful.iter().map(|t| t.amount.clone()).collect(),
         }))
     }
 }
@@ -225,7 +364,7 @@ mod tests {
         let o = order(json!({}));
         assert_eq!(o.id.0, "820982911946154508");
         assert_eq!(o.created_at, "2026-03-01T15:00:00Z".parse::<DateTime<Utc>>().unwrap());
-        let report = o.report(Uuid::nil()).unwrap();
+        let report = o.report(Uuid::nil(), false, MaxOrderValue::default()).unwrap();
         assert_eq!(report.amount, Money { amount_minor: 12999, currency: "USD".into() });
         assert!(serde_json::from_value::<ShopifyId>(json!("12a")).is_err());
         assert!(serde_json::from_value::<ShopifyId>(json!(1.5)).is_err());
@@ -258,17 +397,23 @@ mod tests {
             "discount_codes": null,
         }));
         assert!(o.click_refs().is_empty());
-        assert!(o.report(Uuid::nil()).unwrap().discount_codes.is_empty());
+        assert!(o.report(Uuid::nil(), false, MaxOrderValue::default()).unwrap().discount_codes.is_empty());
         assert!(order(json!({"landing_site": null, "note_attributes": null})).click_refs().is_empty());
         assert!(order(json!({"landing_site": "::::"})).click_refs().is_empty());
     }
 
     #[test]
     fn amounts_are_exact_or_refused() {
-        assert!(order(json!({"total_price": "12.999"})).report(Uuid::nil()).is_err());
-        assert!(order(json!({"currency": "ZZZ"})).report(Uuid::nil()).is_err());
-        let yen = order(json!({"total_price": "1500", "currency": "JPY"})).report(Uuid::nil()).unwrap();
+        assert!(order(json!({"total_price": "12.999"})).report(Uuid::nil(), false, MaxOrderValue::default()).is_err());
+        assert!(order(json!({"currency": "ZZZ"})).report(Uuid::nil(), false, MaxOrderValue::default()).is_err());
+        let yen = order(json!({"total_price": "1500", "currency": "JPY"}))
+            .report(Uuid::nil(), false, MaxOrderValue::default())
+            .unwrap();
         assert_eq!(yen.amount.amount_minor, 1500);
+    }
+
+    fn refund_report(r: &Refund) -> Result<Option<RefundReport>, PayloadError> {
+        r.refund()?.map(|r| r.report(Uuid::nil(), None, MaxOrderValue::default())).transpose()
     }
 
     fn refund(transactions: Value) -> Refund {
@@ -283,18 +428,61 @@ mod tests {
             {"kind": "refund", "status": "pending", "amount": "99.00", "currency": "USD"},
             {"kind": "sale", "status": "success", "amount": "99.00", "currency": "USD"},
             {"kind": "refund", "status": "success", "amount": "2.50", "currency": "USD"},
-        ]))
-        .report(Uuid::nil())
-        .unwrap()
-        .unwrap();
+        ]));
+        let r = refund_report(&r).unwrap().unwrap();
         assert_eq!((r.refund_id.as_str(), r.order_id.as_str()), ("509562969", "450789469"));
         assert_eq!(r.amount, Money { amount_minor: 1250, currency: "USD".into() });
-        assert_eq!(refund(json!([])).report(Uuid::nil()).unwrap().map(|r| r.amount), None);
+        assert_eq!(refund_report(&refund(json!([]))).unwrap().map(|r| r.amount), None);
         let mixed = refund(json!([
             {"kind": "refund", "status": "success", "amount": "1.00", "currency": "USD"},
             {"kind": "refund", "status": "success", "amount": "1.00", "currency": "EUR"},
         ]));
-        assert!(mixed.report(Uuid::nil()).is_err());
+        assert!(refund_report(&mixed).is_err());
+    }
+
+    #[test]
+    fn shop_money_is_what_an_order_and_its_refunds_are_recorded_in() {
+        let set = |shop: &str, customer: &str| {
+            json!({"shop_money": {"amount": shop, "currency_code": "USD"},
+                   "presentment_money": {"amount": customer, "currency_code": "EUR"}})
+        };
+        let o = order(json!({"total_price_set": set("129.99", "119.50"), "presentment_currency": "EUR"}));
+        assert_eq!(o.report(Uuid::nil(), false, MaxOrderValue::default()).unwrap().amount.amount_minor, 12999);
+        // A refund whose transactions moved euros cannot be subtracted exactly from a dollar order.
+        let in_euros: Refund = serde_json::from_value(json!({"id": 1, "order_id": 2,
+            "transactions": [{"kind": "refund", "status": "success", "amount": "10.00", "currency": "EUR"}],
+            "refund_line_items": [{"subtotal_set": set("10.90", "10.00")}]}))
+        .unwrap();
+        assert!(in_euros.refund().unwrap_err().0.contains("cannot be converted exactly"));
+    }
+
+    #[test]
+    fn transactions_without_a_currency_take_the_refunds_then_the_orders() {
+        let null_currency = json!([{"kind": "refund", "status": "success", "amount": "75.00", "currency": null},
+                                   {"kind": "refund", "status": "success", "amount": "10.00"}]);
+        let bare = refund(null_currency.clone());
+        let pending = bare.refund().unwrap().unwrap();
+        assert_eq!(pending.currency, None);
+        assert!(pending.report(Uuid::nil(), None, MaxOrderValue::default()).is_err());
+        let resolved = pending.report(Uuid::nil(), Some("USD"), MaxOrderValue::default()).unwrap();
+        assert_eq!(resolved.amount, Money { amount_minor: 8500, currency: "USD".into() });
+        let with_sets: Refund = serde_json::from_value(json!({"id": 1, "order_id": 2, "transactions": null_currency,
+            "refund_line_items": [{"subtotal_set": {"shop_money": {"amount": "1.00", "currency_code": "CAD"},
+                                                    "presentment_money": {"amount": "1.00", "currency_code": "CAD"}}}]}))
+        .unwrap();
+        assert_eq!(with_sets.refund().unwrap().unwrap().currency.as_deref(), Some("CAD"));
+    }
+
+    #[test]
+    fn test_and_cancelled_orders_say_so() {
+        let max = MaxOrderValue::default();
+        assert!(order(json!({"test": true})).report(Uuid::nil(), false, max).unwrap().test);
+        assert!(!order(json!({"test": null})).report(Uuid::nil(), false, max).unwrap().test);
+        let cancelled = order(json!({"cancelled_at": "2026-03-02T10:00:00Z"})).report(Uuid::nil(), false, max).unwrap();
+        assert_eq!(cancelled.cancelled_at, Some("2026-03-02T10:00:00Z".parse().unwrap()));
+        assert!(order(json!({})).report(Uuid::nil(), true, max).unwrap().cancelled_at.is_some());
+        assert!(order(json!({})).report(Uuid::nil(), false, max).unwrap().cancelled_at.is_none());
+        assert!(order(json!({"total_price": "1000000.01"})).report(Uuid::nil(), false, max).is_err());
     }
 
     #[test]

@@ -172,6 +172,12 @@ impl Api {
         ids
     }
 
+    /// Runs the background re-attribution of orders that name newly ingested clicks, as the server's
+    /// task does; returns how many orders it re-attributed.
+    pub async fn reattribute(&self) -> usize {
+        api::attribution::reattribute_queued(&self.pool, 500).await.unwrap()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&self.pool).await.unwrap()
     }

@@ -11,16 +11,18 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::super::attribution::{
-    attribution_rows, daily_totals, list_conversions, AttributionRow, Conversion, ConversionFilter, DayTotals, GroupBy,
-};
+use super::super::attribution::{attribution_rows, daily_totals, rate, AttributionRow, DayTotals, GroupBy};
+use super::super::conversions::list_conversions;
 use super::super::error::Error;
 use super::super::AppState;
 use super::links::Names;
 use super::session::Session;
 use super::views::{self, Section};
 use super::DashError;
+use crate::attribution::Status;
+use crate::conversions::{Conversion, ConversionFilter};
 use crate::money::Money;
+use crate::revenue::{add_money, Figures};
 
 /// The periods offered, in days (today included).
 const PERIODS: [u64; 3] = [7, 30, 90];
@@ -42,17 +44,6 @@ fn period(today: NaiveDate, days: u64) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = today.checked_sub_days(Days::new(days.saturating_sub(1))).unwrap_or(today);
     let end = today.checked_add_days(Days::new(1)).unwrap_or(today);
     (midnight(start), midnight(end))
-}
-
-/// Sums money per currency.
-fn add_money(into: &mut Vec<Money>, more: &[Money]) {
-    for m in more {
-        match into.iter_mut().find(|x| x.currency == m.currency) {
-            Some(x) => x.amount_minor += m.amount_minor,
-            None => into.push(m.clone()),
-        }
-    }
-    into.sort_by(|a, b| a.currency.cmp(&b.currency));
 }
 
 /// `GET /brand/attribution?days=7|30|90`.
@@ -77,7 +68,7 @@ pub async fn page(
         cursor: query.orders_cursor.clone().filter(|c| !c.is_empty()),
         ..Default::default()
     };
-    let orders = list_conversions(&state.db, brand, &filter).await.map_err(|e| match e {
+    let orders = list_conversions(&state, brand, &filter).await.map_err(|e| match e {
         Error::Invalid { message, .. } => DashError::BadRequest(message),
         other => DashError::Api(other),
     })?;
@@ -88,10 +79,9 @@ pub async fn page(
     for row in &by_link {
         total.clicks += row.clicks;
         total.unique_clicks += row.unique_clicks;
-        total.conversions += row.conversions;
-        add_money(&mut total.revenue, &row.revenue);
+        total.figures.merge(&row.figures);
     }
-    let rate = if total.clicks > 0 { total.conversions as f64 / total.clicks as f64 } else { 0.0 };
+    let rate = rate(total.figures.conversions, total.clicks);
     let orders_table = conversions_table(&state, brand, &orders.data, &codes, &names).await?;
     let days_in = (0..days).filter_map(|i| from.date_naive().checked_add_days(Days::new(i))).collect::<Vec<_>>();
 
@@ -108,9 +98,20 @@ pub async fn page(
         ul.totals aria-label="Totals for the period" {
             li { span.label { "Clicks" } span.value data-total="clicks" { (total.clicks) } }
             li { span.label { "Unique clicks" } span.value data-total="unique_clicks" { (total.unique_clicks) } }
-            li { span.label { "Conversions" } span.value data-total="conversions" { (total.conversions) } }
-            li { span.label { "Revenue" } span.value data-total="revenue" { (views::moneys(&total.revenue)) } }
+            li { span.label { "Conversions" } span.value data-total="conversions" { (total.figures.conversions) } }
+            li { span.label { "Revenue" } span.value data-total="revenue" { (views::moneys(&total.figures.revenue)) } }
             li { span.label { "Conversion rate" } span.value data-total="conversion_rate" { (views::percent(rate)) } }
+            li.pending {
+                span.label { "Pending" }
+                span.value data-total="pending_conversions" { (total.figures.pending_conversions) }
+                span.sub data-total="pending_revenue" { (views::moneys(&total.figures.pending_revenue)) }
+            }
+        }
+        p.hint {
+            "Conversions and revenue count orders the store confirmed (verified) and, on stores without a "
+            "server-side connection, orders the pixel reported (unverified). Orders the pixel reported that "
+            "the store has not confirmed yet are pending, shown apart until it does; cancelled, test, disputed "
+            "and never-confirmed orders count nowhere."
         }
         h2 { "Clicks and revenue per day" }
         (chart(&days_in, &per_day))
@@ -137,7 +138,7 @@ pub async fn page(
             }
         }))
         h2 id="orders" { "Orders" }
-        p.hint { "Every order of the period and how it was credited: through a click (which one, and when) or a promo code." }
+        p.hint { "Every order of the period, its status and how it was credited: through a click (which one, and when) or a promo code." }
         (orders_table)
         @if let Some(next) = &orders.next_cursor {
             nav.pagination aria-label="Orders pages" {
@@ -179,14 +180,16 @@ fn report_table(
                     thead { tr {
                         th scope="col" { (what) } th.num scope="col" { "Clicks" } th.num scope="col" { "Unique clicks" }
                         th.num scope="col" { "Conversions" } th.num scope="col" { "Revenue" } th.num scope="col" { "Conversion rate" }
+                        th.num scope="col" { "Pending" }
                     } }
                     tbody {
                         @for row in rows {
                             @let (name, href) = label(row.key.as_deref());
                             tr {
                                 th scope="row" { @if let Some(href) = href { a href=(href) { (name) } } @else { (name) } }
-                                td.num { (row.clicks) } td.num { (row.unique_clicks) } td.num { (row.conversions) }
-                                td.num { (views::moneys(&row.revenue)) } td.num { (views::percent(row.conversion_rate)) }
+                                td.num { (row.clicks) } td.num { (row.unique_clicks) } td.num { (row.figures.conversions) }
+                                td.num { (views::moneys(&row.figures.revenue)) } td.num { (views::percent(row.conversion_rate)) }
+                                td.num { (pending(&row.figures)) }
                             }
                         }
                     }
@@ -223,17 +226,18 @@ pub async fn conversions_table(
             div.table-scroll {
                 table.orders {
                     thead { tr {
-                        th scope="col" { "Order" } th scope="col" { "Placed" } th.num scope="col" { "Credited revenue" }
-                        th scope="col" { "Credited to" } th scope="col" { "How" }
+                        th scope="col" { "Order" } th scope="col" { "Status" } th scope="col" { "Placed" }
+                        th.num scope="col" { "Credited revenue" } th scope="col" { "Credited to" } th scope="col" { "How" }
                     } }
                     tbody {
                         @for o in orders {
-                            tr data-order-id=(o.order_id) {
+                            tr data-order-id=(o.order_id) data-status=(o.status) {
                                 th scope="row" { (o.order_id) }
+                                td { (status_badge(o)) }
                                 td { (when(o.occurred_at)) }
-                                td.num { (o.net.as_ref().map(views::money).unwrap_or_default())
-                                    @if o.refunded.as_ref().is_some_and(|r| r.amount_minor > 0) {
-                                        br; small { "refunded " (o.refunded.as_ref().map(views::money).unwrap_or_default()) }
+                                td.num { (views::money(&o.net))
+                                    @if o.refunded.amount_minor > 0 {
+                                        br; small { "refunded " (views::money(&o.refunded)) }
                                     } }
                                 td {
                                     @match o.link_id {
@@ -267,6 +271,35 @@ pub async fn conversions_table(
     })
 }
 
+/// "3 · $12.00", or a dash without pending orders.
+fn pending(figures: &Figures) -> String {
+    if figures.pending_conversions == 0 {
+        return "—".to_owned();
+    }
+    format!("{} · {}", figures.pending_conversions, views::moneys(&figures.pending_revenue))
+}
+
+/// An order's status as a badge, with what it means for the figures.
+fn status_badge(o: &Conversion) -> Markup {
+    let (label, meaning) = match o.status {
+        Status::Verified => ("Verified", "Confirmed by the store; counted."),
+        Status::Unverified => {
+            ("Unverified", "Reported by the pixel on a store without a server-side connection; counted.")
+        }
+        Status::Pending => ("Pending", "Reported by the pixel; counted apart until the store confirms it."),
+        Status::Unconfirmed => ("Unconfirmed", "The store never confirmed it within the window; not counted."),
+        Status::Disputed => ("Disputed", "Claimed by different visitors; not counted until the store confirms it."),
+        Status::Cancelled => ("Cancelled", "Cancelled by the store; not counted."),
+        Status::Test => ("Test", "A test order; not counted."),
+    };
+    html! {
+        span class=(format!("status status-{}", o.status)) title=(meaning) { (label) }
+        @if let (Status::Pending, Some(by)) = (o.status, o.confirm_by) {
+            br; small { "until " (by.format("%Y-%m-%d %H:%M UTC")) }
+        }
+    }
+}
+
 /// Clicks per day as bars, revenue (in the period's main currency) as a line on its own scale: inline
 /// SVG drawn on the server, with the figures in a table for screen readers and for exact values.
 fn chart(days: &[NaiveDate], per_day: &BTreeMap<NaiveDate, DayTotals>) -> Markup {
@@ -275,11 +308,13 @@ fn chart(days: &[NaiveDate], per_day: &BTreeMap<NaiveDate, DayTotals>) -> Markup
     const PAD: f64 = 24.0;
     let mut currencies: Vec<Money> = Vec::new();
     for totals in per_day.values() {
-        add_money(&mut currencies, &totals.revenue);
+        for m in &totals.figures.revenue {
+            add_money(&mut currencies, &m.currency, m.amount_minor);
+        }
     }
     let currency = currencies.iter().max_by_key(|m| m.amount_minor).map(|m| m.currency.clone());
     let revenue_of = |day: &NaiveDate| -> i64 {
-        let revenue = per_day.get(day).map(|t| t.revenue.as_slice()).unwrap_or_default();
+        let revenue = per_day.get(day).map(|t| t.figures.revenue.as_slice()).unwrap_or_default();
         revenue.iter().filter(|m| Some(&m.currency) == currency.as_ref()).map(|m| m.amount_minor).sum()
     };
     let clicks_of = |day: &NaiveDate| per_day.get(day).map_or(0, |t| t.clicks);
@@ -340,7 +375,7 @@ fn chart(days: &[NaiveDate], per_day: &BTreeMap<NaiveDate, DayTotals>) -> Markup
                                 tr {
                                     th scope="row" { (d) }
                                     td.num { (clicks_of(d)) }
-                                    td.num { (views::moneys(per_day.get(d).map(|t| t.revenue.as_slice()).unwrap_or_default())) }
+                                    td.num { (views::moneys(per_day.get(d).map(|t| t.figures.revenue.as_slice()).unwrap_or_default())) }
                                 }
                             }
                         }
@@ -361,13 +396,5 @@ mod tests {
         let (from, to) = period(today, 7);
         assert_eq!(from, "2026-11-19T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
         assert_eq!(to, "2026-11-26T00:00:00Z".parse::<DateTime<Utc>>().unwrap());
-    }
-
-    #[test]
-    fn money_adds_up_per_currency() {
-        let usd = |amount_minor| Money { amount_minor, currency: "USD".into() };
-        let mut total = vec![usd(100)];
-        add_money(&mut total, &[usd(50), Money { amount_minor: 7, currency: "EUR".into() }]);
-        assert_eq!(total, vec![Money { amount_minor: 7, currency: "EUR".into() }, usd(150)]);
     }
 }

@@ -14,13 +14,14 @@ use uuid::Uuid;
 
 use shared::{ContentType, Platform};
 
-use super::super::attribution::{list_conversions, ConversionFilter};
+use super::super::conversions::list_conversions;
 use super::super::error::Error;
 use super::super::links::{self as rest, stats, CreateLink, Link, LinkFilter};
 use super::super::AppState;
 use super::session::{CsrfForm, Posted, Session};
 use super::views::{self, FieldAttrs, Section};
 use super::{attribution, campaigns, creators, DashError};
+use crate::conversions::ConversionFilter;
 use crate::reports::Window;
 
 /// Links per page of the list.
@@ -434,7 +435,7 @@ pub async fn detail(
         stats::link_stats(&mut conn, id, Window { from: DateTime::<Utc>::UNIX_EPOCH, to: None }).await?
     };
     let filter = ConversionFilter { link_id: Some(id), limit: Some(50), ..Default::default() };
-    let orders = list_conversions(&state.db, session.brand.id, &filter).await?;
+    let orders = list_conversions(&state, session.brand.id, &filter).await?;
     let names = Names::load(&state, session.brand.id).await?;
     let codes = HashMap::from([(link.id, link.code.clone())]);
     let orders_table = attribution::conversions_table(&state, session.brand.id, &orders.data, &codes, &names).await?;
@@ -468,9 +469,13 @@ pub async fn detail(
         ul.totals {
             li { span.label { "Clicks" } span.value { (figures.clicks) } }
             li { span.label { "Unique clicks" } span.value { (figures.unique_clicks) } }
-            li { span.label { "Conversions" } span.value { (figures.conversions) } }
-            li { span.label { "Revenue" } span.value { (views::moneys(&figures.revenue)) } }
+            li { span.label { "Conversions" } span.value { (figures.figures.conversions) } }
+            li { span.label { "Revenue" } span.value { (views::moneys(&figures.figures.revenue)) } }
             li { span.label { "Conversion rate" } span.value { (views::percent(figures.conversion_rate)) } }
+            li.pending {
+                span.label { "Pending" } span.value { (figures.figures.pending_conversions) }
+                span.sub { (views::moneys(&figures.figures.pending_revenue)) }
+            }
         }
         h2 { "Orders credited to this link" }
         (orders_table)

@@ -17,8 +17,9 @@ use super::super::auth::Brand;
 use super::super::error::{Error, ErrorBody};
 use super::super::extract::{Path, Query};
 use super::super::AppState;
-use crate::money::Money;
+use crate::attribution::Status;
 use crate::reports::Window;
+use crate::revenue::{self, CurrencyFigures, Figures};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -53,10 +54,10 @@ pub struct LinkStats {
     pub unique_clicks: i64,
     /// Clicks by bots and link-preview crawlers, left out of every other count.
     pub bot_clicks: i64,
-    /// Orders credited to this link.
-    pub conversions: i64,
-    /// Credited revenue net of refunds, one entry per currency.
-    pub revenue: Vec<Money>,
+    /// Orders credited to this link that count (`verified`, `unverified`), their revenue net of refunds
+    /// per currency, and `pending` orders apart.
+    #[serde(flatten)]
+    pub figures: Figures,
     /// conversions / clicks (0 when there are no clicks).
     pub conversion_rate: f64,
     pub by_day: Vec<DayCount>,
@@ -208,15 +209,14 @@ pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> 
     for (from, to) in split.raw {
         tally.add_raw(conn, link, from, to).await?;
     }
-    let (conversions, revenue) = conversions_of(conn, link, window.from, window.to_or(Utc::now())).await?;
-    let conversion_rate = if tally.clicks > 0 { conversions as f64 / tally.clicks as f64 } else { 0.0 };
+    let figures = conversions_of(conn, link, window.from, window.to_or(Utc::now())).await?;
+    let conversion_rate = super::super::attribution::rate(figures.conversions, tally.clicks);
     let [by_country, by_device, by_browser, by_os] = tally.dims;
     Ok(LinkStats {
         clicks: tally.clicks,
         unique_clicks: tally.unique_clicks,
         bot_clicks: tally.bot_clicks,
-        conversions,
-        revenue,
+        figures,
         conversion_rate,
         by_day: tally.by_day.into_iter().map(|(date, clicks)| DayCount { date, clicks }).collect(),
         by_country,
@@ -226,30 +226,34 @@ pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> 
     })
 }
 
-/// Orders credited to the link in the window, and their revenue net of refunds per currency.
+/// Orders credited to the link in the window, as reports count them.
 pub async fn conversions_of(
     conn: &mut PgConnection,
     link_id: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<(i64, Vec<Money>), sqlx::Error> {
-    let rows = sqlx::query_as::<_, (String, i64, i64)>(
-        "select currency, count(*), sum(greatest(amount_minor - refunded_minor, 0))::bigint
-         from conversions where link_id = $1 and occurred_at >= $2 and occurred_at < $3
-         group by currency order by currency",
-    )
+) -> Result<Figures, sqlx::Error> {
+    let rows: Vec<CurrencyFigures> = sqlx::query_as(&format!(
+        "select currency, {figures}
+         from conversions where link_id = $1 and occurred_at >= $2 and occurred_at < $3 and {reported}
+         group by currency",
+        figures = revenue::FIGURES,
+        reported = revenue::REPORTED,
+    ))
     .bind(link_id)
     .bind(from)
     .bind(to)
     .fetch_all(conn)
     .await?;
-    let conversions = rows.iter().map(|(_, n, _)| n).sum();
-    let revenue = rows.into_iter().map(|(currency, _, amount_minor)| Money { amount_minor, currency }).collect();
-    Ok((conversions, revenue))
+    let mut figures = Figures::default();
+    for row in &rows {
+        figures.add(row);
+    }
+    Ok(figures)
 }
 
-/// All-time human clicks and credited orders of each of these links of the brand (for a page of a
-/// list: one round trip, the rollups read per link).
+/// All-time human clicks and counted orders (as reports count them) of each of these links of the
+/// brand (for a page of a list: one round trip, the rollups read per link).
 pub async fn totals(
     db: &sqlx::PgPool,
     brand_id: Uuid,
@@ -258,11 +262,13 @@ pub async fn totals(
     let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
         "select l.id,
                 coalesce((select sum(d.clicks) from link_daily_all d where d.link_id = l.id), 0)::bigint,
-                (select count(*) from conversions c where c.link_id = l.id)
+                (select count(*) from conversions c where c.link_id = l.id
+                 and c.status = any($3))
          from links l where l.brand_id = $1 and l.id = any($2)",
     )
     .bind(brand_id)
     .bind(ids)
+    .bind(revenue::COUNTED.map(Status::as_str).to_vec())
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(|(id, clicks, conversions)| (id, (clicks, conversions))).collect())

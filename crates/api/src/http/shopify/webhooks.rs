@@ -78,9 +78,10 @@ pub async fn receive(
     // seconds): its redelivery is then a cheap duplicate, and no transaction is abandoned half-way.
     let (db, brand_id, webhook_id, topic) =
         (state.db.clone(), connection.brand_id, webhook_id.to_owned(), topic.to_owned());
+    let rules = shopify::Rules::of(&state.config);
     let outcome = tokio::spawn(async move {
         let delivery = Delivery { shop: &shop, brand_id, webhook_id: &webhook_id, topic: &topic, body: &body };
-        shopify::receive(&db, &delivery).await
+        shopify::receive(&db, &delivery, rules).await
     })
     .await
     .map_err(anyhow::Error::from)??;

@@ -1,0 +1,121 @@
+//! `/v1/conversions`: every order with its status and credit, and the Conversions API that reports
+//! orders server-side. The rules live in [`crate::conversions`]; this is their HTTP face.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::Utc;
+
+use super::auth::Brand;
+use super::error::{Error, ErrorBody};
+use super::extract::{Json, List, Page, Path, Query};
+use super::AppState;
+use crate::attribution::Judged;
+use crate::conversions::server::{self, ConversionError, NewConversion, NewRefund};
+use crate::conversions::{self, Conversion, ConversionFilter};
+
+impl From<ConversionError> for Error {
+    fn from(e: ConversionError) -> Self {
+        match e {
+            ConversionError::Invalid { code, .. } if code.ends_with("idempotency_key") => {
+                Error::bad_request(code, e.to_string())
+            }
+            ConversionError::Invalid { code, ref message } => Error::invalid_field(code, message.clone()),
+            ConversionError::AmountTooLarge { .. } => Error::invalid_field("amount_too_large", e.to_string()),
+            ConversionError::IdempotencyConflict => {
+                Error::Conflict { code: "idempotency_conflict", message: e.to_string() }
+            }
+            ConversionError::RefundConflict(_) => Error::Conflict { code: "refund_conflict", message: e.to_string() },
+            ConversionError::OrderNotFound => Error::NotFound("conversion"),
+            ConversionError::Database(db) => Error::Database(db),
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/conversions", tag = "attribution", params(ConversionFilter),
+    security(("api_key" = [])),
+    responses((status = 200, body = List<Conversion>), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    brand: Brand,
+    Query(filter): Query<ConversionFilter>,
+) -> Result<axum::Json<List<Conversion>>, Error> {
+    Ok(axum::Json(list_conversions(&state, brand.id, &filter).await?))
+}
+
+/// One page of the brand's orders matching `filter`, newest first.
+pub async fn list_conversions(
+    state: &AppState,
+    brand_id: uuid::Uuid,
+    filter: &ConversionFilter,
+) -> Result<List<Conversion>, Error> {
+    let page = Page { limit: filter.limit, cursor: filter.cursor.clone() }.parse()?;
+    let rows = conversions::list(&state.db, brand_id, filter, page.before_seq, page.limit + 1).await?;
+    Ok(List::from_rows(rows, page))
+}
+
+/// The answer of a reporting request: 201 when it recorded something new, 200 when it was known.
+fn answer(created: bool, conversion: Conversion) -> (StatusCode, axum::Json<Conversion>) {
+    (if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(conversion))
+}
+
+#[utoipa::path(post, path = "/v1/conversions", tag = "conversions", request_body = NewConversion,
+    params(("Idempotency-Key" = String, Header, description = "Required; 1–255 visible ASCII characters. \
+        The same key with the same body answers the same; with another body, 409 `idempotency_conflict`.")),
+    security(("api_key" = [])),
+    responses(
+        (status = 201, body = Conversion, description = "recorded: the order as `/v1/conversions` lists it, `verified`"),
+        (status = 200, body = Conversion, description = "a server-side source already reported this order (or this \
+            key's first request found it so): the order as it stands, counted once"),
+        (status = 400, body = ErrorBody, description = "`missing_idempotency_key`, `invalid_idempotency_key`, malformed JSON"),
+        (status = 401, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "`idempotency_conflict`: the key was used with another body"),
+        (status = 422, body = ErrorBody, description = "an invalid field, or `amount_too_large`")))]
+pub async fn create(
+    State(state): State<AppState>,
+    brand: Brand,
+    headers: HeaderMap,
+    Json(body): Json<NewConversion>,
+) -> Result<(StatusCode, axum::Json<Conversion>), Error> {
+    let key = headers.get("idempotency-key").map(|v| v.to_str().unwrap_or("\u{0}"));
+    let key = server::idempotency_key(key)?;
+    let judged = Judged::now(&state.config);
+    let result = server::report(&state.db, brand.id, key, &body, state.config.max_order_value, judged).await?;
+    Ok(answer(result.created, result.conversion))
+}
+
+#[utoipa::path(post, path = "/v1/conversions/{order_id}/refunds", tag = "conversions", request_body = NewRefund,
+    params(("order_id" = String, Path, description = "The order's id as reported")),
+    security(("api_key" = [])),
+    responses(
+        (status = 201, body = Conversion, description = "refund recorded; the order with its new refunded and net amounts"),
+        (status = 200, body = Conversion, description = "this refund id was recorded before: counted once"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "the brand has no such order"),
+        (status = 409, body = ErrorBody, description = "`refund_conflict`: the refund id belongs to another order"),
+        (status = 422, body = ErrorBody, description = "an invalid field, `currency_mismatch` or `amount_too_large`")))]
+pub async fn refund(
+    State(state): State<AppState>,
+    brand: Brand,
+    Path(order_id): Path<String>,
+    Json(body): Json<NewRefund>,
+) -> Result<(StatusCode, axum::Json<Conversion>), Error> {
+    let result =
+        server::refund(&state.db, brand.id, &order_id, &body, state.config.max_order_value, Utc::now()).await?;
+    Ok(answer(result.created, result.conversion))
+}
+
+#[utoipa::path(post, path = "/v1/conversions/{order_id}/cancel", tag = "conversions",
+    params(("order_id" = String, Path, description = "The order's id as reported")),
+    security(("api_key" = [])),
+    responses(
+        (status = 200, body = Conversion, description = "the order, `cancelled`: counted nowhere from now on"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "the brand has no such order")))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    brand: Brand,
+    Path(order_id): Path<String>,
+) -> Result<axum::Json<Conversion>, Error> {
+    Ok(axum::Json(server::cancel(&state.db, brand.id, &order_id, Utc::now()).await?))
+}

@@ -1,0 +1,141 @@
+//! The one place that says which orders count in a report, and how their money adds up.
+//!
+//! Every report (`/v1/attribution`, link stats, the creators' view, the dashboards) counts `verified`
+//! and `unverified` orders in `conversions` and `revenue`, and `pending` ones apart in
+//! `pending_conversions` and `pending_revenue`; `unconfirmed`, `disputed`, `cancelled` and `test` orders
+//! are counted nowhere (they stay listed in `/v1/conversions`). Revenue is net of refunds, never below
+//! zero, one entry per currency. Reports build their SQL from [`FIGURES`] and [`REPORTED`] and fold the
+//! rows into [`Figures`]; none of them names a status itself.
+//!
+//! Amounts are bounded ([`crate::money::MaxOrderValue`]), so no sum of them can overflow a 64-bit total
+//! before billions of orders.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::attribution::Status;
+use crate::money::Money;
+
+/// The statuses counted in `conversions` and `revenue`.
+pub const COUNTED: [Status; 2] = [Status::Verified, Status::Unverified];
+
+/// The status counted apart, in `pending_conversions` and `pending_revenue`.
+pub const PENDING: Status = Status::Pending;
+
+/// A `where` condition over `conversions` rows (unqualified columns) keeping those any report counts.
+pub const REPORTED: &str = "status in ('verified', 'unverified', 'pending')";
+
+/// Aggregate columns over `conversions` rows (unqualified columns), to be grouped by `currency` (and
+/// whatever the report groups by): `conversions`, `revenue`, `pending_conversions`, `pending_revenue`,
+/// in minor units.
+pub const FIGURES: &str = "count(*) filter (where status in ('verified', 'unverified'))::bigint as conversions,
+     coalesce(sum(greatest(amount_minor - refunded_minor, 0))
+              filter (where status in ('verified', 'unverified')), 0)::bigint as revenue,
+     count(*) filter (where status = 'pending')::bigint as pending_conversions,
+     coalesce(sum(greatest(amount_minor - refunded_minor, 0)) filter (where status = 'pending'), 0)::bigint
+         as pending_revenue";
+
+/// One currency's figures, as [`FIGURES`] computes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, sqlx::FromRow)]
+pub struct CurrencyFigures {
+    pub currency: String,
+    pub conversions: i64,
+    pub revenue: i64,
+    pub pending_conversions: i64,
+    pub pending_revenue: i64,
+}
+
+/// What a report says about orders: counted ones and pending ones, revenue per currency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Figures {
+    /// Orders that count: `verified` and `unverified`.
+    pub conversions: i64,
+    /// Their revenue net of refunds, one entry per currency.
+    pub revenue: Vec<Money>,
+    /// Orders only the pixel reported, still waiting for the store's confirmation (`pending`).
+    pub pending_conversions: i64,
+    /// Their revenue, one entry per currency.
+    pub pending_revenue: Vec<Money>,
+}
+
+impl Figures {
+    /// Adds one currency's figures (rows of one report may come per currency in any order).
+    pub fn add(&mut self, row: &CurrencyFigures) {
+        self.conversions += row.conversions;
+        self.pending_conversions += row.pending_conversions;
+        if row.conversions > 0 {
+            add_money(&mut self.revenue, &row.currency, row.revenue);
+        }
+        if row.pending_conversions > 0 {
+            add_money(&mut self.pending_revenue, &row.currency, row.pending_revenue);
+        }
+    }
+
+    /// Adds another report's figures.
+    pub fn merge(&mut self, other: &Figures) {
+        self.conversions += other.conversions;
+        self.pending_conversions += other.pending_conversions;
+        for m in &other.revenue {
+            add_money(&mut self.revenue, &m.currency, m.amount_minor);
+        }
+        for m in &other.pending_revenue {
+            add_money(&mut self.pending_revenue, &m.currency, m.amount_minor);
+        }
+    }
+}
+
+/// Adds an amount to a per-currency list kept sorted by currency.
+pub fn add_money(list: &mut Vec<Money>, currency: &str, amount_minor: i64) {
+    match list.binary_search_by(|m| m.currency.as_str().cmp(currency)) {
+        Ok(i) => list[i].amount_minor = list[i].amount_minor.saturating_add(amount_minor),
+        Err(i) => list.insert(i, Money { amount_minor, currency: currency.to_owned() }),
+    }
+}
+
+/// Whether an order of this status counts in `conversions` and `revenue`.
+pub fn counts(status: Status) -> bool {
+    COUNTED.contains(&status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(currency: &str, conversions: i64, revenue: i64, pending: i64, pending_revenue: i64) -> CurrencyFigures {
+        CurrencyFigures {
+            currency: currency.into(),
+            conversions,
+            revenue,
+            pending_conversions: pending,
+            pending_revenue,
+        }
+    }
+
+    #[test]
+    fn figures_add_up_per_currency_and_pending_stays_apart() {
+        let mut f = Figures::default();
+        f.add(&row("USD", 2, 5000, 1, 700));
+        f.add(&row("EUR", 0, 0, 1, 300));
+        f.add(&row("USD", 1, 100, 0, 0));
+        assert_eq!(f.conversions, 3);
+        assert_eq!(f.revenue, vec![Money { amount_minor: 5100, currency: "USD".into() }]);
+        assert_eq!(f.pending_conversions, 2);
+        assert_eq!(
+            f.pending_revenue,
+            vec![
+                Money { amount_minor: 300, currency: "EUR".into() },
+                Money { amount_minor: 700, currency: "USD".into() }
+            ]
+        );
+    }
+
+    #[test]
+    fn the_sql_and_the_rust_agree_on_what_counts() {
+        for status in Status::ALL {
+            let quoted = format!("'{status}'");
+            let in_counted = FIGURES.split("filter").nth(1).is_some_and(|clause| clause.contains(&quoted));
+            assert_eq!(in_counted, counts(status), "{status}");
+            assert_eq!(REPORTED.contains(&quoted), counts(status) || status == PENDING, "{status}");
+        }
+    }
+}
