@@ -370,3 +370,132 @@ async fn a_creator_token_opens_nothing_but_the_creators_own_view(pool: PgPool) {
     let response = api.post(&format!("/v1/creators/{}/tokens", theirs["id"].as_str().unwrap()), json!({})).await;
     assert_eq!(response.status, StatusCode::NOT_FOUND);
 }
+
+// --- What the public pixel can and cannot do ---------------------------------------------------------
+
+fn usd(amount_minor: i64) -> Value {
+    json!({"amount_minor": amount_minor, "currency": "USD"})
+}
+
+/// Every report that shows a link's figures, which must agree: `/v1/attribution`, the link's stats and
+/// the creator's own view.
+async fn figures_everywhere(api: &Api, link: &Value, creator_token: &str) -> Value {
+    let to = (Utc::now() + Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let window = format!("from=2026-01-01T00:00:00Z&to={to}");
+    let stats = api.get(&format!("/v1/links/{}/stats?{window}", link["id"].as_str().unwrap())).await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
+    let report = api.get(&format!("/v1/attribution?group_by=link&{window}")).await;
+    assert_eq!(report.status, StatusCode::OK, "{}", report.body);
+    let mine = api.send(Method::GET, "/v1/me/links", Some(creator_token), None).await;
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    let row = report.body["data"].as_array().unwrap().iter().find(|r| r["key"] == link["id"]).unwrap().clone();
+    let my = mine.body["data"][0].clone();
+    for field in ["conversions", "revenue", "pending_conversions", "pending_revenue"] {
+        assert_eq!(row[field], stats.body[field], "{field}");
+        assert_eq!(my[field], stats.body[field], "{field}");
+    }
+    json!({"conversions": row["conversions"], "revenue": row["revenue"],
+           "pending_conversions": row["pending_conversions"], "pending_revenue": row["pending_revenue"]})
+}
+
+/// A creator with a revenue-sharing link, the creator's token, and a click on the link.
+async fn shared_link(api: &Api) -> (Value, String, Uuid) {
+    let jess = api.create("/v1/creators", json!({"name": "Jess"})).await;
+    let link = api
+        .create(
+            "/v1/links",
+            json!({"destination_url": "https://a.example", "creator_id": jess["id"], "share_revenue": true}),
+        )
+        .await;
+    let token = api.create(&format!("/v1/creators/{}/tokens", jess["id"].as_str().unwrap()), json!({})).await;
+    let click = api.click(&[Click::new(&link, Uuid::new_v4(), Utc::now() - Duration::minutes(5))]).await[0];
+    (link, token["token"].as_str().unwrap().to_owned(), click)
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn without_a_server_side_source_pixel_orders_are_unverified_and_count(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let (link, token, click) = shared_link(&api).await;
+    assert_eq!(purchase(&api, "7001", "40.00", Some(click)).await.status, StatusCode::ACCEPTED);
+    assert_eq!(conversions(&api).await[0]["status"], "unverified");
+    assert_eq!(
+        figures_everywhere(&api, &link, &token).await,
+        json!({"conversions": 1, "revenue": [usd(4000)], "pending_conversions": 0, "pending_revenue": []})
+    );
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn once_a_brand_uses_the_conversions_api_its_pixel_orders_wait_for_confirmation(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let (link, token, click) = shared_link(&api).await;
+    let body = json!({"order_id": "api-1", "amount": usd(1000), "occurred_at": Utc::now().to_rfc3339()});
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/v1/conversions")
+        .header("authorization", format!("Bearer {}", api.key))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "first")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    assert_eq!(api.router.clone().oneshot(request).await.unwrap().status(), StatusCode::CREATED);
+    purchase(&api, "7002", "40.00", Some(click)).await;
+    let pending = conversions(&api).await.into_iter().find(|c| c["order_id"] == "7002").unwrap();
+    assert_eq!(pending["status"], "pending");
+    assert_eq!(
+        figures_everywhere(&api, &link, &token).await,
+        json!({"conversions": 0, "revenue": [], "pending_conversions": 1, "pending_revenue": [usd(4000)]})
+    );
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_largest_accepted_purchases_leave_every_report_exact(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let (link, token, click) = shared_link(&api).await;
+    // What used to break every report for good: two purchases of i64::MAX cents.
+    for order in ["huge-1", "huge-2"] {
+        let response = purchase(&api, order, "92233720368547758.07", Some(click)).await;
+        assert_eq!((response.status, response.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "amount_too_large"));
+    }
+    let response = purchase(&api, "just-over", "1000000.01", Some(click)).await;
+    assert_eq!(response.error_code(), "amount_too_large");
+    assert_eq!(api.count("conversions").await, 0);
+    for order in ["max-1", "max-2"] {
+        assert_eq!(purchase(&api, order, "1000000.00", Some(click)).await.status, StatusCode::ACCEPTED);
+    }
+    assert_eq!(
+        figures_everywhere(&api, &link, &token).await,
+        json!({"conversions": 2, "revenue": [usd(200_000_000)], "pending_conversions": 0, "pending_revenue": []})
+    );
+    for uri in ["/v1/conversions", "/v1/attribution?group_by=creator", "/v1/attribution?group_by=platform"] {
+        assert_eq!(api.get(uri).await.status, StatusCode::OK, "{uri}");
+    }
+    // In a currency with three decimals the limit is 1,000,000.000 too.
+    let kwd = pixel(
+        &api,
+        "purchase",
+        json!({"order_id": "kwd", "value": "1000000.000", "currency": "KWD", "cs_ref": click.simple().to_string()}),
+    );
+    assert_eq!(kwd.await.status, StatusCode::ACCEPTED);
+    assert_eq!(api.get("/v1/attribution?group_by=link").await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn an_order_keeps_at_most_ten_click_ids_and_none_of_another_brand(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let other = api.other_brand().await;
+    let theirs = other.create("/v1/links", json!({"destination_url": "https://b.example"})).await;
+    let their_click = other.click(&[Click::new(&theirs, Uuid::new_v4(), Utc::now() - Duration::minutes(1))]).await[0];
+    assert_eq!(purchase(&api, "8001", "10.00", Some(their_click)).await.status, StatusCode::ACCEPTED);
+    for _ in 0..15 {
+        purchase(&api, "8001", "10.00", Some(Uuid::new_v4())).await;
+    }
+    let kept: Vec<Uuid> =
+        sqlx::query_scalar("select cs_ref_id from order_refs where brand_id = $1 and order_id = '8001'")
+            .bind(api.brand_id)
+            .fetch_all(&api.pool)
+            .await
+            .unwrap();
+    assert_eq!(kept.len(), 10);
+    assert!(!kept.contains(&their_click));
+    assert_eq!(api.count("conversions").await, 1);
+}

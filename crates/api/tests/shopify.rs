@@ -800,3 +800,199 @@ async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: 
     let order = the_conversion(&api).await;
     assert_eq!((order["refunded"].clone(), order["net"].clone()), (usd(4748), usd(9389)));
 }
+
+// --- What can be proven: statuses, Shopify's published samples ---------------------------------------
+
+/// One of Shopify's published sample payloads, byte for byte (`tests/fixtures/shopify/published/`).
+fn published(name: &str) -> String {
+    fixture(&format!("published/{name}"))
+}
+
+/// A published sample with some fields changed (re-serialised, as a different delivery would be).
+fn published_patched(name: &str, patch: Value) -> String {
+    let mut body: Value = serde_json::from_str(&published(name)).unwrap();
+    body.as_object_mut().unwrap().extend(patch.as_object().unwrap().clone());
+    body.to_string()
+}
+
+/// The id of Shopify's published sample order.
+const SAMPLE_ORDER: &str = "820982911946154508";
+
+async fn statuses(api: &Api) -> Vec<(String, String)> {
+    conversions(api)
+        .await
+        .iter()
+        .map(|c| (c["order_id"].as_str().unwrap().into(), c["status"].as_str().unwrap().into()))
+        .collect()
+}
+
+async fn report_figures(api: &Api, link: &Value) -> Value {
+    let uri = format!("/v1/links/{}/stats?{}", link["id"].as_str().unwrap(), window());
+    let stats = api.get(&uri).await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.body);
+    let by_link = api.get(&format!("/v1/attribution?group_by=link&{}", window())).await;
+    assert_eq!(by_link.status, StatusCode::OK, "{}", by_link.body);
+    let row = by_link.body["data"].as_array().unwrap().iter().find(|r| r["key"] == link["id"]).cloned();
+    let row = row.unwrap_or(json!({"conversions": 0, "revenue": [], "pending_conversions": 0, "pending_revenue": []}));
+    for field in ["conversions", "revenue", "pending_conversions", "pending_revenue"] {
+        assert_eq!(row[field], stats.body[field], "{field}: /v1/attribution and /v1/links/{{id}}/stats agree");
+    }
+    json!({"conversions": stats.body["conversions"], "revenue": stats.body["revenue"],
+           "pending_conversions": stats.body["pending_conversions"], "pending_revenue": stats.body["pending_revenue"]})
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_pixel_purchase_is_pending_until_shopify_verifies_it(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let click = click_on(&api, &link).await;
+    purchase(&api, LANDING_ORDER, "139.99", click).await;
+    let order = the_conversion(&api).await;
+    assert_eq!((order["status"].clone(), order["verified_at"].clone()), (json!("pending"), Value::Null));
+    assert!(order["confirm_by"].as_str().is_some());
+    assert_eq!(
+        report_figures(&api, &link).await,
+        json!({"conversions": 0, "revenue": [], "pending_conversions": 1, "pending_revenue": [usd(13999)]})
+    );
+    let pending = api.get("/v1/conversions?status=pending").await.body["data"].as_array().unwrap().len();
+    assert_eq!(pending, 1);
+
+    processed(&api, "orders/create", fixture_with_click("orders_create_landing_site.json", click)).await;
+    let order = the_conversion(&api).await;
+    assert_eq!(order["status"], "verified");
+    assert!(order["verified_at"].as_str().is_some());
+    assert_eq!(
+        report_figures(&api, &link).await,
+        json!({"conversions": 1, "revenue": [usd(14137)], "pending_conversions": 0, "pending_revenue": []})
+    );
+    // A later pixel report of a verified order changes neither its amount nor its time.
+    purchase(&api, LANDING_ORDER, "1.00", click).await;
+    let again = the_conversion(&api).await;
+    assert_eq!(
+        (again["amount"].clone(), again["occurred_at"].clone()),
+        (order["amount"].clone(), order["occurred_at"].clone())
+    );
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_pending_order_is_unconfirmed_after_the_window_and_a_late_webhook_still_verifies_it(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let click = click_on(&api, &link).await;
+    purchase(&api, LANDING_ORDER, "139.99", click).await;
+    let now = Utc::now();
+    // One minute before the 72-hour window closes nothing changes; one minute after, it is unconfirmed.
+    let closed =
+        api::conversions::close_confirmation_windows(&api.pool, now + Duration::hours(72) - Duration::minutes(1));
+    assert_eq!(closed.await.unwrap(), 0);
+    let closed =
+        api::conversions::close_confirmation_windows(&api.pool, now + Duration::hours(72) + Duration::minutes(1));
+    assert_eq!(closed.await.unwrap(), 1);
+    assert_eq!(statuses(&api).await, vec![(LANDING_ORDER.to_owned(), "unconfirmed".to_owned())]);
+    assert_eq!(
+        report_figures(&api, &link).await,
+        json!({"conversions": 0, "revenue": [], "pending_conversions": 0, "pending_revenue": []})
+    );
+    // A pixel report after the window does not make it pending again.
+    purchase(&api, LANDING_ORDER, "139.99", click).await;
+    assert_eq!(statuses(&api).await[0].1, "unconfirmed");
+
+    processed(&api, "orders/paid", fixture_with_click("orders_paid.json", click)).await;
+    assert_eq!(statuses(&api).await[0].1, "verified");
+    assert_eq!(report_figures(&api, &link).await["conversions"], 1);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn pixel_reports_of_different_visitors_dispute_an_order_until_shopify_settles_it(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let buyer = click_on(&api, &link).await;
+    let stranger = click_on(&api, &link).await;
+    purchase(&api, LANDING_ORDER, "139.99", buyer).await;
+    purchase(&api, LANDING_ORDER, "139.99", stranger).await;
+    let order = the_conversion(&api).await;
+    assert_eq!((order["status"].clone(), order["link_id"].clone()), (json!("disputed"), Value::Null));
+    assert_eq!(
+        report_figures(&api, &link).await,
+        json!({"conversions": 0, "revenue": [], "pending_conversions": 0, "pending_revenue": []})
+    );
+    // Shopify's own cs_ref settles it: the buyer's click earns it.
+    processed(&api, "orders/create", fixture_with_click("orders_create_landing_site.json", buyer)).await;
+    let order = the_conversion(&api).await;
+    assert_eq!(order["status"], "verified");
+    assert_eq!(order["click_id"], buyer.simple().to_string());
+    assert_eq!(report_figures(&api, &link).await["conversions"], 1);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn shopifys_published_sample_order_is_a_test_order_and_counts_nowhere(pool: PgPool) {
+    let api = shop_api(pool).await;
+    for topic in ["orders/create", "orders/paid", "orders/cancelled"] {
+        let name = format!("{}.json", topic.replace('/', "_"));
+        processed(&api, topic, published(&name)).await;
+    }
+    let order = the_conversion(&api).await;
+    assert_eq!((order["order_id"].clone(), order["status"].clone()), (json!(SAMPLE_ORDER), json!("test")));
+    assert_eq!(order["amount"], usd(35997));
+    let report = api.get(&format!("/v1/attribution?group_by=creator&{}", window())).await;
+    assert_eq!(report.status, StatusCode::OK);
+    assert!(report.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["conversions"] == 0 && r["pending_conversions"] == 0));
+    assert_eq!(api.get("/v1/conversions?status=test").await.body["data"].as_array().unwrap().len(), 1);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_cancelled_order_counts_nowhere_but_stays_listed(pool: PgPool) {
+    let api = shop_api(pool).await;
+    let link =
+        api.create("/v1/links", json!({"destination_url": "https://shop.example", "promo_code": "SAMPLE10"})).await;
+    // The published sample, as a real (not test) order that is still open, with a promo code of ours.
+    let open = json!({"test": false, "cancelled_at": null, "cancel_reason": null, "created_at": "2026-11-20T16:05:41-05:00",
+                      "discount_codes": [{"code": "SAMPLE10", "amount": "10.00", "type": "fixed_amount"}]});
+    processed(&api, "orders/create", published_patched("orders_create.json", open.clone())).await;
+    assert_eq!(statuses(&api).await, vec![(SAMPLE_ORDER.to_owned(), "verified".to_owned())]);
+    assert_eq!(report_figures(&api, &link).await["conversions"], 1);
+
+    // `orders/cancelled` as Shopify publishes it carries `cancelled_at`.
+    let mut cancelled = open.clone();
+    cancelled["cancelled_at"] = json!("2026-11-21T09:00:00-05:00");
+    cancelled["test"] = json!(false);
+    processed(&api, "orders/cancelled", published_patched("orders_cancelled.json", cancelled)).await;
+    let order = the_conversion(&api).await;
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(order["cancelled_at"].as_str().unwrap().parse::<DateTime<Utc>>().unwrap(), at("2026-11-21T14:00:00Z"));
+    assert_eq!(
+        report_figures(&api, &link).await,
+        json!({"conversions": 0, "revenue": [], "pending_conversions": 0, "pending_revenue": []})
+    );
+    assert_eq!(api.get("/v1/conversions?status=cancelled").await.body["data"].as_array().unwrap().len(), 1);
+    // A later orders/paid of the same order does not bring it back.
+    processed(&api, "orders/paid", published_patched("orders_paid.json", open)).await;
+    assert_eq!(statuses(&api).await[0].1, "cancelled");
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn shopifys_published_refund_samples_with_null_currencies_are_subtracted(pool: PgPool) {
+    let mut previous: Option<Api> = None;
+    for sample in ["refunds_create_2025_01.json", "refunds_create_2026_04.json"] {
+        // One brand per sample (both name the same order and refund): the shop moves to the next brand.
+        if let Some(before) = &previous {
+            assert_eq!(before.delete(&format!("/v1/integrations/shopify/{SHOP}")).await.status, StatusCode::NO_CONTENT);
+        }
+        let api = shop_api(pool.clone()).await;
+        let refund: Value = serde_json::from_str(&published(sample)).unwrap();
+        assert!(refund["transactions"].as_array().unwrap().iter().all(|t| t["currency"].is_null()), "{sample}");
+        let order_id = refund["order_id"].as_u64().unwrap();
+        let order =
+            json!({"id": order_id, "test": false, "cancelled_at": null, "created_at": "2026-11-20T16:05:41-05:00"});
+        processed(&api, "orders/create", published_patched("orders_create.json", order)).await;
+        processed(&api, "refunds/create", published(sample)).await;
+        let order = conversions(&api).await.into_iter().find(|c| c["order_id"] == order_id.to_string()).unwrap();
+        // 75.00 + 10.00 USD, the sample's two successful refund transactions.
+        assert_eq!((order["refunded"].clone(), order["net"].clone()), (usd(8500), usd(35997 - 8500)), "{sample}");
+        previous = Some(api);
+    }
+}
