@@ -170,6 +170,11 @@ impl ApiProcess {
                 .header("Authorization", &auth)
                 .header("Content-Type", "application/json")
                 .send(b.to_string()),
+            ("PUT", Some(b)) => agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .send(b.to_string()),
             other => panic!("unsupported request {other:?}"),
         };
         let mut response = response.expect("the API answers");

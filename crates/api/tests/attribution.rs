@@ -499,3 +499,175 @@ async fn an_order_keeps_at_most_ten_click_ids_and_none_of_another_brand(pool: Pg
     assert!(!kept.contains(&their_click));
     assert_eq!(api.count("conversions").await, 1);
 }
+
+/// A small simulated month on a brand with a server-side source: clicks of twenty visitors on three
+/// links over thirty days, and orders of every kind (reported through the Conversions API, then
+/// refunded or cancelled; reported only by the pixel; claimed by two visitors), credited and counted
+/// exactly as an independent model of the rules says, before and after the confirmation window closes.
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_simulated_month_of_every_kind_of_order_is_counted_exactly(pool: PgPool) {
+    use std::collections::BTreeMap;
+
+    // The whole month's pixel reports come from one client in a second or two.
+    let limits = [("PIXEL_RATE_PER_CLIENT", "1000000"), ("PIXEL_RATE_PER_PIXEL", "1000000")];
+    let api = Api::with_state(AppState::new(pool, support::config(&limits))).await;
+    let links: Vec<Value> = three_links(&api).await;
+    let now = Utc::now();
+    let start = now - Duration::days(30);
+    // A deterministic generator, so a failure can be replayed.
+    let mut seed: u64 = 0x5eed_cafe;
+    let mut next = |n: u64| {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    let visitors: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    // (visitor index, link index, time, click id)
+    let mut clicks: Vec<(usize, usize, DateTime<Utc>, Uuid)> = Vec::new();
+    for day in 0..30 {
+        for (v, visitor) in visitors.iter().enumerate() {
+            if next(3) == 0 {
+                let l = next(3) as usize;
+                let at = start + Duration::days(day) + Duration::minutes(next(1400) as i64);
+                let id = api.click(&[Click::new(&links[l], *visitor, at)]).await[0];
+                clicks.push((v, l, at, id));
+            }
+        }
+    }
+    // The model: the link of the visitor's latest click within the 30 days before `at`.
+    let credited = |visitor: usize, at: DateTime<Utc>| {
+        clicks
+            .iter()
+            .filter(|(v, _, t, _)| *v == visitor && *t <= at && *t > at - Duration::days(30))
+            .max_by_key(|(_, _, t, id)| (*t, std::cmp::Reverse(*id)))
+            .map(|(_, l, _, _)| *l)
+    };
+    #[derive(Default, Debug, PartialEq)]
+    struct Expect {
+        conversions: i64,
+        revenue: i64,
+        pending: i64,
+        pending_revenue: i64,
+    }
+    let mut expect: BTreeMap<usize, Expect> = BTreeMap::new();
+    let mut pending_orders: Vec<(usize, i64)> = Vec::new();
+    let key = |n: usize| format!("key-{n}");
+    for (n, (v, _, at, id)) in clicks.clone().into_iter().enumerate() {
+        let amount = 1000 + next(90_000) as i64;
+        let order = format!("o-{n}");
+        let occurred = at + Duration::minutes(30);
+        if occurred > now {
+            continue;
+        }
+        match n % 6 {
+            // Reported server-side: verified. Some are then refunded in part, some cancelled.
+            0..=2 => {
+                let body = json!({"order_id": order, "amount": usd(amount), "occurred_at": occurred.to_rfc3339(),
+                                  "cs_ref": id.simple().to_string()});
+                assert_eq!(post_with_key(&api, "/v1/conversions", &key(n), body).await, StatusCode::CREATED);
+                let link = credited(v, occurred).unwrap();
+                match n % 6 {
+                    1 => {
+                        let refund = json!({"refund_id": format!("r-{n}"), "amount": usd(amount / 3),
+                                            "occurred_at": now.to_rfc3339()});
+                        let uri = format!("/v1/conversions/{order}/refunds");
+                        assert_eq!(post_with_key(&api, &uri, "-", refund.clone()).await, StatusCode::CREATED);
+                        // Sent twice, counted once.
+                        assert_eq!(post_with_key(&api, &uri, "-", refund).await, StatusCode::OK);
+                        let e = expect.entry(link).or_default();
+                        e.conversions += 1;
+                        e.revenue += amount - amount / 3;
+                    }
+                    2 => {
+                        let uri = format!("/v1/conversions/{order}/cancel");
+                        assert_eq!(post_with_key(&api, &uri, "-", json!({})).await, StatusCode::OK);
+                    }
+                    _ => {
+                        let e = expect.entry(link).or_default();
+                        e.conversions += 1;
+                        e.revenue += amount;
+                    }
+                }
+                // The same order under another key is the same order.
+                let again = json!({"order_id": order, "amount": usd(amount), "occurred_at": occurred.to_rfc3339()});
+                assert_eq!(post_with_key(&api, "/v1/conversions", &format!("again-{n}"), again).await, StatusCode::OK);
+            }
+            // Reported only by the pixel (now): pending, credited to the visitor's latest click.
+            3 | 4 => {
+                let value = format!("{}.{:02}", amount / 100, amount % 100);
+                assert_eq!(purchase(&api, &order, &value, Some(id)).await.status, StatusCode::ACCEPTED);
+                if let Some(link) = credited(v, Utc::now()) {
+                    pending_orders.push((link, amount));
+                }
+            }
+            // Claimed by two visitors: disputed, counted nowhere.
+            _ => {
+                let value = format!("{}.{:02}", amount / 100, amount % 100);
+                purchase(&api, &order, &value, Some(id)).await;
+                let other = clicks.iter().find(|(ov, ..)| *ov != v).map(|c| c.3).unwrap();
+                purchase(&api, &order, &value, Some(other)).await;
+            }
+        }
+    }
+    for (link, amount) in &pending_orders {
+        let e = expect.entry(*link).or_default();
+        e.pending += 1;
+        e.pending_revenue += amount;
+    }
+    let actual = |report: Value| -> BTreeMap<usize, Expect> {
+        let mut out = BTreeMap::new();
+        for row in report["data"].as_array().unwrap() {
+            let l = links.iter().position(|link| link["id"] == row["key"]).unwrap();
+            let sum =
+                |field: &str| row[field].as_array().unwrap().iter().map(|m| m["amount_minor"].as_i64().unwrap()).sum();
+            let e = Expect {
+                conversions: row["conversions"].as_i64().unwrap(),
+                revenue: sum("revenue"),
+                pending: row["pending_conversions"].as_i64().unwrap(),
+                pending_revenue: sum("pending_revenue"),
+            };
+            if e != Expect::default() {
+                out.insert(l, e);
+            }
+        }
+        out
+    };
+    let to = (now + Duration::days(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let uri = format!("/v1/attribution?group_by=link&from=2000-01-01T00:00:00Z&to={to}");
+    assert!(!pending_orders.is_empty() && !expect.is_empty());
+    assert_eq!(actual(api.get(&uri).await.body), expect);
+
+    // After the window, pending orders are unconfirmed: counted nowhere; the rest is unchanged.
+    api::conversions::close_confirmation_windows(&api.pool, Utc::now() + Duration::hours(73)).await.unwrap();
+    for e in expect.values_mut() {
+        e.pending = 0;
+        e.pending_revenue = 0;
+    }
+    expect.retain(|_, e| *e != Expect::default());
+    assert_eq!(actual(api.get(&uri).await.body), expect);
+    let disputed = api.get("/v1/conversions?status=disputed&limit=200").await.body["data"].as_array().unwrap().len();
+    assert_eq!(
+        disputed,
+        clicks.iter().enumerate().filter(|(n, c)| n % 6 == 5 && c.2 + Duration::minutes(30) <= now).count()
+    );
+}
+
+async fn three_links(api: &Api) -> Vec<Value> {
+    let mut links = Vec::new();
+    for n in 0..3 {
+        links.push(api.create("/v1/links", json!({"destination_url": format!("https://shop.example/{n}")})).await);
+    }
+    links
+}
+
+/// POSTs with the brand's key and an `Idempotency-Key`; returns the status.
+async fn post_with_key(api: &Api, uri: &str, key: &str, body: Value) -> StatusCode {
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header("authorization", format!("Bearer {}", api.key))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    api.router.clone().oneshot(request).await.unwrap().status()
+}
