@@ -15,7 +15,13 @@
   }
 
   // Decimals of `currency` (USD 2, JPY 0, KWD 3), or null for a code the browser does not know.
+  // Where browsers' currency data rounds to fewer decimals than ISO 4217 (which the server follows), ISO's:
+  // 1234.56 HUF must not become 1235.
+  var ISO_DIGITS = { AFN: 2, ALL: 2, COP: 2, HUF: 2, IDR: 2, IQD: 3, IRR: 2, KPW: 2, LAK: 2, LBP: 2, MGA: 2,
+    MMK: 2, PKR: 2, SLL: 2, SOS: 2, SYP: 2, YER: 2 };
+
   function minorDigits(currency) {
+    if (Object.prototype.hasOwnProperty.call(ISO_DIGITS, currency)) return ISO_DIGITS[currency];
     try {
       // A well-formed code with no name (ZZZ) would still get a default of 2 decimals.
       if (Intl.DisplayNames && !new Intl.DisplayNames("en", { type: "currency", fallback: "none" }).of(currency)) {

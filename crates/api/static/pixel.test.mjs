@@ -218,6 +218,9 @@ function sentValue(value, currency) {
 test("a computed number is sent rounded half away from zero to the currency's decimals", () => {
   const cases = [
     [19.9 * 3, "USD", "59.70"], // 59.699999999999996
+    [1234.56, "HUF", "1234.56"], // browsers say 0 decimals, ISO 4217 (and the server) 2
+    [499.5, "PKR", "499.50"],
+    [1.2345, "IQD", "1.235"],
     [1.005, "USD", "1.01"], // 1.00499999999999989... in binary; Math.round(x * 100) / 100 gives 1
     [0.1 + 0.2, "USD", "0.30"], // 0.30000000000000004
     [1500.4, "JPY", "1500"],
