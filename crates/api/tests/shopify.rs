@@ -990,7 +990,8 @@ async fn shopifys_published_refund_samples_with_null_currencies_are_subtracted(p
             json!({"id": order_id, "test": false, "cancelled_at": null, "created_at": "2026-11-20T16:05:41-05:00"});
         processed(&api, "orders/create", published_patched("orders_create.json", order)).await;
         processed(&api, "refunds/create", published(sample)).await;
-        let order = conversions(&api).await.into_iter().find(|c| c["order_id"] == order_id.to_string()).unwrap();
+        let id = order_id.to_string();
+        let order = conversions(&api).await.into_iter().find(|c| c["order_id"].as_str() == Some(&id)).unwrap();
         // 75.00 + 10.00 USD, the sample's two successful refund transactions.
         assert_eq!((order["refunded"].clone(), order["net"].clone()), (usd(8500), usd(35997 - 8500)), "{sample}");
         previous = Some(api);
