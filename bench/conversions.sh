@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Conversions API: orders stored per second by one API process (POST /v1/conversions with the brand's key).
+# Every request is a new order with its own order id and its own Idempotency-Key, naming a real click
+# (cs_ref), so each one claims its key, records the order and credits it in one transaction.
+# The figure is orders committed per second, counted in PostgreSQL, then how many were credited to the click.
+# Usage: bash bench/conversions.sh [seconds per run, default 10] [runs, default 3]
+source "$(dirname "$0")/lib.sh"
+SECS=${1:-10}
+RUNS=${2:-3}
+export EDGE_INGEST_TOKEN=bench-ingest-token
+
+bench_build_api
+bench_start_api
+out=$("$ROOT/target/release/api" brand create --name "Bench brand")
+export KEY=$(awk '/^api_key:/ {print $2}' <<<"$out")
+link=$(curl -sf -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+  -d '{"destination_url":"https://shop.example/"}' "http://$BENCH_ADDR/v1/links")
+export CS_REF=$(python3 -c 'import uuid; print(uuid.uuid4().hex)')
+now_ms=$(( $(date +%s) * 1000 - 60000 ))
+curl -sf -H "Authorization: Bearer $EDGE_INGEST_TOKEN" -H 'Content-Type: application/json' \
+  -d "{\"clicks\":[{\"v\":1,\"click_id\":\"$CS_REF\",\"code\":$(jq .code <<<"$link"),\"link_id\":$(jq .id <<<"$link"),\"occurred_at_ms\":$now_ms,\"visitor_id\":\"$(python3 -c 'import uuid; print(uuid.uuid4().hex)')\",\"new_visitor\":true,\"bot\":false}]}" \
+  "http://$BENCH_ADDR/internal/clicks" >/dev/null
+# Every order was placed half a minute ago: after the click, never in the future.
+export OCCURRED_AT=$(date -u -d '30 seconds ago' +%Y-%m-%dT%H:%M:%SZ)
+
+bench_stored conversions "orders" "$RUNS" -t2 -c16 -d"${SECS}s" -s "$ROOT/bench/lua/conversions.lua" \
+  "http://$BENCH_ADDR/v1/conversions"
+echo "orders credited to the click: $(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from conversions where method = 'click'") of $(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from conversions")"
