@@ -671,3 +671,51 @@ async fn post_with_key(api: &Api, uri: &str, key: &str, body: Value) -> StatusCo
         .unwrap();
     api.router.clone().oneshot(request).await.unwrap().status()
 }
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_click_named_by_many_orders_is_acknowledged_at_once_and_they_are_credited_in_bulk(pool: PgPool) {
+    let limits = [("PIXEL_RATE_PER_CLIENT", "1000000"), ("PIXEL_RATE_PER_PIXEL", "1000000")];
+    let api = Api::with_state(AppState::new(pool, support::config(&limits))).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://a.example"})).await;
+    let (click_id, event) = Click::new(&link, Uuid::new_v4(), Utc::now() - Duration::minutes(1)).event();
+    // 600 orders name a click the API has not seen yet (more than one drain takes at once).
+    for n in 0..600 {
+        assert_eq!(purchase(&api, &format!("many-{n}"), "5.00", Some(click_id)).await.status, StatusCode::ACCEPTED);
+    }
+    // The batch's answer does not wait for them: they are queued in the statement that stores the click.
+    let summary = api.ingest(vec![event]).await;
+    assert_eq!(summary["stored"], 1);
+    assert_eq!(api.count("reattribution_queue").await, 600);
+    assert_eq!(api.reattribute().await, 500);
+    assert_eq!(api.reattribute().await, 100);
+    assert_eq!(api.reattribute().await, 0);
+    let credited: i64 = sqlx::query_scalar("select count(*) from conversions where method = 'click' and link_id = $1")
+        .bind(Uuid::parse_str(link["id"].as_str().unwrap()).unwrap())
+        .fetch_one(&api.pool)
+        .await
+        .unwrap();
+    assert_eq!(credited, 600);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_openapi_document_describes_statuses_and_the_conversions_api(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let doc = api.send(Method::GET, "/openapi.json", None, None).await.body;
+    let post = &doc["paths"]["/v1/conversions"]["post"];
+    for status in ["200", "201", "400", "401", "409", "422"] {
+        assert!(post["responses"][status].is_object(), "POST /v1/conversions documents {status}");
+    }
+    assert!(post["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"));
+    assert!(post["requestBody"]["content"]["application/json"]["schema"].is_object());
+    for path in ["/v1/conversions/{order_id}/refunds", "/v1/conversions/{order_id}/cancel"] {
+        assert!(doc["paths"][path]["post"]["responses"]["404"].is_object(), "{path}");
+    }
+    let statuses = &doc["components"]["schemas"]["Status"]["enum"];
+    assert_eq!(statuses, &json!(["verified", "pending", "unconfirmed", "unverified", "disputed", "cancelled", "test"]));
+    let list = &doc["paths"]["/v1/conversions"]["get"]["parameters"];
+    assert!(list.as_array().unwrap().iter().any(|p| p["name"] == "status"));
+}
