@@ -193,30 +193,34 @@ pub async fn report(
     let hash = fingerprint(body);
     let mut tx = db.begin().await?;
     // A concurrent request with the same key waits here until the first one's transaction ends.
-    let claimed = sqlx::query(
-        "insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
-         values ($1, $2, $3, 0, 'null') on conflict do nothing",
-    )
+    // One statement claims the key (a concurrent request with the same key waits here until the first
+    // one's transaction ends), gives the brand a server-side source, and takes the order's lock; the
+    // next statement's snapshot therefore sees every report of the order committed before it.
+    let (claimed, _): (bool, i64) = sqlx::query_as(&format!(
+        "with claim as (
+             insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
+             values ($1, $2, $3, 0, 'null') on conflict do nothing returning 1),
+         source as (
+             update brands set conversions_api_at = now()
+             where id = $1 and conversions_api_at is null and exists (select 1 from claim)),
+         lock as ({lock} where exists (select 1 from claim))
+         select exists (select 1 from claim), (select count(*) from lock)",
+        lock = attribution::LOCK_ORDER.replace("$2", "$4"),
+    ))
     .bind(brand_id)
     .bind(key)
     .bind(&hash)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
+    .bind(&report.order_id)
+    .fetch_one(&mut *tx)
+    .await?;
     if !claimed {
         tx.rollback().await?;
         return replay(db, brand_id, key, &hash).await;
     }
-    sqlx::query(attribution::LOCK_ORDER).bind(brand_id).bind(&report.order_id).execute(&mut *tx).await?;
     let existing = super::find(&mut *tx, brand_id, &report.order_id).await?;
     let answer = match existing {
         Some(order) if order.verified_at.is_some() => Answer { created: false, conversion: order },
         _ => {
-            sqlx::query("update brands set conversions_api_at = now() where id = $1 and conversions_api_at is null")
-                .bind(brand_id)
-                .execute(&mut *tx)
-                .await?;
             attribution::record_order(&mut tx, &report, judged).await?;
             let conversion =
                 super::find(&mut *tx, brand_id, &report.order_id).await?.ok_or(ConversionError::OrderNotFound)?;
