@@ -193,7 +193,6 @@ pub async fn attribution_rows(
     for row in &mut data {
         row.conversion_rate = rate(row.figures.conversions, row.clicks);
     }
-    data.retain(|row| row.clicks > 0 || row.unique_clicks > 0 || row.figures != Figures::default());
     data.sort_by(|a, b| {
         b.figures.conversions.cmp(&a.figures.conversions).then(b.clicks.cmp(&a.clicks)).then(a.key.cmp(&b.key))
     });
