@@ -227,7 +227,7 @@ pub async fn conversions_table(
                 table.orders {
                     thead { tr {
                         th scope="col" { "Order" } th scope="col" { "Status" } th scope="col" { "Placed" }
-                        th.num scope="col" { "Credited revenue" } th scope="col" { "Credited to" } th scope="col" { "How" }
+                        th.num scope="col" { "Net amount" } th scope="col" { "Credited to" } th scope="col" { "How" }
                     } }
                     tbody {
                         @for o in orders {
