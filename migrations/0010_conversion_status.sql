@@ -56,11 +56,14 @@ update conversions set status = conversion_status(test, cancelled_at, verified_a
 -- The confirmation sweep finds pending orders by the end of their window.
 create index conversions_pending on conversions (confirm_by) where status = 'pending';
 
--- Reports read status alongside the figures, from the index alone.
+-- Reports read status alongside the figures, from the index alone: brand-wide reports by time, and one
+-- link's figures (link stats, the creators' view, the links list) by link and time.
 create index conversions_brand_time_status on conversions (brand_id, occurred_at)
     include (link_id, currency, amount_minor, refunded_minor, status);
 drop index conversions_brand_time_covering;
-create index conversions_brand_status on conversions (brand_id, status, seq desc);
+create index conversions_link_time_status on conversions (link_id, occurred_at)
+    include (currency, amount_minor, refunded_minor, status) where link_id is not null;
+drop index conversions_link_time;
 
 -- A brand that ever reported an order through the Conversions API has a server-side source: its
 -- pixel-only orders wait for confirmation from then on.
