@@ -8,13 +8,39 @@
 
 use std::collections::HashMap;
 
-use shared::{Code, LinkRecord};
+use shared::{Code, LinkRecord, StoredLink};
+
+use crate::click::Target;
 
 /// How long an isolate serves a record without asking KV again.
 pub const LINK_CACHE_TTL_MS: i64 = 10_000;
 
 /// Most records one isolate keeps (a few hundred bytes each).
 pub const LINK_CACHE_CAPACITY: usize = 4_096;
+
+/// What a value read from KV means for a visit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    /// A link to redirect to: its record, with the destination parsed and checked (worth caching).
+    Found(Target),
+    /// The tombstone of a deactivated link: answered like an unknown code.
+    Deleted,
+    /// A value this worker cannot serve, and why (to log): answered like an unknown code.
+    Unusable(String),
+}
+
+/// Reads a KV value into what a visit needs. The destination is checked here, once per read (the
+/// isolate then caches the [`Target`]), so a click on a cached link pays nothing for it.
+pub fn parse_stored(json: &str) -> Stored {
+    match StoredLink::from_json(json) {
+        Ok(StoredLink::Live(link)) => match Target::new(link) {
+            Ok(target) => Stored::Found(target),
+            Err(e) => Stored::Unusable(format!("destination refused: {e}")),
+        },
+        Ok(StoredLink::Deleted(_)) => Stored::Deleted,
+        Err(e) => Stored::Unusable(e.to_string()),
+    }
+}
 
 /// Link records (or what the worker makes of them, `V`) by code, each with the time after which it must
 /// be read again.
@@ -81,6 +107,34 @@ mod tests {
 
     fn link(n: u128) -> LinkRecord {
         LinkRecord::new(Uuid::from_u128(n), format!("https://shop.example/{n}"), 1)
+    }
+
+    fn stored(destination: &str) -> Stored {
+        parse_stored(&LinkRecord::new(Uuid::from_u128(7), destination.into(), 2).to_json())
+    }
+
+    #[test]
+    fn a_stored_record_with_an_http_destination_is_found_with_its_destination_parsed() {
+        let Stored::Found(target) = stored("https://shop.example/p?a=1") else { panic!("not found") };
+        assert_eq!(target.link.version, 2);
+        assert_eq!(target, Target::new(target.link.clone()).unwrap());
+    }
+
+    #[test]
+    fn a_stored_record_that_would_redirect_to_javascript_or_with_credentials_is_unusable() {
+        for destination in ["javascript:alert(1)", "data:text/html,x", "https://user:pw@shop.example/", "nope"] {
+            assert!(
+                matches!(stored(destination), Stored::Unusable(why) if why.contains("destination")),
+                "{destination}"
+            );
+        }
+    }
+
+    #[test]
+    fn tombstones_are_deleted_links_and_garbage_is_unusable() {
+        assert_eq!(parse_stored(&shared::LinkTombstone::new(5).to_json()), Stored::Deleted);
+        assert!(matches!(parse_stored("stale"), Stored::Unusable(_)));
+        assert!(matches!(parse_stored(r#"{"v":9}"#), Stored::Unusable(_)));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use url::Url;
 
 use crate::bot::{is_bot, BotSignals};
 use crate::cookie::{set_visitor_cookie, visitor_from_cookie_header};
-use crate::redirect::Destination;
+use crate::redirect::{Destination, DestinationError};
 
 /// What the worker reads from an incoming request for a click, borrowed from its headers and `cf`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -52,9 +52,9 @@ pub struct Target {
 }
 
 impl Target {
-    /// Fails only when the stored destination is not a URL (the API validates it, so that is a bug to
-    /// log).
-    pub fn new(link: LinkRecord) -> Result<Self, url::ParseError> {
+    /// Fails when the stored destination is not one the worker redirects to (see [`Destination::parse`];
+    /// the API validates it, so that is a bug or a bad write to log, and the code answers 404).
+    pub fn new(link: LinkRecord) -> Result<Self, DestinationError> {
         let destination = Destination::parse(&link.destination_url)?;
         Ok(Target { link, destination })
     }

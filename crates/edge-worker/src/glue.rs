@@ -14,22 +14,27 @@ use wasm_bindgen_futures::future_to_promise;
 use worker::worker_sys::ext::RequestExt;
 use worker::worker_sys::IncomingRequestCfProperties;
 use worker::{
-    console_error, console_warn, web_sys, Context, Delay, Env, Fetch, Headers, MessageBatch, MessageExt,
+    console_error, console_warn, web_sys, Context, Delay, Env, Fetch, Headers, KvStore, MessageBatch, MessageExt,
     Method as WorkerMethod, Queue, QueueContentType, QueueRetryOptionsBuilder, RawMessageBuilder, Request, RequestInit,
     Result,
 };
 
-use shared::{ClickEvent, Code, LinkRecord};
+use serde_json::value::RawValue;
+use shared::{ClickEvent, Code};
 
 use crate::answer::{Answer, Body};
 use crate::bot::BotSignals;
-use crate::cache::LinkCache;
+use crate::cache::{parse_stored, LinkCache, Stored};
 use crate::click::{to_json, visit, RequestFacts, Target, VisitKind};
-use crate::config::{bot_management, kv_cache_ttl, non_empty};
-use crate::consumer::{ingest_endpoint, parse_message, plan_posts, retry_delay_seconds, settle, IngestBody, Settle};
+use crate::config::{bot_management, kv_cache_ttl, queue_retry_max_delay, shared_token, TokenTooShort};
+use crate::consumer::{
+    ingest_endpoint, occurred_at_ms, parse_message, plan_posts, retry_delay_seconds, settle, IngestBody, Settle,
+};
 use crate::outbox::{Outbox, Step};
 use crate::route::{path_of, route, Method, Route, SyncOp};
-use crate::sync::{authorize, check_size, parse_deletes, parse_writes, SyncError};
+use crate::sync::{
+    authorize, check_size, check_stored, parse_deletes, parse_writes, summary, Stale, SyncError, TOMBSTONE_TTL_SECONDS,
+};
 
 const LINKS: &str = "LINKS";
 const CLICKS: &str = "CLICKS";
@@ -103,12 +108,14 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> std::result::Resu
         Route::NotFound { head } => Answer::not_found(head),
         Route::MethodNotAllowed { allow } => Answer::method_not_allowed(allow),
         Route::Sync(op) => match sync_token(&env) {
-            Some(token) => return Ok(later(async move { sync(Request::from(req), &env, op, &token).await })),
-            None => Answer::not_found(false),
+            Ok(Some(token)) => return Ok(later(async move { sync(Request::from(req), &env, op, &token).await })),
+            Ok(None) => Answer::not_found(false),
+            Err(short) => sync_refused(&short),
         },
         Route::SyncMethodNotAllowed => match sync_token(&env) {
-            Some(_) => Answer::method_not_allowed("POST"),
-            None => Answer::not_found(method == Method::Head),
+            Ok(Some(_)) => Answer::method_not_allowed("POST"),
+            Ok(None) => Answer::not_found(method == Method::Head),
+            Err(short) => sync_refused(&short),
         },
     };
     Ok(respond(answer)?.into())
@@ -179,8 +186,8 @@ fn answer_visit(
     Answer::redirect(visit)
 }
 
-/// The link of `code` from KV: `Ok(None)` when there is none (or its record or destination cannot be
-/// read, which is logged), `Err` with the answer to give when KV itself failed.
+/// The link of `code` from KV: `Ok(None)` when there is none, only a tombstone, or a record or
+/// destination this worker refuses (logged), `Err` with the answer to give when KV itself failed.
 async fn read_link(env: &Env, code: Code) -> std::result::Result<Option<Target>, Answer> {
     let ttl = kv_cache_ttl(env.var("KV_CACHE_TTL").ok().map(|v| v.to_string()).as_deref());
     let stored = match env.kv(LINKS) {
@@ -195,17 +202,11 @@ async fn read_link(env: &Env, code: Code) -> std::result::Result<Option<Target>,
             return Err(Answer::unavailable());
         }
     };
-    let link = match LinkRecord::from_json(&json) {
-        Ok(link) => link,
-        Err(e) => {
-            console_error!("KV record of {code} is unreadable, answering 404: {e}");
-            return Ok(None);
-        }
-    };
-    match Target::new(link) {
-        Ok(target) => Ok(Some(target)),
-        Err(e) => {
-            console_error!("destination of {code} is not a URL, answering 404: {e}");
+    match parse_stored(&json) {
+        Stored::Found(target) => Ok(Some(target)),
+        Stored::Deleted => Ok(None),
+        Stored::Unusable(why) => {
+            console_error!("KV record of {code} cannot be served, answering 404: {why}");
             Ok(None)
         }
     }
@@ -271,8 +272,14 @@ fn bot_signals(cf: &IncomingRequestCfProperties) -> BotSignals {
     }
 }
 
-fn sync_token(env: &Env) -> Option<String> {
-    non_empty(env.secret("KV_SYNC_TOKEN").ok().map(|s| s.to_string()))
+fn sync_token(env: &Env) -> std::result::Result<Option<String>, TokenTooShort> {
+    shared_token("KV_SYNC_TOKEN", env.secret("KV_SYNC_TOKEN").ok().map(|s| s.to_string()))
+}
+
+/// A `KV_SYNC_TOKEN` too short to trust: the sync routes refuse every request, and say why in the log.
+fn sync_refused(short: &TokenTooShort) -> Answer {
+    console_error!("{short}: the link-sync routes refuse every request until it is replaced");
+    Answer::json_error(503, "misconfigured", "link sync is refused: its token is misconfigured")
 }
 
 /// Applies a link-sync request to KV.
@@ -291,26 +298,67 @@ async fn sync_inner(req: &mut Request, env: &Env, op: SyncOp, token: &str) -> st
     }
     let body = req.bytes().await.map_err(|e| SyncError::Invalid(format!("unreadable body: {e}")))?;
     let kv = env.kv(LINKS).map_err(|e| internal(format!("no {LINKS} binding: {e}")))?;
-    let (key, n) = match op {
+    let mut stale = Vec::new();
+    let (key, applied) = match op {
         SyncOp::Write => {
-            let entries = parse_writes(&body)?;
-            for (code, value) in &entries {
-                let put = kv.put(code.as_str(), value.as_str()).map_err(|e| internal(e.to_string()))?;
-                put.execute().await.map_err(|e| internal(format!("KV write of {code} failed: {e}")))?;
-                CACHE.with_borrow_mut(|cache| cache.forget(*code));
+            let writes = parse_writes(&body)?;
+            let mut applied = 0;
+            for write in &writes {
+                if let Err(stored_version) = newer_in_kv(&kv, write.code, Some(write.version)).await? {
+                    stale.push(Stale { key: write.code.as_str().to_owned(), stored_version });
+                    continue;
+                }
+                let put = kv.put(write.code.as_str(), write.value.as_str()).map_err(|e| internal(e.to_string()))?;
+                put.execute().await.map_err(|e| internal(format!("KV write of {} failed: {e}", write.code)))?;
+                CACHE.with_borrow_mut(|cache| cache.forget(write.code));
+                applied += 1;
             }
-            ("written", entries.len())
+            ("written", applied)
         }
         SyncOp::Delete => {
-            let codes = parse_deletes(&body)?;
-            for code in &codes {
-                kv.delete(code.as_str()).await.map_err(|e| internal(format!("KV delete of {code} failed: {e}")))?;
-                CACHE.with_borrow_mut(|cache| cache.forget(*code));
+            let deletes = parse_deletes(&body)?;
+            let mut applied = 0;
+            for delete in &deletes {
+                let code = delete.code;
+                if let Err(stored_version) = newer_in_kv(&kv, code, delete.version).await? {
+                    stale.push(Stale { key: code.as_str().to_owned(), stored_version });
+                    continue;
+                }
+                match delete.tombstone() {
+                    Some(tombstone) => {
+                        let put = kv.put(code.as_str(), tombstone).map_err(|e| internal(e.to_string()))?;
+                        let put = put.expiration_ttl(TOMBSTONE_TTL_SECONDS);
+                        put.execute().await.map_err(|e| internal(format!("KV tombstone of {code} failed: {e}")))?;
+                    }
+                    None => kv
+                        .delete(code.as_str())
+                        .await
+                        .map_err(|e| internal(format!("KV delete of {code} failed: {e}")))?,
+                }
+                CACHE.with_borrow_mut(|cache| cache.forget(code));
+                applied += 1;
             }
-            ("deleted", codes.len())
+            ("deleted", applied)
         }
     };
-    Ok(Answer::json(200, serde_json::json!({ key: n }).to_string()))
+    if !stale.is_empty() {
+        console_warn!("link sync: {} entries refused as stale (KV holds a newer version)", stale.len());
+    }
+    Ok(Answer::json(200, summary(key, applied, &stale)))
+}
+
+/// `Err` with the version KV holds for `code` when it is newer than `version` (see
+/// [`check_stored`]); a bare delete (`None`) reads nothing.
+async fn newer_in_kv(
+    kv: &KvStore,
+    code: Code,
+    version: Option<i64>,
+) -> std::result::Result<std::result::Result<(), i64>, SyncError> {
+    if version.is_none() {
+        return Ok(Ok(()));
+    }
+    let stored = kv.get(code.as_str()).text().await.map_err(|e| internal(format!("KV read of {code} failed: {e}")))?;
+    Ok(check_stored(version, stored.as_deref()))
 }
 
 /// A KV failure during sync: logged, and reported without internals. The caller retries the batch,
@@ -336,27 +384,34 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) {
             }
         }
     }
+    let max_delay = queue_retry_max_delay(env.var("QUEUE_RETRY_MAX_DELAY").ok().map(|v| v.to_string()).as_deref());
     let sizes: Vec<usize> = good.iter().map(|(_, clicks)| clicks.len()).collect();
     for post in plan_posts(&sizes) {
-        let messages = &good[post];
-        let clicks: Vec<ClickEvent> = messages.iter().flat_map(|(_, clicks)| clicks.iter().cloned()).collect();
-        let status = match post_clicks(&env, &clicks).await {
-            Ok(status) => Some(status),
+        let messages = &good[post.clone()];
+        let clicks: Vec<&RawValue> = messages.iter().flat_map(|(_, clicks)| clicks.iter().map(AsRef::as_ref)).collect();
+        let (status, body) = match post_clicks(&env, &clicks).await {
+            Ok((status, body)) => (Some(status), body),
             Err(e) => {
                 console_error!("posting {} clicks to the API failed: {e}", clicks.len());
-                None
+                (None, None)
             }
         };
-        match settle(status) {
-            Settle::Ack => messages.iter().for_each(|(message, _)| message.ack()),
-            Settle::Retry => {
-                if let Some(status) = status {
-                    console_warn!("the API answered {status} to {} clicks; retrying them", clicks.len());
-                }
-                let now = now_ms();
-                for (message, clicks) in messages {
-                    let oldest = clicks.iter().map(|c| c.occurred_at_ms).min().unwrap_or(now);
-                    let delay = retry_delay_seconds(oldest, now);
+        let settles = settle(status, body.as_deref(), &sizes[post]);
+        let retried = settles.iter().filter(|s| **s == Settle::Retry).count();
+        if let (Some(status), true) = (status, retried > 0) {
+            console_warn!(
+                "the API answered {status} to {} clicks; retrying {retried} of {} messages",
+                clicks.len(),
+                messages.len()
+            );
+        }
+        let now = now_ms();
+        for ((message, clicks), settle) in messages.iter().zip(settles) {
+            match settle {
+                Settle::Ack => message.ack(),
+                Settle::Retry => {
+                    let oldest = clicks.iter().filter_map(|c| occurred_at_ms(c)).min().unwrap_or(now);
+                    let delay = retry_delay_seconds(oldest, now, max_delay);
                     message.retry_with_options(&QueueRetryOptionsBuilder::new().with_delay_seconds(delay).build());
                 }
             }
@@ -364,10 +419,13 @@ pub async fn consume(batch: MessageBatch<serde_json::Value>, env: Env) {
     }
 }
 
-async fn post_clicks(env: &Env, clicks: &[ClickEvent]) -> Result<u16> {
+/// Posts click events to the API; its status and body (`None` when unreadable), or an error when there
+/// was no answer. A missing or too short `EDGE_INGEST_TOKEN` is an error: the token is never sent.
+async fn post_clicks(env: &Env, clicks: &[&RawValue]) -> Result<(u16, Option<String>)> {
     let base = env.var("INGEST_URL")?.to_string();
     let endpoint = ingest_endpoint(&base).map_err(worker::Error::RustError)?;
-    let token = non_empty(env.secret("EDGE_INGEST_TOKEN").ok().map(|s| s.to_string()))
+    let token = shared_token("EDGE_INGEST_TOKEN", env.secret("EDGE_INGEST_TOKEN").ok().map(|s| s.to_string()))
+        .map_err(|short| worker::Error::RustError(format!("{short}: no click is posted until it is replaced")))?
         .ok_or_else(|| worker::Error::RustError("EDGE_INGEST_TOKEN is not set".into()))?;
     let body = serde_json::to_string(&IngestBody { clicks })?;
     let headers = Headers::new();
@@ -376,8 +434,9 @@ async fn post_clicks(env: &Env, clicks: &[ClickEvent]) -> Result<u16> {
     let mut init = RequestInit::new();
     init.with_method(WorkerMethod::Post).with_headers(headers).with_body(Some(JsValue::from_str(&body)));
     let request = Request::new_with_init(endpoint.as_str(), &init)?;
-    let response = Fetch::Request(request).send().await?;
-    Ok(response.status_code())
+    let mut response = Fetch::Request(request).send().await?;
+    let status = response.status_code();
+    Ok((status, response.text().await.ok()))
 }
 
 /// Copies an [`Answer`] into a runtime response. Its headers go in as a plain object, which the

@@ -6,12 +6,41 @@ use url::Url;
 /// The query parameter that carries the click id to the destination, where the pixel picks it up.
 pub const CLICK_PARAM: &str = "cs_ref";
 
+/// Why a destination read from KV is not one this worker redirects to. The API only stores absolute
+/// http(s) URLs with a host and no credentials; the worker checks again, so that a record written by
+/// anything else (a bug, a hand edit, a compromised token) can never send a visitor to `javascript:`,
+/// `data:` or a URL with a user name in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DestinationError {
+    /// Not an absolute URL at all.
+    NotAUrl(url::ParseError),
+    /// A scheme other than `http` or `https`.
+    Scheme(String),
+    /// A user name or password in the URL.
+    Credentials,
+    /// No host.
+    NoHost,
+}
+
+impl std::fmt::Display for DestinationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DestinationError::NotAUrl(e) => write!(f, "not an absolute URL: {e}"),
+            DestinationError::Scheme(scheme) => write!(f, "scheme {scheme:?} is not http or https"),
+            DestinationError::Credentials => f.write_str("a user name or password in the URL"),
+            DestinationError::NoHost => f.write_str("no host"),
+        }
+    }
+}
+
+impl std::error::Error for DestinationError {}
+
 /// Adds `cs_ref=<click id>` to `destination`, dropping any `cs_ref` already there.
 ///
 /// Every other query pair is kept byte for byte and in order (re-encoding them could break signed or
 /// oddly encoded shop URLs), and so is the fragment. The URL itself is normalised by the `url` crate
 /// (lowercase scheme and host, `/` for an empty path), as any browser would.
-pub fn location(destination: &str, click_id: ClickId) -> Result<String, url::ParseError> {
+pub fn location(destination: &str, click_id: ClickId) -> Result<String, DestinationError> {
     Ok(Destination::parse(destination)?.location(click_id))
 }
 
@@ -26,8 +55,19 @@ pub struct Destination {
 }
 
 impl Destination {
-    pub fn parse(destination: &str) -> Result<Self, url::ParseError> {
-        let mut url = Url::parse(destination)?;
+    /// Parses and checks a destination: an absolute `http` or `https` URL with a host and no credentials.
+    /// Done once per record read from KV (the isolate caches the result), never per click.
+    pub fn parse(destination: &str) -> Result<Self, DestinationError> {
+        let mut url = Url::parse(destination).map_err(DestinationError::NotAUrl)?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(DestinationError::Scheme(url.scheme().to_owned()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(DestinationError::Credentials);
+        }
+        if url.host().is_none() {
+            return Err(DestinationError::NoHost);
+        }
         let mut query = String::with_capacity(url.query().map_or(0, str::len) + CLICK_PARAM.len() + 2);
         for pair in url.query().unwrap_or_default().split('&') {
             if pair.is_empty() || is_click_param(pair) {
@@ -148,7 +188,39 @@ mod tests {
 
     #[test]
     fn a_destination_that_is_not_a_url_is_an_error() {
-        assert!(location("not a url", click()).is_err());
-        assert!(location("/relative", click()).is_err());
+        assert!(matches!(location("not a url", click()), Err(DestinationError::NotAUrl(_))));
+        assert!(matches!(location("/relative", click()), Err(DestinationError::NotAUrl(_))));
+        assert!(matches!(location("https://", click()), Err(DestinationError::NotAUrl(_))));
+    }
+
+    #[test]
+    fn only_http_and_https_destinations_are_redirected_to() {
+        for destination in [
+            "javascript:alert(document.cookie)",
+            "JavaScript:alert(1)",
+            " javascript:alert(1)",
+            "java\nscript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "vbscript:msgbox(1)",
+            "file:///etc/passwd",
+            "ftp://shop.example/",
+            "mailto:a@shop.example",
+        ] {
+            assert!(
+                matches!(Destination::parse(destination), Err(DestinationError::Scheme(_))),
+                "{destination:?}: {:?}",
+                Destination::parse(destination)
+            );
+        }
+        assert!(Destination::parse("http://shop.example/").is_ok());
+        assert!(Destination::parse("https://shop.example/").is_ok());
+    }
+
+    #[test]
+    fn destinations_with_credentials_are_refused() {
+        for destination in ["https://user@shop.example/", "https://user:pw@shop.example/", "https://:pw@shop.example/"]
+        {
+            assert_eq!(Destination::parse(destination), Err(DestinationError::Credentials), "{destination}");
+        }
     }
 }

@@ -15,5 +15,8 @@ pub use click::{
 };
 pub use code::{Code, CodeError, CODE_ALPHABET, CODE_LEN};
 pub use ids::{ClickId, IdError, VisitorId};
-pub use link::{ContentType, LinkRecord, LinkRecordError, Platform, UnknownVariant, LINK_RECORD_VERSION};
+pub use link::{
+    supersedes, ContentType, LinkRecord, LinkRecordError, LinkTombstone, Platform, StoredLink, UnknownVariant,
+    LINK_RECORD_VERSION,
+};
 pub use version::Version;

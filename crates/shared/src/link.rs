@@ -128,6 +128,65 @@ impl LinkRecord {
     }
 }
 
+/// Whether a change of a link at `incoming` version may replace what KV holds at `stored` (`None`: nothing,
+/// or nothing readable). A lower version loses; an equal one is the same change sent again and applies.
+pub fn supersedes(incoming: i64, stored: Option<i64>) -> bool {
+    stored.is_none_or(|stored| incoming >= stored)
+}
+
+/// What a deactivated link leaves in KV for a while instead of nothing: the version that deactivated it,
+/// so that a write of an older version arriving late (a push whose answer was lost, still in flight)
+/// loses instead of bringing the link back. The edge answers a tombstone as it answers an unknown code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkTombstone {
+    /// Layout version, always [`LINK_RECORD_VERSION`].
+    pub v: Version<LINK_RECORD_VERSION>,
+    /// The link's version when it was deactivated.
+    pub deleted_version: i64,
+}
+
+impl LinkTombstone {
+    /// The tombstone of a link deactivated at `version`.
+    pub fn new(version: i64) -> Self {
+        LinkTombstone { v: Version, deleted_version: version }
+    }
+
+    /// The JSON stored in KV.
+    pub fn to_json(&self) -> String {
+        // Serialising a struct of integers cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What KV holds under a code: a link to redirect to, or the tombstone of a deactivated one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredLink {
+    /// An active link.
+    Live(LinkRecord),
+    /// A deactivated link, remembered for its version.
+    Deleted(LinkTombstone),
+}
+
+impl StoredLink {
+    /// Parses a KV value: a [`LinkRecord`] (tried first: it is what nearly every read finds), else a
+    /// [`LinkTombstone`]. The error is the record's, which says more about a value that is neither.
+    pub fn from_json(json: &str) -> Result<Self, LinkRecordError> {
+        match LinkRecord::from_json(json) {
+            Ok(record) => Ok(StoredLink::Live(record)),
+            Err(e) => serde_json::from_str(json).map(StoredLink::Deleted).map_err(|_| e),
+        }
+    }
+
+    /// The link's version this value was written at.
+    pub fn version(&self) -> i64 {
+        match self {
+            StoredLink::Live(record) => record.version,
+            StoredLink::Deleted(tombstone) => tombstone.deleted_version,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +213,30 @@ mod tests {
         let json = record.to_json();
         assert!(json.starts_with("{\"v\":1,"), "{json}");
         assert_eq!(LinkRecord::from_json(&json).unwrap(), record);
+    }
+
+    #[test]
+    fn a_lower_version_loses_and_an_equal_one_applies_again() {
+        assert!(supersedes(3, None));
+        assert!(supersedes(3, Some(2)));
+        assert!(supersedes(3, Some(3)));
+        assert!(!supersedes(3, Some(4)));
+    }
+
+    #[test]
+    fn kv_values_are_live_records_or_tombstones_with_their_versions() {
+        let record = LinkRecord::new(Uuid::from_u128(42), "https://shop.example/".into(), 3);
+        let live = StoredLink::from_json(&record.to_json()).unwrap();
+        assert_eq!((live.version(), &live), (3, &StoredLink::Live(record)));
+        let json = LinkTombstone::new(4).to_json();
+        assert_eq!(json, r#"{"v":1,"deleted_version":4}"#);
+        let deleted = StoredLink::from_json(&json).unwrap();
+        assert_eq!((deleted.version(), &deleted), (4, &StoredLink::Deleted(LinkTombstone::new(4))));
+        // A tombstone is never half-read as a record, nor anything else as a tombstone.
+        assert!(LinkRecord::from_json(&json).is_err());
+        for other in [r#"{"v":2,"deleted_version":4}"#, r#"{"v":1,"deleted_version":4,"x":1}"#, "[]", "stale"] {
+            assert!(StoredLink::from_json(other).is_err(), "{other}");
+        }
     }
 
     #[test]
