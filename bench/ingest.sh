@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 SECS=${1:-10}
 RUNS=${2:-3}
-export EDGE_INGEST_TOKEN=bench-ingest-token
+export EDGE_INGEST_TOKEN=bench-ingest-token-0123456789abcdefgh
 
 bench_build_api
 bench_start_api
@@ -19,4 +19,4 @@ for i in $(seq 1 10); do
 done
 export LINKS=$(IFS=,; echo "${links[*]}")
 
-bench_stored clicks clicks "$RUNS" -t2 -c8 -d"${SECS}s" -s "$ROOT/bench/lua/ingest.lua" "http://$BENCH_ADDR/internal/clicks"
+bench_stored clicks clicks "$RUNS" -t2 -c8 -d"${SECS}s" -s "$ROOT/bench/lua/ingest.lua" "http://$BENCH_INTERNAL_ADDR/internal/clicks"

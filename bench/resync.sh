@@ -5,7 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 LINKS=${1:-100000}
 EDGE_PORT=${EDGE_PORT:-18787}
-export KV_SINK=worker KV_SYNC_URL="http://127.0.0.1:$EDGE_PORT" KV_SYNC_TOKEN=bench-sync-token
+export KV_SINK=worker KV_SYNC_URL="http://127.0.0.1:$EDGE_PORT" KV_SYNC_TOKEN=bench-kv-sync-token-0123456789abcdefg
 
 bench_build_api
 bash "$ROOT/scripts/install-edge-tools.sh" >/dev/null
@@ -25,7 +25,7 @@ SQL
 state=$(mktemp -d)
 (cd "$ROOT" && CI=true WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false exec node_modules/.bin/wrangler dev \
   --ip 127.0.0.1 --port "$EDGE_PORT" --persist-to "$state" --show-interactive-dev-session=false --log-level error \
-  --var "KV_SYNC_TOKEN:$KV_SYNC_TOKEN" --var "EDGE_INGEST_TOKEN:unused" </dev/null >"$state/wrangler.log" 2>&1) &
+  --var "KV_SYNC_TOKEN:$KV_SYNC_TOKEN" --var "EDGE_INGEST_TOKEN:unused-by-this-bench-0123456789abcd" </dev/null >"$state/wrangler.log" 2>&1) &
 WRANGLER_PID=$!
 trap 'kill $WRANGLER_PID 2>/dev/null; pkill -f "workerd.*$state" 2>/dev/null; rm -rf "$state"' EXIT
 for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$EDGE_PORT/_ready" && break; sleep 0.2; done

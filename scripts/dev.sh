@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole product locally: PostgreSQL (started if needed, database created on first
-# start), the API on http://127.0.0.1:8080 and the edge worker under `wrangler dev` on http://127.0.0.1:8787.
+# start), the API on http://127.0.0.1:8080 (its internal routes, where the worker posts clicks, on
+# http://127.0.0.1:8081) and the edge worker under `wrangler dev` on http://127.0.0.1:8787.
 # Ctrl-C stops both.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -14,11 +15,14 @@ cargo build --release -p api --bin api
 [ -f .env ] && set -a && source .env && set +a
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/tracking_links}"
 export BIND_ADDR="${BIND_ADDR:-127.0.0.1:8080}"
+export INTERNAL_BIND_ADDR="${INTERNAL_BIND_ADDR:-127.0.0.1:8081}"
 EDGE_PORT="${EDGE_PORT:-8787}"
 export TRACKING_BASE_URL="${TRACKING_BASE_URL:-http://127.0.0.1:$EDGE_PORT}"
-# Shared secrets between the API and the worker, made fresh for this session unless given.
-export EDGE_INGEST_TOKEN="${EDGE_INGEST_TOKEN:-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}"
-export KV_SYNC_TOKEN="${KV_SYNC_TOKEN:-$(head -c 24 /dev/urandom | base64 | tr -d '/+=')}"
+# Shared secrets between the API and the worker (at least 32 bytes, or both refuse them), made fresh for
+# this session unless given: 32 random bytes as 64 hex digits.
+new_token() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+export EDGE_INGEST_TOKEN="${EDGE_INGEST_TOKEN:-$(new_token)}"
+export KV_SYNC_TOKEN="${KV_SYNC_TOKEN:-$(new_token)}"
 export KV_SINK="${KV_SINK:-worker}"
 export KV_SYNC_URL="${KV_SYNC_URL:-http://127.0.0.1:$EDGE_PORT}"
 
@@ -33,7 +37,7 @@ mkdir -p .wrangler/dev-state
 WRANGLER_SEND_METRICS=false CLOUDFLARE_CF_FETCH_ENABLED=false CI=true setsid node_modules/.bin/wrangler dev \
   --ip 127.0.0.1 --port "$EDGE_PORT" --persist-to .wrangler/dev-state --show-interactive-dev-session=false \
   --log-level warn \
-  --var "INGEST_URL:http://$BIND_ADDR" --var "EDGE_INGEST_TOKEN:$EDGE_INGEST_TOKEN" \
+  --var "INGEST_URL:http://$INTERNAL_BIND_ADDR" --var "EDGE_INGEST_TOKEN:$EDGE_INGEST_TOKEN" \
   --var "KV_SYNC_TOKEN:$KV_SYNC_TOKEN" </dev/null &
 PIDS+=($!)
 

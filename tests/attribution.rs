@@ -7,10 +7,10 @@ use std::thread;
 use std::time::Duration;
 
 use e2e::stack::{start, SYNC_TOKEN};
-use e2e::{free_port, repo_root, wait_until};
+use e2e::{repo_root, wait_until};
 use serde_json::{json, Value};
 
-/// A storefront on a free port: `/thanks` is the order confirmation page, every other path a landing
+/// A storefront on a port of its own (bound as port 0): `/thanks` is the order confirmation page, every other path a landing
 /// page; both embed the pixel from the API. Runs until the test process ends.
 fn storefront(api_origin: &str, pixel_id: &str) -> String {
     let fixture = |name: &str| {
@@ -20,8 +20,8 @@ fn storefront(api_origin: &str, pixel_id: &str) -> String {
             .replace("{{PIXEL_ID}}", pixel_id)
     };
     let (landing, thanks) = (fixture("landing.html"), fixture("thanks.html"));
-    let port = free_port();
-    let server = tiny_http::Server::http(("127.0.0.1", port)).expect("bind the storefront");
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("bind the storefront");
+    let port = server.server_addr().to_ip().expect("an IP address").port();
     thread::spawn(move || {
         let html = tiny_http::Header::from_bytes("Content-Type", "text/html; charset=utf-8").expect("header");
         for request in server.incoming_requests() {

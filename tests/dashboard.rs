@@ -10,7 +10,7 @@ use e2e::api::{ApiOptions, ApiProcess};
 use e2e::repo_root;
 use serde_json::{json, Value};
 
-const INGEST_TOKEN: &str = "dashboard-e2e-ingest";
+const INGEST_TOKEN: &str = "dashboard-e2e-ingest-0123456789abcd";
 
 /// `api user create` with a generated password; returns the password it printed.
 fn create_user(api: &ApiProcess, brand_id: &str, email: &str) -> String {
@@ -41,6 +41,7 @@ fn a_brand_manages_its_tracking_links_in_a_real_browser() {
         .arg(repo_root().join("tests/browser/dashboard.mjs"))
         .current_dir(repo_root())
         .env("BASE_URL", api.base_url())
+        .env("INTERNAL_URL", api.internal_base_url())
         .env("EMAIL", "owner@acme.example")
         .env("PASSWORD", &password)
         .env("OTHER_EMAIL", "owner@other.example")

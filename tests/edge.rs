@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use e2e::http;
 use e2e::receiver::{Receiver, DELIVERY_LIMIT};
-use e2e::wrangler::{Wrangler, WranglerOptions};
+use e2e::wrangler::{Wrangler, WranglerOptions, TEST_INGEST_TOKEN, TEST_SYNC_TOKEN};
 use shared::{ClickEvent, Code, LinkRecord, VisitorId};
 use uuid::Uuid;
 
@@ -167,7 +167,7 @@ fn clicks_redirect_with_cs_ref_and_the_visitor_cookie_and_reach_the_api_exactly_
     let batches = receiver.received();
     for batch in &batches {
         assert_eq!((batch.method.as_str(), batch.url.as_str()), ("POST", "/internal/clicks"));
-        assert_eq!(batch.header("authorization"), Some("Bearer test-ingest-token"));
+        assert_eq!(batch.header("authorization"), Some(format!("Bearer {TEST_INGEST_TOKEN}").as_str()));
         assert_eq!(batch.header("content-type"), Some("application/json"));
         // Only the referrer's host travels, never its path or query; and no IP address at all.
         assert!(!batch.text().contains("igsh") && !batch.text().contains("127.0.0.1"), "{}", batch.text());
@@ -342,14 +342,15 @@ fn the_sync_route_needs_the_token_and_valid_records() {
         (response.status().as_u16(), serde_json::from_str::<serde_json::Value>(&text).expect("JSON"))
     };
 
-    for auth in [None, Some("Bearer wrong"), Some("test-kv-sync-token")] {
+    for auth in [None, Some("Bearer wrong"), Some(TEST_SYNC_TOKEN)] {
         let (status, body) = post(auth, &good);
         assert_eq!(status, 401, "{auth:?}");
         assert_eq!(body["error"]["code"], "unauthorized");
     }
     assert_eq!(get(&worker, "/jkmnpqrs", &[]).status, 404, "nothing was written");
 
-    let token = Some("Bearer test-kv-sync-token");
+    let bearer = format!("Bearer {TEST_SYNC_TOKEN}");
+    let token = Some(bearer.as_str());
     let bad_key =
         serde_json::json!([{"key": "nope", "value": link(14, "https://shop.example/s").to_json()}]).to_string();
     let bad_value = r#"[{"key": "jkmnpqrs", "value": "{\"v\":1}"}]"#;

@@ -98,7 +98,7 @@ fn a_deleted_link_stops_redirecting_once_its_sync_lands() {
 #[test]
 fn while_the_kv_sync_is_refused_changes_wait_in_the_outbox_and_land_after() {
     // The API starts with the wrong sync token: the worker refuses every push.
-    let mut stack = start("not-the-sync-token");
+    let mut stack = start("not-the-sync-token-but-as-long-as-one");
     let link = stack.create_link("https://shop.example/patient");
     let code = link["code"].as_str().unwrap();
     wait_until("a refused sync attempt", Duration::from_secs(60), || {

@@ -10,7 +10,7 @@ use e2e::api::{ApiOptions, ApiProcess};
 use e2e::repo_root;
 use serde_json::{json, Value};
 
-const INGEST_TOKEN: &str = "pending-e2e-ingest";
+const INGEST_TOKEN: &str = "pending-e2e-ingest-0123456789abcdef";
 const SHOP_DOMAIN: &str = "northwind-linen.myshopify.com";
 const WEBHOOK_SECRET: &str = "pending-e2e-shopify-secret";
 /// A Shopify order id: the pixel reports it as a string, the webhook as a number.
@@ -57,6 +57,7 @@ fn a_pixel_order_stays_pending_until_the_shop_confirms_it_in_a_real_browser() {
         .arg(repo_root().join("tests/browser/pending.mjs"))
         .current_dir(repo_root())
         .env("BASE_URL", api.base_url())
+        .env("INTERNAL_URL", api.internal_base_url())
         .env("EMAIL", "owner@acme.example")
         .env("PASSWORD", &password)
         .env("INGEST_TOKEN", INGEST_TOKEN)

@@ -5,8 +5,8 @@
 // another brand's session sees none of it. Every scenario saves a screenshot; any wrong behaviour exits 1
 // with a message naming the scenario. On success prints one JSON line with what was created.
 //
-//   BASE_URL=http://127.0.0.1:8080 EMAIL=... PASSWORD=... OTHER_EMAIL=... OTHER_PASSWORD=... \
-//   OTHER_LINK_CODE=... INGEST_TOKEN=... PIXEL_ID=... SCREENSHOT_DIR=target/e2e-screenshots \
+//   BASE_URL=http://127.0.0.1:8080 INTERNAL_URL=http://127.0.0.1:8081 EMAIL=... PASSWORD=... OTHER_EMAIL=... \
+//   OTHER_PASSWORD=... OTHER_LINK_CODE=... INGEST_TOKEN=... PIXEL_ID=... SCREENSHOT_DIR=target/e2e-screenshots \
 //   node tests/browser/dashboard.mjs
 //
 //   TIMEOUT_MS  how long to wait for each step (default 15000); CHROMIUM  the browser (default /usr/bin/chromium)
@@ -17,12 +17,14 @@ import { chromium } from "playwright-core";
 const SHORT_URL = /^https:\/\/trk\.creatorscore\.io\/[abcdefghjkmnpqrstuvwxyz23456789]{8}$/;
 
 function settings(env) {
-  const required = ["BASE_URL", "EMAIL", "PASSWORD", "OTHER_EMAIL", "OTHER_PASSWORD", "OTHER_LINK_CODE", "INGEST_TOKEN", "PIXEL_ID"];
+  const required = ["BASE_URL", "INTERNAL_URL", "EMAIL", "PASSWORD", "OTHER_EMAIL", "OTHER_PASSWORD", "OTHER_LINK_CODE", "INGEST_TOKEN", "PIXEL_ID"];
   for (const name of required) {
     if (!env[name]) throw new Error(`${name} is required`);
   }
   return {
     base: env.BASE_URL.replace(/\/$/, ""),
+    // The API's internal listener, where click batches go (INTERNAL_BIND_ADDR).
+    internal: env.INTERNAL_URL.replace(/\/$/, ""),
     email: env.EMAIL,
     password: env.PASSWORD,
     otherEmail: env.OTHER_EMAIL,
@@ -96,7 +98,7 @@ async function recordClicks(link, count) {
     v: 1, click_id: id, code: link.code, link_id: link.id, occurred_at_ms: Date.now() - 60_000 + i,
     visitor_id: crypto.randomUUID().replaceAll("-", ""), new_visitor: true, bot: false,
   }));
-  const response = await fetch(`${config.base}/internal/clicks`, {
+  const response = await fetch(`${config.internal}/internal/clicks`, {
     method: "POST",
     headers: { authorization: `Bearer ${config.ingestToken}`, "content-type": "application/json" },
     body: JSON.stringify({ clicks }),

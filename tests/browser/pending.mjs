@@ -5,8 +5,9 @@
 // Every scenario saves a screenshot; any wrong behaviour exits 1 with a message naming the scenario. On
 // success prints one JSON line with the click id and the webhook's receipt.
 //
-//   BASE_URL=http://127.0.0.1:8080 EMAIL=... PASSWORD=... INGEST_TOKEN=... PIXEL_ID=... LINK_ID=... \
-//   LINK_CODE=... SHOP_DOMAIN=... WEBHOOK_SECRET=... ORDER_ID=... SCREENSHOT_DIR=target/e2e-screenshots \
+//   BASE_URL=http://127.0.0.1:8080 INTERNAL_URL=http://127.0.0.1:8081 EMAIL=... PASSWORD=... INGEST_TOKEN=... \
+//   PIXEL_ID=... LINK_ID=... LINK_CODE=... SHOP_DOMAIN=... WEBHOOK_SECRET=... ORDER_ID=... \
+//   SCREENSHOT_DIR=target/e2e-screenshots \
 //   node tests/browser/pending.mjs
 //
 //   TIMEOUT_MS  how long to wait for each step (default 15000); CHROMIUM  the browser (default /usr/bin/chromium)
@@ -21,12 +22,14 @@ const AMOUNT = "47.73";
 const CURRENCY = "USD";
 
 function settings(env) {
-  const required = ["BASE_URL", "EMAIL", "PASSWORD", "INGEST_TOKEN", "PIXEL_ID", "LINK_ID", "LINK_CODE", "SHOP_DOMAIN", "WEBHOOK_SECRET", "ORDER_ID"];
+  const required = ["BASE_URL", "INTERNAL_URL", "EMAIL", "PASSWORD", "INGEST_TOKEN", "PIXEL_ID", "LINK_ID", "LINK_CODE", "SHOP_DOMAIN", "WEBHOOK_SECRET", "ORDER_ID"];
   for (const name of required) {
     if (!env[name]) throw new Error(`${name} is required`);
   }
   return {
     base: env.BASE_URL.replace(/\/$/, ""),
+    // The API's internal listener, where click batches go (INTERNAL_BIND_ADDR).
+    internal: env.INTERNAL_URL.replace(/\/$/, ""),
     email: env.EMAIL,
     password: env.PASSWORD,
     ingestToken: env.INGEST_TOKEN,
@@ -71,7 +74,7 @@ async function recordClick(link) {
     v: 1, click_id: id, code: link.code, link_id: link.id, occurred_at_ms: Date.now() - 60_000,
     visitor_id: crypto.randomUUID().replaceAll("-", ""), new_visitor: true, bot: false,
   }];
-  const response = await fetch(`${config.base}/internal/clicks`, {
+  const response = await fetch(`${config.internal}/internal/clicks`, {
     method: "POST",
     headers: { authorization: `Bearer ${config.ingestToken}`, "content-type": "application/json" },
     body: JSON.stringify({ clicks }),
@@ -112,6 +115,7 @@ async function orderCreated(csRef, orderId) {
       "x-shopify-shop-domain": config.shopDomain,
       "x-shopify-topic": "orders/create",
       "x-shopify-webhook-id": crypto.randomUUID(),
+      "x-shopify-triggered-at": new Date().toISOString(),
       "x-shopify-hmac-sha256": createHmac("sha256", config.webhookSecret).update(body, "utf8").digest("base64"),
     },
     body,
@@ -119,6 +123,25 @@ async function orderCreated(csRef, orderId) {
   const receipt = await response.json();
   check(response.status === 200 && receipt.status === "processed", `the webhook was answered with ${response.status} ${JSON.stringify(receipt)}`);
   return receipt;
+}
+
+/** A first delivery signed with the shop's secret (a `shop/update` Shopify sends when the shop changes):
+ * it proves the connection, so the shop is the brand's and the brand has a server-side source. */
+async function proveShop() {
+  const body = JSON.stringify({ domain: config.shopDomain });
+  const response = await fetch(`${config.base}/v1/webhooks/shopify`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      "x-shopify-shop-domain": config.shopDomain,
+      "x-shopify-topic": "shop/update",
+      "x-shopify-webhook-id": crypto.randomUUID(),
+      "x-shopify-triggered-at": new Date().toISOString(),
+      "x-shopify-hmac-sha256": createHmac("sha256", config.webhookSecret).update(body, "utf8").digest("base64"),
+    },
+    body,
+  });
+  check(response.status === 200, `the proving delivery was answered with ${response.status} ${await response.text()}`);
 }
 
 /** The period's totals at the top of the Attribution page. */
@@ -159,6 +182,9 @@ async function main() {
     scenario = "sign in";
     await signIn(page, config.email, config.password);
     await page.waitForURL(`${config.base}/brand/attribution/links`);
+
+    scenario = "the shop's first signed delivery proves the connection";
+    await proveShop();
 
     scenario = "a click, then a purchase only the pixel reported";
     const clickId = await recordClick(config.link);

@@ -1,4 +1,6 @@
-//! The real `api` binary (built by `scripts/test.sh`) on a fresh PostgreSQL database and a free port.
+//! The real `api` binary (built by `scripts/test.sh`) on a fresh PostgreSQL database. Its two listeners
+//! (public and internal) bind port 0 unless told otherwise, and the ports they got are read back from
+//! its log.
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -12,29 +14,47 @@ use nix::unistd::Pid;
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::{free_port, http, repo_root, wait_until};
+use crate::{http, repo_root, wait_until};
 
 /// The PostgreSQL server the tests use; each [`ApiProcess`] gets a database of its own on it.
 fn server_url() -> String {
     std::env::var("E2E_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
-/// What to start the API with, beyond its database and port.
+/// What to start the API with, beyond its database and ports.
 #[derive(Debug, Clone, Default)]
 pub struct ApiOptions {
     /// Extra environment variables (`EDGE_INGEST_TOKEN`, `KV_SINK`, `KV_SYNC_URL`, ...).
     pub env: Vec<(String, String)>,
-    /// The port to listen on (the worker must know it before the API starts); default: a free one.
+    /// The public listener's port; default: whatever port 0 gives.
     pub port: Option<u16>,
+    /// The internal listener's port (`/internal/*`; the worker posts clicks there, so it may have to know
+    /// it before the API starts); default: whatever port 0 gives.
+    pub internal_port: Option<u16>,
 }
 
 /// A running `api serve`; stopped with SIGTERM (a graceful shutdown) when dropped.
 pub struct ApiProcess {
     child: Option<Child>,
+    /// The public and internal ports, once bound (a restart binds the same ones again).
     port: u16,
+    internal_port: u16,
     database_url: String,
     options: ApiOptions,
     dir: TempDir,
+}
+
+/// Why a start failed.
+#[derive(Debug)]
+pub enum StartError {
+    /// A port it was told to bind was taken by another process; its log.
+    PortTaken(String),
+}
+
+/// The port on the log line `... <message> addr=127.0.0.1:PORT`, if the log has one.
+fn logged_port(logs: &str, message: &str) -> Option<u16> {
+    let marker = format!(": {message} addr=");
+    logs.lines().find_map(|l| l.split_once(&marker)).and_then(|(_, addr)| addr.trim().rsplit(':').next()?.parse().ok())
 }
 
 pub struct Brand {
@@ -58,12 +78,17 @@ fn binary() -> PathBuf {
 impl ApiProcess {
     /// Starts the API on a new, empty database (the binary creates and migrates it).
     pub fn start(options: ApiOptions) -> Self {
+        Self::try_start(options).unwrap_or_else(|StartError::PortTaken(logs)| panic!("a port was taken:\n{logs}"))
+    }
+
+    /// [`ApiProcess::start`], or the reason it could not bind a port it was given.
+    pub fn try_start(options: ApiOptions) -> Result<Self, StartError> {
         let database_url = format!("{}/e2e_{}_{}", server_url(), std::process::id(), unique());
         let dir = tempfile::Builder::new().prefix("e2e-api-").tempdir().expect("a temp dir");
-        let port = options.port.unwrap_or_else(free_port);
-        let mut api = ApiProcess { child: None, port, database_url, options, dir };
-        api.resume();
-        api
+        let (port, internal_port) = (options.port.unwrap_or(0), options.internal_port.unwrap_or(0));
+        let mut api = ApiProcess { child: None, port, internal_port, database_url, options, dir };
+        api.try_resume()?;
+        Ok(api)
     }
 
     fn command(&self) -> Command {
@@ -73,6 +98,8 @@ impl ApiProcess {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("DATABASE_URL", &self.database_url)
             .env("RUST_LOG", "info")
+            // Plain log lines, which the ports are read from.
+            .env("NO_COLOR", "1")
             .envs(self.options.env.iter().map(|(k, v)| (k, v)));
         command
     }
@@ -83,14 +110,36 @@ impl ApiProcess {
         self.options.env.push((name.to_owned(), value.to_owned()));
     }
 
-    /// Starts the process again after [`ApiProcess::stop`], on the same port and database.
+    /// Starts the process again after [`ApiProcess::stop`], on the same ports and database. The ports
+    /// were released by the stop, so another process may hold one for a moment: the start waits until
+    /// both can be bound and tries again (a few times) if it loses one all the same.
     pub fn resume(&mut self) {
+        for attempt in 1..=5 {
+            wait_until("the API's ports to be free again", Duration::from_secs(60), || {
+                let free = |port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+                (free(self.port) && free(self.internal_port)).then_some(())
+            });
+            match self.try_resume() {
+                Ok(()) => return,
+                Err(StartError::PortTaken(logs)) if attempt == 5 => panic!("a port stayed taken:\n{logs}"),
+                Err(StartError::PortTaken(_)) => eprintln!("the API lost a port on restart; starting it again"),
+            }
+        }
+    }
+
+    /// Starts `api serve` on the known ports (0 at first) and waits until it is ready; then its ports
+    /// are the ones it logged.
+    fn try_resume(&mut self) -> Result<(), StartError> {
         assert!(self.child.is_none(), "already running");
-        let log = File::options().create(true).append(true).open(self.dir.path().join("api.log")).expect("log");
+        let log_path = self.dir.path().join("api.log");
+        // Only this start's lines are read for its ports and its errors.
+        let log_start = std::fs::metadata(&log_path).map_or(0, |m| m.len() as usize);
+        let log = File::options().create(true).append(true).open(&log_path).expect("log");
         let child = self
             .command()
             .arg("serve")
             .env("BIND_ADDR", format!("127.0.0.1:{}", self.port))
+            .env("INTERNAL_BIND_ADDR", format!("127.0.0.1:{}", self.internal_port))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
@@ -98,6 +147,20 @@ impl ApiProcess {
             .spawn()
             .expect("start the api binary");
         self.child = Some(child);
+        let this_start = |api: &Self| api.logs().get(log_start..).unwrap_or_default().to_owned();
+        let (port, internal_port) = wait_until("the API to bind its listeners", Duration::from_secs(60), || {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                self.child = None;
+                let logs = this_start(self);
+                if logs.contains("Address already in use") {
+                    return Some(Err(StartError::PortTaken(logs)));
+                }
+                panic!("api exited with {status}:\n{logs}");
+            }
+            let logs = this_start(self);
+            Some(Ok((logged_port(&logs, "api listening")?, logged_port(&logs, "internal routes listening")?)))
+        })?;
+        (self.port, self.internal_port) = (port, internal_port);
         let agent = http();
         let ready = self.url("/readyz");
         wait_until("the API to be ready", Duration::from_secs(60), || {
@@ -106,6 +169,7 @@ impl ApiProcess {
             }
             agent.get(&ready).call().ok().filter(|r| r.status() == 200).map(drop)
         });
+        Ok(())
     }
 
     /// Stops the process gracefully (SIGTERM) and waits for it to exit.
@@ -124,6 +188,11 @@ impl ApiProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url())
+    }
+
+    /// Base URL of the internal listener (`/internal/*`; the worker's `INGEST_URL`).
+    pub fn internal_base_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.internal_port)
     }
 
     pub fn logs(&self) -> String {
@@ -205,5 +274,33 @@ impl Drop for ApiProcess {
                 ])
                 .output();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_that_loses_its_port_says_so_for_the_caller_to_start_again() {
+        let held = std::net::TcpListener::bind("127.0.0.1:0").expect("a port to hold");
+        let port = held.local_addr().expect("its address").port();
+        match ApiProcess::try_start(ApiOptions { internal_port: Some(port), ..ApiOptions::default() }) {
+            Err(StartError::PortTaken(logs)) => {
+                assert!(logs.contains(&format!("INTERNAL_BIND_ADDR 127.0.0.1:{port}")), "{logs}");
+            }
+            Ok(_) => panic!("started on port {port}, which another socket holds"),
+        }
+    }
+
+    #[test]
+    fn both_listeners_bind_ports_of_their_own_and_are_read_back() {
+        let api = ApiProcess::start(ApiOptions::default());
+        assert!(api.port != 0 && api.internal_port != 0, "{} {}", api.port, api.internal_port);
+        assert_ne!(api.port, api.internal_port);
+        let health = http().get(api.url("/healthz")).call().expect("the public listener answers");
+        assert_eq!(health.status(), 200);
+        let internal = http().get(format!("{}/healthz", api.internal_base_url())).call().expect("an answer");
+        assert_eq!(internal.status(), 404, "the internal listener serves /internal/* only");
     }
 }

@@ -1,4 +1,11 @@
-//! Helpers the end-to-end tests share: starting processes on free ports and waiting for them.
+//! Helpers the end-to-end tests share: starting processes and waiting for them.
+//!
+//! Every process a test starts binds port 0 and the test reads the port it got from its output (the
+//! API's `listening addr=` lines, wrangler's `Ready on`), so no port is ever picked free, released and
+//! taken by another process before the one it was meant for binds it. The one port that must be known
+//! before its process starts (the API's internal listener, which the worker posts to, while the API needs
+//! the worker's URL) is picked with [`free_port`], and a start that lost it is started again on a new one
+//! (see [`stack::start`]).
 
 pub mod api;
 pub mod receiver;
@@ -15,8 +22,8 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-/// A loopback port that was free a moment ago (the OS picks it; the race with other processes is
-/// negligible on a test machine).
+/// A loopback port that was free a moment ago. Another process may take it before it is used: only for
+/// a start that detects a lost port and starts again on a new one (an address already in use).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local address").port()

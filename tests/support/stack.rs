@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::api::{ApiOptions, ApiProcess, Brand};
+use crate::api::{ApiOptions, ApiProcess, Brand, StartError};
 use crate::wrangler::{Wrangler, WranglerOptions};
 use crate::{free_port, http, wait_until};
 
 /// An iPhone Safari user agent.
 pub const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1";
-pub const INGEST_TOKEN: &str = "loop-ingest-token";
-pub const SYNC_TOKEN: &str = "loop-kv-sync-token";
+pub const INGEST_TOKEN: &str = "loop-ingest-token-0123456789abcdefgh";
+pub const SYNC_TOKEN: &str = "loop-kv-sync-token-0123456789abcdefg";
 
 /// The worker and the API, wired to each other.
 pub struct Stack {
@@ -22,28 +22,42 @@ pub struct Stack {
 }
 
 /// Starts the worker and the API (whose KV sync presents `sync_token_of_api`), and creates a brand.
+///
+/// Each needs the other's address: the worker posts clicks to the API's internal listener, the API
+/// pushes links to the worker and names it in short URLs. The worker picks its own port and goes first,
+/// told an internal port picked free a moment before; if another process took that port meanwhile, the
+/// API cannot bind it, and both start again on a new one.
 pub fn start(sync_token_of_api: &str) -> Stack {
-    let api_port = free_port();
-    let edge = Wrangler::start(WranglerOptions {
-        ingest_url: format!("http://127.0.0.1:{api_port}"),
-        ingest_token: INGEST_TOKEN.into(),
-        kv_sync_token: Some(SYNC_TOKEN.into()),
-        kv_cache_ttl: None,
-        bot_management: false,
-    });
-    let env = [
-        ("EDGE_INGEST_TOKEN", INGEST_TOKEN),
-        ("KV_SINK", "worker"),
-        ("KV_SYNC_URL", &edge.base_url()),
-        ("KV_SYNC_TOKEN", sync_token_of_api),
-        ("TRACKING_BASE_URL", &edge.base_url()),
-    ];
-    let api = ApiProcess::start(ApiOptions {
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        port: Some(api_port),
-    });
-    let brand = api.create_brand("Loop brand");
-    Stack { edge, api, brand }
+    for attempt in 1..=5 {
+        let internal_port = free_port();
+        let edge = Wrangler::start(WranglerOptions {
+            ingest_url: format!("http://127.0.0.1:{internal_port}"),
+            ingest_token: INGEST_TOKEN.into(),
+            kv_sync_token: Some(SYNC_TOKEN.into()),
+            ..WranglerOptions::default()
+        });
+        let env = [
+            ("EDGE_INGEST_TOKEN", INGEST_TOKEN),
+            ("KV_SINK", "worker"),
+            ("KV_SYNC_URL", &edge.base_url()),
+            ("KV_SYNC_TOKEN", sync_token_of_api),
+            ("TRACKING_BASE_URL", &edge.base_url()),
+        ];
+        let options = ApiOptions {
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            internal_port: Some(internal_port),
+            ..ApiOptions::default()
+        };
+        match ApiProcess::try_start(options) {
+            Ok(api) => {
+                let brand = api.create_brand("Loop brand");
+                return Stack { edge, api, brand };
+            }
+            Err(StartError::PortTaken(logs)) if attempt == 5 => panic!("the API lost its port five times:\n{logs}"),
+            Err(StartError::PortTaken(_)) => eprintln!("port {internal_port} was taken before the API bound it; again"),
+        }
+    }
+    unreachable!("the loop returns or panics")
 }
 
 impl Stack {

@@ -1,9 +1,15 @@
 //! The edge worker under `wrangler dev`: real workerd, miniflare's local KV and Queues, real HTTP.
 //!
 //! Needs `bash scripts/install-edge-tools.sh` once (wasm32 target, worker-build, wasm-bindgen, npm ci).
-//! The worker is built once per test process; each [`Wrangler`] gets its own ports and a throwaway
-//! state directory, so tests never see each other's links or clicks. Dropping it (also while a test
-//! panics) stops wrangler and its workerd children; a test process killed outright leaves them running.
+//! The worker is built once per test process; each [`Wrangler`] listens on a port of its own (port 0:
+//! wrangler binds whatever is free and says which in its `Ready on` line, read back from its log) and
+//! has a throwaway state directory, so tests never see each other's links or clicks. Dropping it (also
+//! while a test panics) stops wrangler and its workerd children; a test process killed outright leaves
+//! them running.
+//!
+//! [`Wrangler::start_with_probe`] runs the worker beside a small probe worker (`dlq-probe/`) in the
+//! same `wrangler dev`, so on the same local queues: the probe sends messages to the clicks queue as
+//! another worker version would, and forwards what reaches the dead-letter queue to a URL.
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -16,7 +22,12 @@ use nix::unistd::Pid;
 use shared::LinkRecord;
 use tempfile::TempDir;
 
-use crate::{free_port, http, repo_root, wait_until};
+use crate::{http, repo_root, wait_until};
+
+/// The `EDGE_INGEST_TOKEN` of [`WranglerOptions::default`] (shared tokens are at least 32 bytes).
+pub const TEST_INGEST_TOKEN: &str = "test-ingest-token-0123456789abcdefgh";
+/// The `KV_SYNC_TOKEN` of [`WranglerOptions::default`].
+pub const TEST_SYNC_TOKEN: &str = "test-kv-sync-token-0123456789abcdefg";
 
 /// What to start the worker with. `Default` gives an ingest URL nobody listens on and fresh tokens.
 #[derive(Debug, Clone)]
@@ -31,6 +42,8 @@ pub struct WranglerOptions {
     pub kv_cache_ttl: Option<u32>,
     /// `CF_BOT_MANAGEMENT`: whether clicks read Bot Management's verdict from `request.cf`.
     pub bot_management: bool,
+    /// `QUEUE_RETRY_MAX_DELAY` in seconds; `None` keeps the worker's default (10 minutes).
+    pub queue_retry_max_delay: Option<u32>,
 }
 
 impl Default for WranglerOptions {
@@ -38,10 +51,11 @@ impl Default for WranglerOptions {
         WranglerOptions {
             // The discard port: nothing answers, so batches are retried until a test looks.
             ingest_url: "http://127.0.0.1:9".to_owned(),
-            ingest_token: "test-ingest-token".to_owned(),
-            kv_sync_token: Some("test-kv-sync-token".to_owned()),
+            ingest_token: TEST_INGEST_TOKEN.to_owned(),
+            kv_sync_token: Some(TEST_SYNC_TOKEN.to_owned()),
             kv_cache_ttl: None,
             bot_management: false,
+            queue_retry_max_delay: None,
         }
     }
 }
@@ -68,32 +82,86 @@ pub fn build_worker() {
     });
 }
 
+impl WranglerOptions {
+    /// The worker's vars and secrets, as `(name, value)`.
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![("INGEST_URL", self.ingest_url.clone()), ("EDGE_INGEST_TOKEN", self.ingest_token.clone())];
+        vars.extend(self.kv_sync_token.iter().map(|token| ("KV_SYNC_TOKEN", token.clone())));
+        vars.extend(self.kv_cache_ttl.iter().map(|ttl| ("KV_CACHE_TTL", ttl.to_string())));
+        vars.push(("CF_BOT_MANAGEMENT", self.bot_management.to_string()));
+        vars.extend(self.queue_retry_max_delay.iter().map(|secs| ("QUEUE_RETRY_MAX_DELAY", secs.to_string())));
+        vars
+    }
+}
+
 impl Wrangler {
-    /// Builds the worker if needed, starts `wrangler dev` on free loopback ports and waits until the
-    /// worker answers.
+    /// Builds the worker if needed, starts `wrangler dev` on a loopback port of its choosing and waits
+    /// until the worker answers.
     pub fn start(options: WranglerOptions) -> Self {
+        let dir = tempfile::Builder::new().prefix("edge-wrangler-").tempdir().expect("a temp dir");
+        let vars: Vec<String> = options.vars().iter().map(|(name, value)| format!("{name}:{value}")).collect();
+        let mut args = vec!["--config".to_owned(), repo_root().join("wrangler.toml").display().to_string()];
+        args.extend(vars.iter().flat_map(|var| ["--var".to_owned(), var.clone()]));
+        Self::run(options, dir, &args)
+    }
+
+    /// Starts the worker beside the probe worker (see the module's documentation), which forwards every
+    /// dead-lettered message's body to `dead_letters_url` (`POST`, headers `X-Queue` and `X-Attempts`).
+    /// [`Wrangler::url`] reaches the worker through the probe, which passes on every request but its own
+    /// (`/__probe/...`) unchanged.
+    ///
+    /// Only the first worker of a multi-worker `wrangler dev` takes `--var`s, so the worker runs from a
+    /// copy of `wrangler.toml` in the state directory (with `main` made absolute), and its vars go in a
+    /// `.dev.vars` file beside it.
+    pub fn start_with_probe(options: WranglerOptions, dead_letters_url: &str) -> Self {
+        let dir = tempfile::Builder::new().prefix("edge-wrangler-").tempdir().expect("a temp dir");
+        let root = repo_root();
+        let config = std::fs::read_to_string(root.join("wrangler.toml")).expect("read wrangler.toml");
+        let main = root.join("crates/edge-worker/build/index.js");
+        let config: String = config
+            .lines()
+            .map(|line| {
+                if line.starts_with("main = ") {
+                    format!("main = {:?}", main.display().to_string())
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let edge = dir.path().join("edge");
+        std::fs::create_dir(&edge).expect("a config directory");
+        std::fs::write(edge.join("wrangler.toml"), config).expect("write the worker's config");
+        let dev_vars: String = options.vars().iter().map(|(name, value)| format!("{name}={value:?}\n")).collect();
+        std::fs::write(edge.join(".dev.vars"), dev_vars).expect("write the worker's vars");
+        let probe = root.join("tests/support/dlq-probe/wrangler.toml");
+        let args = [
+            "--config".to_owned(),
+            probe.display().to_string(),
+            "--config".to_owned(),
+            edge.join("wrangler.toml").display().to_string(),
+            "--var".to_owned(),
+            format!("DEAD_LETTERS_URL:{dead_letters_url}"),
+        ];
+        Self::run(options, dir, &args)
+    }
+
+    fn run(options: WranglerOptions, dir: TempDir, config_args: &[String]) -> Self {
         build_worker();
         let root = repo_root();
         let wrangler = root.join("node_modules/.bin/wrangler");
         assert!(wrangler.exists(), "{} is missing: run scripts/install-edge-tools.sh", wrangler.display());
-        let dir = tempfile::Builder::new().prefix("edge-wrangler-").tempdir().expect("a temp dir");
         let log = File::create(dir.path().join("wrangler.log")).expect("a log file");
-        let (port, inspector_port) = (free_port(), free_port());
-
-        let mut vars =
-            vec![format!("INGEST_URL:{}", options.ingest_url), format!("EDGE_INGEST_TOKEN:{}", options.ingest_token)];
-        vars.extend(options.kv_sync_token.iter().map(|token| format!("KV_SYNC_TOKEN:{token}")));
-        vars.extend(options.kv_cache_ttl.iter().map(|ttl| format!("KV_CACHE_TTL:{ttl}")));
-        vars.push(format!("CF_BOT_MANAGEMENT:{}", options.bot_management));
-
         let mut command = Command::new(&wrangler);
         command
             .current_dir(&root)
-            .args(["dev", "--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
-            .args(["--port", &port.to_string(), "--inspector-port", &inspector_port.to_string()])
+            .arg("dev")
+            .args(config_args)
+            .args(["--local", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"])
+            // Port 0 everywhere: wrangler and workerd bind free ports themselves; the one served on is read back.
+            .args(["--port", "0", "--inspector-port", "0"])
             .arg("--persist-to")
             .arg(dir.path().join("state"))
-            .args(vars.iter().flat_map(|var| ["--var", var.as_str()]))
             // No prompts, no metrics, no look-ups of Cloudflare's request metadata: the run is offline.
             .env("CI", "true")
             .env("WRANGLER_SEND_METRICS", "false")
@@ -105,7 +173,13 @@ impl Wrangler {
             // Its own process group, so dropping it can stop workerd too.
             .process_group(0);
         let child = command.spawn().expect("start wrangler dev");
-        let mut wrangler = Wrangler { child, port, options, dir };
+        let mut wrangler = Wrangler { child, port: 0, options, dir };
+        wrangler.port = wait_until("wrangler dev to say where it listens", Duration::from_secs(120), || {
+            if let Ok(Some(status)) = wrangler.child.try_wait() {
+                panic!("wrangler dev exited with {status}:\n{}", wrangler.logs());
+            }
+            ready_port(&wrangler.logs())
+        });
         wrangler.wait_until_ready();
         wrangler
     }
@@ -146,6 +220,17 @@ impl Wrangler {
         std::fs::read_to_string(self.dir.path().join("wrangler.log")).unwrap_or_default()
     }
 
+    /// Sends these message bodies to the clicks queue as text, through the probe worker (only after
+    /// [`Wrangler::start_with_probe`]), as a worker of another version would.
+    pub fn send_to_queue(&self, bodies: &[String]) {
+        let mut response = http()
+            .post(self.url("/__probe/send"))
+            .send(serde_json::to_string(bodies).expect("JSON"))
+            .expect("the probe");
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        assert_eq!(response.status(), 200, "the probe answered {text}");
+    }
+
     /// Writes link records into the local KV through the worker's sync route, as the API does.
     pub fn kv_put(&self, records: &[(&str, &LinkRecord)]) {
         let body: Vec<_> =
@@ -172,6 +257,12 @@ impl Wrangler {
         assert_eq!(response.status(), 200, "{path} answered {text}");
         serde_json::from_str(&text).expect("a JSON answer")
     }
+}
+
+/// The port of wrangler's `Ready on http://127.0.0.1:PORT` line.
+fn ready_port(logs: &str) -> Option<u16> {
+    let (_, rest) = logs.split_once("Ready on http://127.0.0.1:")?;
+    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 impl Drop for Wrangler {

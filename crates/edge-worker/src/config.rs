@@ -24,6 +24,48 @@ pub fn non_empty(secret: Option<String>) -> Option<String> {
     secret.filter(|s| !s.is_empty())
 }
 
+/// The shortest shared token accepted (`EDGE_INGEST_TOKEN`, `KV_SYNC_TOKEN`), as in the API: 32 bytes.
+pub const MIN_SHARED_TOKEN_BYTES: usize = 32;
+
+/// A shared token that is set but shorter than [`MIN_SHARED_TOKEN_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenTooShort {
+    pub name: &'static str,
+    pub bytes: usize,
+}
+
+impl std::fmt::Display for TokenTooShort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} is {} bytes long; a shared token must be at least {MIN_SHARED_TOKEN_BYTES} bytes",
+            self.name, self.bytes
+        )
+    }
+}
+
+/// A shared token: `Ok(None)` when unset or empty, an error (never naming the value) when too short.
+pub fn shared_token(name: &'static str, secret: Option<String>) -> Result<Option<String>, TokenTooShort> {
+    match non_empty(secret) {
+        Some(token) if token.len() < MIN_SHARED_TOKEN_BYTES => Err(TokenTooShort { name, bytes: token.len() }),
+        token => Ok(token),
+    }
+}
+
+/// Default of `QUEUE_RETRY_MAX_DELAY`, in seconds.
+pub const DEFAULT_QUEUE_RETRY_MAX_DELAY_SECS: u32 = 600;
+/// The longest retry delay Cloudflare Queues accept (12 hours).
+pub const QUEUE_RETRY_DELAY_LIMIT_SECS: u32 = 43_200;
+
+/// `QUEUE_RETRY_MAX_DELAY`: the longest wait, in seconds, before a click the API did not take is
+/// delivered again (see [`crate::consumer::retry_delay_seconds`]). Unset or unparsable means the
+/// default, 600; at most 12 hours; `0` retries at once (local tests only: an outage then burns every
+/// retry within seconds).
+pub fn queue_retry_max_delay(raw: Option<&str>) -> u32 {
+    raw.and_then(|s| s.trim().parse::<u32>().ok())
+        .map_or(DEFAULT_QUEUE_RETRY_MAX_DELAY_SECS, |secs| secs.min(QUEUE_RETRY_DELAY_LIMIT_SECS))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,6 +88,28 @@ mod tests {
             assert!(!bot_management(Some(off)), "{off}");
         }
         assert!(!bot_management(None));
+    }
+
+    #[test]
+    fn shared_tokens_shorter_than_32_bytes_are_refused_without_showing_them() {
+        let long = "t".repeat(32);
+        assert_eq!(shared_token("KV_SYNC_TOKEN", Some(long.clone())), Ok(Some(long)));
+        assert_eq!(shared_token("KV_SYNC_TOKEN", None), Ok(None));
+        assert_eq!(shared_token("KV_SYNC_TOKEN", Some(String::new())), Ok(None));
+        let short = shared_token("EDGE_INGEST_TOKEN", Some("secret-but-short".into())).unwrap_err();
+        assert_eq!(short, TokenTooShort { name: "EDGE_INGEST_TOKEN", bytes: 16 });
+        let message = short.to_string();
+        assert!(message.contains("EDGE_INGEST_TOKEN") && message.contains("at least 32 bytes"), "{message}");
+        assert!(!message.contains("secret-but-short"));
+    }
+
+    #[test]
+    fn the_retry_ceiling_defaults_to_ten_minutes_and_stays_within_cloudflares_limit() {
+        assert_eq!(queue_retry_max_delay(None), 600);
+        assert_eq!(queue_retry_max_delay(Some("soon")), 600);
+        assert_eq!(queue_retry_max_delay(Some(" 0 ")), 0);
+        assert_eq!(queue_retry_max_delay(Some("120")), 120);
+        assert_eq!(queue_retry_max_delay(Some("86400")), 43_200);
     }
 
     #[test]

@@ -1,25 +1,45 @@
 //! Storing click batches from the edge: exactly once per click id, no IP, no user-agent string.
+//!
+//! Every event of a batch ends in exactly one place. Valid events are stored (or counted as
+//! duplicates, or as clicks of links we do not know). An event refused *for good*, because nothing
+//! any deploy could do makes it valid, is `rejected`: the batch is still acknowledged and the event is
+//! gone. An event refused for a reason a later deploy or time itself can cure is `retry_later`: the
+//! rest of the batch is stored and committed all the same, but the answer is not a 2xx, so the queue
+//! delivers the event again and, if it never becomes acceptable, keeps it in its dead-letter queue
+//! instead of losing it. What is curable:
+//!
+//! - an event version newer than the one this API reads (`v` above [`CLICK_EVENT_VERSION`]): a worker
+//!   deployed before the API that reads it;
+//! - a timestamp more than [`MAX_CLOCK_SKEW`] ahead of our clock, however far: either the edge's clock
+//!   runs ahead (the click becomes acceptable as time passes) or ours runs behind (a server that booted
+//!   with a wrong clock would otherwise throw every click away until someone fixed it).
+//!
+//! Everything else is final: not a JSON object, a missing or older `v`, a field that does not parse or
+//! validate, a timestamp out of range, or one older than the ingestion horizon (`CLICK_MAX_AGE_DAYS`,
+//! 14 days by default; an age only grows, and a click that old was not delivered by the queue, whose
+//! messages live 4 days at most, but replayed or forged).
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use shared::ClickEvent;
+use shared::{ClickEvent, CLICK_EVENT_VERSION};
 
 pub mod ua;
 
 /// Most clicks one batch may carry (the queue delivers at most 100).
 pub const MAX_BATCH: usize = 1000;
 
-/// How far ahead of our clock an edge timestamp may be before we call it malformed.
-const MAX_CLOCK_SKEW: Duration = Duration::minutes(10);
+/// How far ahead of our clock an edge timestamp may be before the click waits for a later delivery.
+pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(10);
 
-/// What happened to a batch. Every click is in exactly one of stored, duplicates, unknown_links and rejected.
+/// What happened to a batch. Every click is in exactly one of stored, duplicates, unknown_links,
+/// rejected and retry_later.
 #[derive(Debug, Default, Serialize, ToSchema, PartialEq, Eq)]
 pub struct IngestSummary {
     pub received: usize,
@@ -29,14 +49,94 @@ pub struct IngestSummary {
     pub duplicates: u64,
     /// Naming no link we know (or a code that does not match its link); counted and logged, not stored.
     pub unknown_links: u64,
-    /// Events that are not valid click events, with their index in the batch.
+    /// Events that can never be valid click events, with their index in the batch: dropped for good.
     pub rejected: Vec<Rejected>,
+    /// Events this API cannot take yet (a newer event version, a clock ahead of ours), with their index:
+    /// not stored, to be delivered again. Absent when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retry_later: Vec<Rejected>,
 }
 
 #[derive(Debug, Serialize, ToSchema, PartialEq, Eq)]
 pub struct Rejected {
     pub index: usize,
     pub error: String,
+}
+
+/// The clock and horizon a batch is judged by (passed in, so tests can pin them).
+#[derive(Debug, Clone, Copy)]
+pub struct Horizon {
+    pub now: DateTime<Utc>,
+    /// `CLICK_MAX_AGE_DAYS`: older clicks are rejected.
+    pub max_age: Duration,
+}
+
+/// Why one event was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Nothing will ever make it valid.
+    Malformed(String),
+    /// A later deploy, or time, can make it acceptable: deliver it again.
+    RetryLater(String),
+}
+
+/// The events of a batch, sorted by what becomes of them.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub valid: Vec<ClickEvent>,
+    pub rejected: Vec<Rejected>,
+    pub retry_later: Vec<Rejected>,
+}
+
+/// Just the version of an event, read before anything else: a newer layout may differ in every
+/// other field.
+#[derive(Deserialize)]
+struct Versioned {
+    v: Option<serde_json::Value>,
+}
+
+/// Judges one event (see the module's documentation for what is curable).
+pub fn classify(raw: &RawValue, horizon: Horizon) -> Result<ClickEvent, Refusal> {
+    let versioned: Versioned =
+        serde_json::from_str(raw.get()).map_err(|_| Refusal::Malformed("a click event is a JSON object".into()))?;
+    if let Some(v) = versioned.v.as_ref().and_then(serde_json::Value::as_u64) {
+        if v > u64::from(CLICK_EVENT_VERSION) {
+            return Err(Refusal::RetryLater(format!(
+                "click event version {v} is newer than this API reads ({CLICK_EVENT_VERSION})"
+            )));
+        }
+    }
+    let event = serde_json::from_str::<ClickEvent>(raw.get()).map_err(|e| Refusal::Malformed(e.to_string()))?;
+    event.validate().map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let at = DateTime::from_timestamp_millis(event.occurred_at_ms)
+        .ok_or_else(|| Refusal::Malformed("occurred_at_ms is out of range".into()))?;
+    if at > horizon.now + MAX_CLOCK_SKEW {
+        let ahead = (at - horizon.now).num_seconds();
+        return Err(Refusal::RetryLater(format!(
+            "occurred_at_ms is {ahead} s ahead of this server's clock (more than {} min)",
+            MAX_CLOCK_SKEW.num_minutes()
+        )));
+    }
+    if at < horizon.now - horizon.max_age {
+        return Err(Refusal::Malformed(format!(
+            "occurred_at_ms is older than the {}-day ingestion horizon",
+            horizon.max_age.num_days()
+        )));
+    }
+    Ok(event)
+}
+
+/// Parses and judges each event on its own, so one bad event never costs the others.
+pub fn parse_batch(events: &[Box<RawValue>], horizon: Horizon) -> Parsed {
+    let mut parsed = Parsed { valid: Vec::with_capacity(events.len()), ..Parsed::default() };
+    for (index, raw) in events.iter().enumerate() {
+        match classify(raw, horizon) {
+            Ok(event) => parsed.valid.push(event),
+            Err(Refusal::Malformed(error)) => parsed.rejected.push(Rejected { index, error }),
+            Err(Refusal::RetryLater(error)) => parsed.retry_later.push(Rejected { index, error }),
+        }
+    }
+    parsed
 }
 
 /// A click ready for the `clicks` table.
@@ -53,26 +153,6 @@ struct Row {
     device_type: Option<&'static str>,
     browser: Option<String>,
     os: Option<String>,
-}
-
-/// Parses and validates each event on its own, so one malformed event never costs the others.
-pub fn parse_batch(events: &[Box<RawValue>], now: DateTime<Utc>) -> (Vec<ClickEvent>, Vec<Rejected>) {
-    let mut valid = Vec::with_capacity(events.len());
-    let mut rejected = Vec::new();
-    for (index, raw) in events.iter().enumerate() {
-        let parsed = serde_json::from_str::<ClickEvent>(raw.get())
-            .map_err(|e| e.to_string())
-            .and_then(|event| event.validate().map(|()| event).map_err(|e| e.to_string()))
-            .and_then(|event| match DateTime::from_timestamp_millis(event.occurred_at_ms) {
-                Some(at) if at <= now + MAX_CLOCK_SKEW => Ok(event),
-                _ => Err("occurred_at_ms is out of range".to_owned()),
-            });
-        match parsed {
-            Ok(event) => valid.push(event),
-            Err(error) => rejected.push(Rejected { index, error }),
-        }
-    }
-    (valid, rejected)
 }
 
 /// Classifies the user agents (CPU work, so off the async runtime) and drops the strings.
@@ -184,16 +264,20 @@ fn is_transient(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
 }
 
-/// Validates, classifies and stores one batch; returns only after the commit.
-pub async fn store_batch(db: &PgPool, events: &[Box<RawValue>]) -> anyhow::Result<IngestSummary> {
-    let (valid, rejected) = parse_batch(events, Utc::now());
+/// Validates, classifies and stores one batch; returns only after the commit. Events to retry later
+/// are listed in the summary; the caller answers so that they are delivered again.
+pub async fn store_batch(db: &PgPool, events: &[Box<RawValue>], horizon: Horizon) -> anyhow::Result<IngestSummary> {
+    let Parsed { valid, rejected, retry_later } = parse_batch(events, horizon);
     for r in &rejected {
         tracing::warn!(index = r.index, error = %r.error, "rejected a malformed click event");
+    }
+    for r in &retry_later {
+        tracing::warn!(index = r.index, error = %r.error, "a click event to retry later");
     }
     // Repeats inside one batch count as duplicates, like repeats across batches.
     let mut seen = HashSet::with_capacity(valid.len());
     let unique: Vec<ClickEvent> = valid.into_iter().filter(|e| seen.insert(e.click_id)).collect();
-    let in_batch_repeats = (events.len() - rejected.len() - unique.len()) as u64;
+    let in_batch_repeats = (events.len() - rejected.len() - retry_later.len() - unique.len()) as u64;
     let candidates = unique.len();
 
     let rows = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<Row>> {
@@ -221,6 +305,7 @@ pub async fn store_batch(db: &PgPool, events: &[Box<RawValue>]) -> anyhow::Resul
         duplicates: known - inserted + in_batch_repeats,
         unknown_links,
         rejected,
+        retry_later,
     };
     tracing::info!(
         received = summary.received,
@@ -228,7 +313,89 @@ pub async fn store_batch(db: &PgPool, events: &[Box<RawValue>]) -> anyhow::Resul
         duplicates = summary.duplicates,
         unknown_links = summary.unknown_links,
         rejected = summary.rejected.len(),
+        retry_later = summary.retry_later.len(),
         "click batch stored"
     );
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW_MS: i64 = 1_780_000_000_000;
+
+    fn horizon() -> Horizon {
+        Horizon { now: DateTime::from_timestamp_millis(NOW_MS).unwrap(), max_age: Duration::days(14) }
+    }
+
+    fn event(v: serde_json::Value, occurred_at_ms: i64) -> Box<RawValue> {
+        let json = serde_json::json!({
+            "v": v, "click_id": "7f0c2d4e9a3b4c5d8e6f1a2b3c4d5e6f", "code": "k7m2p9qr",
+            "link_id": "00000000-0000-0000-0000-000000000007", "occurred_at_ms": occurred_at_ms,
+            "visitor_id": "1a2b3c4d5e6f4a8b9c0d1e2f3a4b5c6d", "new_visitor": true, "bot": false,
+        });
+        RawValue::from_string(json.to_string()).unwrap()
+    }
+
+    fn judged(raw: &RawValue) -> Result<(), Refusal> {
+        classify(raw, horizon()).map(drop)
+    }
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn a_current_event_within_the_clock_and_the_horizon_is_valid() {
+        assert_eq!(judged(&event(1.into(), NOW_MS)), Ok(()));
+        assert_eq!(judged(&event(1.into(), NOW_MS + MAX_CLOCK_SKEW.num_milliseconds())), Ok(()));
+        assert_eq!(judged(&event(1.into(), NOW_MS - Duration::days(14).num_milliseconds())), Ok(()));
+    }
+
+    #[test]
+    fn a_newer_event_version_is_retried_whatever_its_other_fields() {
+        assert!(matches!(judged(&event(2.into(), NOW_MS)), Err(Refusal::RetryLater(e)) if e.contains("version 2")));
+        assert!(matches!(judged(&raw(r#"{"v": 7, "layout": "unknown"}"#)), Err(Refusal::RetryLater(_))));
+    }
+
+    #[test]
+    fn a_clock_ahead_of_ours_is_retried_however_far() {
+        for ahead in [MAX_CLOCK_SKEW + Duration::milliseconds(1), Duration::days(1), Duration::days(3650)] {
+            let refusal = judged(&event(1.into(), NOW_MS + ahead.num_milliseconds()));
+            assert!(matches!(refusal, Err(Refusal::RetryLater(ref e)) if e.contains("ahead")), "{ahead}: {refusal:?}");
+        }
+    }
+
+    #[test]
+    fn what_no_deploy_can_cure_is_rejected() {
+        let too_old = NOW_MS - (Duration::days(14) + Duration::milliseconds(1)).num_milliseconds();
+        let cases = [
+            event(1.into(), too_old),
+            event(1.into(), i64::MAX),
+            event(0.into(), NOW_MS),
+            event(serde_json::json!("2"), NOW_MS),
+            event(serde_json::json!(1.5), NOW_MS),
+            event(serde_json::json!(-3), NOW_MS),
+            raw(r#"{"click_id": "x"}"#),
+            raw(r#""a string""#),
+            raw("[1]"),
+            raw("null"),
+        ];
+        for case in &cases {
+            assert!(matches!(judged(case), Err(Refusal::Malformed(_))), "{}: {:?}", case.get(), judged(case));
+        }
+        let old = judged(&event(1.into(), too_old));
+        assert!(matches!(old, Err(Refusal::Malformed(ref e)) if e.contains("14-day ingestion horizon")), "{old:?}");
+    }
+
+    #[test]
+    fn a_batch_is_sorted_by_index_into_valid_rejected_and_retry_later() {
+        let batch =
+            vec![event(1.into(), NOW_MS), event(2.into(), NOW_MS), raw("{}"), event(1.into(), NOW_MS + 3_600_000)];
+        let parsed = parse_batch(&batch, horizon());
+        assert_eq!(parsed.valid.len(), 1);
+        assert_eq!(parsed.rejected.iter().map(|r| r.index).collect::<Vec<_>>(), vec![2]);
+        assert_eq!(parsed.retry_later.iter().map(|r| r.index).collect::<Vec<_>>(), vec![1, 3]);
+    }
 }

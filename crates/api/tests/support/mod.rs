@@ -17,6 +17,8 @@ use uuid::Uuid;
 
 pub struct Api {
     pub router: Router,
+    /// The internal listener's router (`/internal/*`), which the public `router` never serves.
+    pub internal: Router,
     pub pool: PgPool,
     pub state: AppState,
     pub brand_id: Uuid,
@@ -24,10 +26,12 @@ pub struct Api {
     pub pixel_id: String,
 }
 
-/// The edge's ingest token every test API accepts.
-pub const EDGE_TOKEN: &str = "edge-test-token";
+/// The edge's ingest token every test API accepts (shared tokens are at least 32 bytes).
+pub const EDGE_TOKEN: &str = "edge-test-token-0123456789abcdefghij";
 
-/// A configuration with defaults, the test edge token, and these overrides.
+/// A configuration with defaults, the test edge token, and these overrides. Clicks are accepted up to
+/// ten years back (`CLICK_MAX_AGE_DAYS`), because tests build history months long through ingestion;
+/// the default horizon is tested on its own in `ingest.rs`.
 pub fn config(overrides: &[(&str, &str)]) -> Config {
     Config::from_lookup(|name| {
         overrides
@@ -35,6 +39,7 @@ pub fn config(overrides: &[(&str, &str)]) -> Config {
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.to_string())
             .or_else(|| (name == "EDGE_INGEST_TOKEN").then(|| EDGE_TOKEN.to_owned()))
+            .or_else(|| (name == "CLICK_MAX_AGE_DAYS").then(|| "3650".to_owned()))
     })
     .unwrap()
 }
@@ -93,6 +98,7 @@ impl Api {
         let brand = api::brands::create_brand(&state.db, "Acme").await.unwrap();
         Api {
             router: http::router(state.clone()),
+            internal: http::internal_router(state.clone()),
             pool: state.db.clone(),
             state,
             brand_id: brand.brand_id,
@@ -106,6 +112,7 @@ impl Api {
         let brand = api::brands::create_brand(&self.pool, "Other").await.unwrap();
         Api {
             router: self.router.clone(),
+            internal: self.internal.clone(),
             pool: self.pool.clone(),
             state: self.state.clone(),
             brand_id: brand.brand_id,
@@ -114,7 +121,17 @@ impl Api {
         }
     }
 
+    /// A request to the public router.
     pub async fn send(&self, method: Method, uri: &str, auth: Option<&str>, body: Option<Body>) -> Response {
+        Self::send_to(&self.router, method, uri, auth, body).await
+    }
+
+    /// A request to the internal listener's router.
+    pub async fn send_internal(&self, method: Method, uri: &str, auth: Option<&str>, body: Option<Body>) -> Response {
+        Self::send_to(&self.internal, method, uri, auth, body).await
+    }
+
+    async fn send_to(router: &Router, method: Method, uri: &str, auth: Option<&str>, body: Option<Body>) -> Response {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(token) = auth {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
@@ -126,7 +143,7 @@ impl Api {
             }
             None => Body::empty(),
         };
-        let response = self.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
+        let response = router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() };
@@ -159,7 +176,7 @@ impl Api {
     /// Posts click events through `/internal/clicks`, as the edge does; returns the summary.
     pub async fn ingest(&self, events: Vec<Value>) -> Value {
         let body = Body::from(json!({ "clicks": events }).to_string());
-        let response = self.send(Method::POST, "/internal/clicks", Some(EDGE_TOKEN), Some(body)).await;
+        let response = self.send_internal(Method::POST, "/internal/clicks", Some(EDGE_TOKEN), Some(body)).await;
         assert_eq!(response.status, StatusCode::OK, "{}", response.body);
         response.body
     }
