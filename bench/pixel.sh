@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 SECS=${1:-10}
 RUNS=${2:-3}
-export PIXEL_RATE_PER_CLIENT=1000000 PIXEL_RATE_PER_PIXEL=1000000 EDGE_INGEST_TOKEN=bench-ingest-token
+export PIXEL_RATE_PER_CLIENT=1000000 PIXEL_RATE_PER_PIXEL=1000000 EDGE_INGEST_TOKEN=bench-ingest-token-0123456789abcdefgh
 
 bench_build_api
 bench_start_api
@@ -19,7 +19,7 @@ export CS_REF=$(python3 -c 'import uuid; print(uuid.uuid4().hex)')
 now_ms=$(( $(date +%s) * 1000 - 60000 ))
 curl -sf -H "Authorization: Bearer $EDGE_INGEST_TOKEN" -H 'Content-Type: application/json' \
   -d "{\"clicks\":[{\"v\":1,\"click_id\":\"$CS_REF\",\"code\":$(jq .code <<<"$link"),\"link_id\":$(jq .id <<<"$link"),\"occurred_at_ms\":$now_ms,\"visitor_id\":\"$(python3 -c 'import uuid; print(uuid.uuid4().hex)')\",\"new_visitor\":true,\"bot\":false}]}" \
-  "http://$BENCH_ADDR/internal/clicks" >/dev/null
+  "http://$BENCH_INTERNAL_ADDR/internal/clicks" >/dev/null
 
 bench_stored pixel_events "pixel events" "$RUNS" -t2 -c16 -d"${SECS}s" -s "$ROOT/bench/lua/pixel.lua" \
   "http://$BENCH_ADDR/v1/pixel/events"

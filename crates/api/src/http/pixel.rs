@@ -1,22 +1,23 @@
 //! The storefront pixel: `GET /pixel.js` and `POST /v1/pixel/events`.
 //!
 //! The events endpoint is public (identified by the brand's pixel id, CORS open) and so hostile input
-//! by default: every field is validated, the page URL loses its query string (it can carry personal
-//! data), and requests are rate limited per pixel and per client. The client's address is only a
+//! by default: the pixel id's shape is checked before anything else and ids are resolved through a
+//! cache that remembers unknown ones too ([`crate::pixels`]); every field is validated; the page URL
+//! loses its query string (it can carry personal data); requests are rate limited per brand and per
+//! client of the brand, in bounded memory ([`crate::limits`]). The client's address is only a
 //! rate-limit key in memory; it is never stored.
 
-use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS};
-use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -27,9 +28,13 @@ use uuid::Uuid;
 use shared::ClickId;
 
 use super::error::{Error, ErrorBody};
+use super::extract::Client;
 use super::AppState;
 use crate::attribution::{self, Judged, OrderReport, Source};
+use crate::client::ClientKey;
+use crate::limits::KeyedLimiter;
 use crate::money::{MaxOrderValue, Money};
+use crate::pixels::PixelId;
 
 static PIXEL_JS: &str = include_str!("../../static/pixel.js");
 
@@ -59,52 +64,45 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Per-pixel and per-client limits, in memory (one process's share of the traffic).
+/// Most brands and most (brand, client) pairs remembered by the pixel's limits at once.
+const MAX_LIMITED_KEYS: u64 = 100_000;
+
+/// Pixel limits, in memory (one process's share of the traffic): per brand (`PIXEL_RATE_PER_PIXEL`), per
+/// client of a brand (`PIXEL_RATE_PER_CLIENT`), and per client for ids that are not in the cache yet,
+/// each of which costs a query (`PIXEL_RATE_PER_CLIENT` too: a store's visitors all name the same id, so
+/// legitimate traffic almost never gets there).
 pub struct PixelLimits {
-    per_pixel: DefaultKeyedRateLimiter<String>,
-    per_client: DefaultKeyedRateLimiter<(String, IpAddr)>,
+    per_brand: KeyedLimiter<Uuid>,
+    per_client: KeyedLimiter<(Uuid, ClientKey)>,
+    lookups: KeyedLimiter<ClientKey>,
 }
 
 impl PixelLimits {
-    pub fn new(per_pixel: NonZeroU32, per_client: NonZeroU32) -> Self {
+    pub fn new(per_brand: NonZeroU32, per_client: NonZeroU32) -> Self {
         let quota =
             |n: NonZeroU32| Quota::per_second(n).allow_burst(n.saturating_mul(NonZeroU32::MIN.saturating_add(1)));
         PixelLimits {
-            per_pixel: RateLimiter::dashmap(quota(per_pixel)),
-            per_client: RateLimiter::dashmap(quota(per_client)),
+            per_brand: KeyedLimiter::new(quota(per_brand), MAX_LIMITED_KEYS),
+            per_client: KeyedLimiter::new(quota(per_client), MAX_LIMITED_KEYS),
+            lookups: KeyedLimiter::new(quota(per_client), MAX_LIMITED_KEYS),
         }
     }
 
-    fn check(&self, pixel_id: &str, client: IpAddr) -> Result<(), Error> {
-        // Keys of clients that went quiet are dropped now and then, so memory stays bounded.
-        if self.per_client.len() > 100_000 {
-            self.per_client.retain_recent();
-            self.per_pixel.retain_recent();
-        }
-        let client_ok = self.per_client.check_key(&(pixel_id.to_owned(), client)).is_ok();
-        if client_ok && self.per_pixel.check_key(&pixel_id.to_owned()).is_ok() {
-            Ok(())
-        } else {
-            Err(Error::RateLimited)
-        }
+    fn check(&self, brand: Uuid, client: ClientKey) -> Result<(), Error> {
+        // An event refused for its client does not count against its brand.
+        self.per_client
+            .check(&(brand, client))
+            .and_then(|()| self.per_brand.check(&brand))
+            .map_err(|_| Error::RateLimited)
     }
-}
 
-/// The address a request came from: the first `X-Forwarded-For` hop when the API sits behind a proxy
-/// it trusts (`TRUST_FORWARDED_FOR=true`), else the TCP peer.
-pub struct Client(pub IpAddr);
+    fn check_lookup(&self, client: ClientKey) -> Result<(), Error> {
+        self.lookups.check(&client).map_err(|_| Error::RateLimited)
+    }
 
-impl FromRequestParts<AppState> for Client {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let forwarded = state
-            .config
-            .trust_forwarded_for
-            .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok()?.split(',').next()?.trim().parse().ok())
-            .flatten();
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        Ok(Client(forwarded.or(peer).unwrap_or(IpAddr::from([0, 0, 0, 0]))))
+    /// How many keys the limits remember in all (bounded, whatever clients send).
+    pub fn key_count(&self) -> u64 {
+        self.per_brand.key_count() + self.per_client.key_count() + self.lookups.key_count()
     }
 }
 
@@ -223,20 +221,33 @@ fn page_url(raw: &str) -> Result<String, Error> {
 }
 
 #[utoipa::path(post, path = "/v1/pixel/events", tag = "pixel", request_body = PixelEvent,
-    responses((status = 202, body = Accepted), (status = 404, body = ErrorBody, description = "unknown pixel"),
+    responses((status = 202, body = Accepted),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 404, body = ErrorBody, description = "`not_found`: an unknown pixel id, or one not shaped like a \
+            pixel id (`px_` and 16 lowercase code characters), answered before any limit or lookup"),
         (status = 422, body = ErrorBody, description = "an invalid field, or `amount_too_large` (a purchase above the \
-            maximum order value)"), (status = 429, body = ErrorBody)))]
+            maximum order value)"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: a body over 64 KiB"),
+        (status = 429, body = ErrorBody, description = "`rate_limited`: over the brand's or this client's rate, or \
+            this client named too many pixel ids the API had not seen recently")))]
 pub async fn event(
     State(state): State<AppState>,
     Client(client): Client,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, axum::Json<Accepted>), Error> {
+    // Over the body limit is the only way reading it fails before the handler runs.
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
+        status => Error::Invalid { status, code: "invalid_body", message: e.body_text() },
+    })?;
     let body: PixelEvent = serde_json::from_slice(&body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => Error::invalid_field("invalid_body", e.to_string()),
         _ => Error::bad_request("malformed_json", e.to_string()),
     })?;
-    state.pixel_limits.check(&body.pixel_id, client)?;
-    let brand_id = brand_of_pixel(&state, &body.pixel_id).await?;
+    // Before any limit or lookup: an id of the wrong shape names no brand.
+    let pixel_id = PixelId::parse(&body.pixel_id).ok_or(Error::NotFound("pixel"))?;
+    let brand_id = brand_of_pixel(&state, &pixel_id, client).await?;
+    state.pixel_limits.check(brand_id, client)?;
     let event = validate(body, state.config.max_order_value)?;
 
     let id = Uuid::new_v4();
@@ -282,19 +293,15 @@ pub async fn event(
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted { id })))
 }
 
-/// The brand a pixel id belongs to; pixel ids never change, so answers are cached.
-async fn brand_of_pixel(state: &AppState, pixel_id: &str) -> Result<Uuid, Error> {
-    if let Some(brand) = state.pixel_brands.get(pixel_id) {
-        return Ok(brand);
-    }
-    let brand: Option<Uuid> = sqlx::query_scalar("select id from brands where pixel_id = $1")
-        .bind(pixel_id)
-        .fetch_optional(&state.db)
-        .await?;
-    let brand = brand.ok_or(Error::NotFound("pixel"))?;
-    state.pixel_brands.insert(pixel_id.to_owned(), brand);
-    Ok(brand)
+/// The brand a pixel id belongs to: remembered answers cost nothing; an id not remembered costs a query,
+/// and counts against the client's lookups.
+async fn brand_of_pixel(state: &AppState, pixel_id: &PixelId, client: ClientKey) -> Result<Uuid, Error> {
+    let brand = match state.pixel_brands.cached(pixel_id) {
+        Some(brand) => brand,
+        None => {
+            state.pixel_limits.check_lookup(client)?;
+            state.pixel_brands.brand_of(&state.db, pixel_id).await?
+        }
+    };
+    brand.ok_or(Error::NotFound("pixel"))
 }
-
-/// The shared state the pixel needs.
-pub type PixelBrands = Arc<moka::sync::Cache<String, Uuid>>;

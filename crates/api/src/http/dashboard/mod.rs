@@ -60,9 +60,16 @@ impl From<sqlx::Error> for DashError {
     }
 }
 
-/// Only paths of the dashboard itself are followed after sign-in (never another site).
+/// Only paths of the dashboard itself are followed after sign-in (never another site), written as a
+/// browser sends them: visible ASCII (anything else percent-encoded) forming a path and query. Anything
+/// else leads to the default page.
 fn safe_next(next: Option<&str>) -> Option<&str> {
-    next.filter(|n| n.starts_with("/brand/") && !n.starts_with("//") && !n.contains('\\'))
+    next.filter(|n| {
+        n.starts_with("/brand/")
+            && !n.contains('\\')
+            && n.bytes().all(|b| b.is_ascii_graphic())
+            && n.parse::<axum::http::uri::PathAndQuery>().is_ok()
+    })
 }
 
 impl IntoResponse for DashError {
@@ -128,6 +135,7 @@ pub fn router() -> Router<AppState> {
         .route("/attribution/links/{id}", get(links::detail))
         .route("/attribution/links/{id}/deactivate", get(links::confirm_deactivate).post(links::deactivate))
         .route("/creators", get(creators::page).post(creators::create))
+        .route("/creators/{id}/revoke-tokens", axum::routing::post(creators::revoke_tokens))
         .route("/campaigns", get(campaigns::page).post(campaigns::create))
         .fallback(|| async { DashError::Api(Error::NotFound("page")) })
         .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES));
@@ -153,8 +161,18 @@ mod tests {
     #[test]
     fn only_dashboard_paths_are_followed_after_sign_in() {
         assert_eq!(safe_next(Some("/brand/attribution?days=7")), Some("/brand/attribution?days=7"));
-        for bad in ["https://evil.example/", "//evil.example/brand/", "/v1/links", "/brand\\..\\x"] {
-            assert_eq!(safe_next(Some(bad)), None, "{bad}");
+        assert_eq!(safe_next(Some("/brand/links?q=caf%C3%A9")), Some("/brand/links?q=caf%C3%A9"));
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/brand/",
+            "/v1/links",
+            "/brand\\..\\x",
+            "/brand/café",
+            "/brand/a b",
+            "/brand/a\r\nSet-Cookie: x=1",
+            "/brand/\u{7f}",
+        ] {
+            assert_eq!(safe_next(Some(bad)), None, "{bad:?}");
         }
     }
 }

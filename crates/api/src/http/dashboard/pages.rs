@@ -2,6 +2,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, FromRequestParts, Query, State};
+use axum::http::header::RETRY_AFTER;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -9,16 +10,18 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::super::pixel::Client;
+use super::super::extract::Client;
 use super::super::AppState;
-use super::session::{self, CsrfForm, Posted, Session};
+use super::session::{self, CsrfForm, Posted, Refusal, Session};
 use super::views::{self, FieldAttrs};
 use super::{safe_next, DashError, HOME};
+use crate::limits::retry_after_secs;
 use crate::users;
 
 /// The same answer for an unknown email and a wrong password.
 const WRONG_CREDENTIALS: &str = "Incorrect email or password.";
 const TOO_MANY_ATTEMPTS: &str = "Too many sign-in attempts. Please wait a minute and try again.";
+const BUSY: &str = "Sign-in is busy right now. Please try again in a few seconds.";
 
 #[derive(Debug, Default, Deserialize)]
 pub struct SignInQuery {
@@ -94,27 +97,36 @@ pub async fn sign_in(
     let again = |status: StatusCode, error: &str| {
         (status, sign_in_page(&form.csrf, &form.email, next, None, Some(error))).into_response()
     };
-    if !state.signin_limits.allow(&form.email, client.0) {
-        // The address is only a rate-limit key; the email is not logged.
-        tracing::warn!(client = %client.0, "sign-in attempt over the rate limit");
-        return Ok(again(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS));
-    }
-    let user: Option<(Uuid, Uuid, String)> = match users::Email::parse(&form.email) {
-        Ok(email) => {
-            sqlx::query_as("select id, brand_id, password_hash from users where email = $1")
-                .bind(email.as_str())
-                .fetch_optional(&state.db)
-                .await?
+    let permit = match state.signin_limits.admit(&form.email, client.0) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            let (status, message, wait) = match refusal {
+                Refusal::TooManyAttempts { retry_after } => {
+                    (StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS, retry_after)
+                }
+                Refusal::Busy { retry_after } => (StatusCode::SERVICE_UNAVAILABLE, BUSY, retry_after),
+            };
+            // The address is only a rate-limit key; the email is not logged.
+            tracing::warn!(client = %client.0, %status, "sign-in attempt refused before checking the password");
+            return Ok(([(RETRY_AFTER, retry_after_secs(wait).to_string())], again(status, message)).into_response());
         }
+    };
+    // A disabled user is treated like an unknown email: the same answer after the same work.
+    let user: Option<(Uuid, Uuid, String)> = match users::Email::parse(&form.email) {
+        Ok(email) => users::credentials(&state.db, &email).await?.map(|c| (c.user_id, c.brand_id, c.password_hash)),
         Err(_) => None,
     };
     // An unknown email is verified against a dummy hash: the same argon2 work, so the same time.
     let stored = user.as_ref().map_or_else(|| users::dummy_hash().to_owned(), |(_, _, hash)| hash.clone());
     let password = form.password.clone();
-    let verified = tokio::task::spawn_blocking(move || users::verify_password(&password, &stored))
-        .await
-        .map_err(anyhow::Error::from)
-        .map_err(super::super::Error::from)?;
+    // The permit is held until the hash is done, even if the request is dropped meanwhile.
+    let verified = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        users::verify_password(&password, &stored)
+    })
+    .await
+    .map_err(anyhow::Error::from)
+    .map_err(super::super::Error::from)?;
     match user {
         Some((user_id, brand_id, _)) if verified => {
             let jar = session::start(&state, &headers, user_id, brand_id).await?;

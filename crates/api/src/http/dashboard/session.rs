@@ -3,18 +3,22 @@
 //! - A session is a 256-bit random token in an HttpOnly, SameSite=Lax cookie that expires with the
 //!   session; the database keeps only its SHA-256 (looked up by hash, so no comparison leaks timing).
 //!   Sessions end after [`IDLE_TIMEOUT`] without a request, after [`ABSOLUTE_LIFETIME`] whatever
-//!   happens, and at sign-out, which deletes the row.
+//!   happens, and at sign-out, which deletes the row. `api user disable` and `api user reset-password`
+//!   delete a user's sessions, and a disabled user's session is refused wherever it comes from.
 //! - Cookies are `Secure` and `__Host-` prefixed (bound to this exact origin, never settable by a
 //!   subdomain) whenever they can be: always, except on plain-http loopback development (see
 //!   [`SecureCookies`]); browsers refuse `__Host-` cookies without `Secure`, hence the two names.
 //! - Every POST carries the session's synchronizer token, compared in constant time, and must not
 //!   come from another site (`Sec-Fetch-Site`, `Origin`). The sign-in form, which has no session yet,
 //!   uses a double-submit token in its own short-lived cookie.
-//! - Sign-in attempts are rate limited per email and per client address; a wrong email and a wrong
-//!   password get the same answer after the same argon2 work.
+//! - Sign-in attempts are rate limited per client address and per (email, client address), so that
+//!   nobody can lock another client out of an account; across all clients, a global rate and a bound
+//!   on concurrent password hashes keep argon2 (19 MiB each) from exhausting the machine. A wrong email
+//!   and a wrong password get the same answer after the same argon2 work.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Form, FromRequest, FromRequestParts, OriginalUri, Request};
@@ -23,10 +27,11 @@ use axum::http::{header, HeaderMap};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::Quota;
 use rand::RngCore;
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use url::Url;
 use uuid::Uuid;
 
@@ -34,7 +39,9 @@ use super::super::auth::Brand;
 use super::super::error::Error;
 use super::super::AppState;
 use super::DashError;
-use crate::config::SecureCookies;
+use crate::client::ClientKey;
+use crate::config::{Config, SecureCookies};
+use crate::limits::{GlobalLimiter, KeyedLimiter};
 use crate::secrets;
 
 /// A session ends after this long without a request.
@@ -72,9 +79,15 @@ fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The host the request was addressed to (`X-Forwarded-Host` from a trusted proxy, else `Host`).
+/// The host the request was addressed to: behind `X-Forwarded-For` proxies (`CLIENT_IP_SOURCE`), the
+/// right-most `X-Forwarded-Host` entry (the nearest proxy's), else `Host`.
 fn request_host<'a>(headers: &'a HeaderMap, state: &AppState) -> Option<&'a str> {
-    let forwarded = state.config.trust_forwarded_for.then(|| headers.get("x-forwarded-host")?.to_str().ok()).flatten();
+    let forwarded = state
+        .config
+        .client_ip_source
+        .trusts_forwarded_host()
+        .then(|| headers.get_all("x-forwarded-host").iter().next_back()?.to_str().ok()?.rsplit(',').next())
+        .flatten();
     forwarded.or_else(|| headers.get(header::HOST)?.to_str().ok()).map(str::trim)
 }
 
@@ -163,9 +176,12 @@ impl FromRequestParts<AppState> for Session {
         let jar = CookieJar::from_headers(&parts.headers);
         let token = jar.get(session_cookie_name(secure)).map(|c| c.value().to_owned()).ok_or_else(sign_in)?;
         let token_hash = secrets::hash(&token);
+        // A disabled user's session is over, however it was made (disabling deletes the sessions it finds;
+        // this also ends one started by a sign-in that raced with the disabling).
         let row: Option<(Uuid, Uuid, String, String, bool, bool)> = sqlx::query_as(
             "select s.user_id, s.brand_id, s.csrf_token, u.email,
-                    s.last_seen_at > now() - make_interval(secs => $2) and s.created_at > now() - make_interval(secs => $3),
+                    s.last_seen_at > now() - make_interval(secs => $2) and s.created_at > now() - make_interval(secs => $3)
+                        and u.disabled_at is null,
                     s.last_seen_at < now() - make_interval(secs => $4)
              from sessions s join users u on u.id = s.user_id where s.token_hash = $1",
         )
@@ -292,39 +308,68 @@ pub async fn end(state: &AppState, headers: &HeaderMap, session: &Session) -> Re
     Ok(CookieJar::from_headers(headers).add(removal(session_cookie_name(secure), secure)))
 }
 
-/// Sign-in attempts per email and per client address, in memory (one process's share).
-pub struct SignInLimits {
-    per_email: DefaultKeyedRateLimiter<String>,
-    per_client: DefaultKeyedRateLimiter<IpAddr>,
+/// Most clients, and most (email, client) pairs, the sign-in limits remember at once.
+const MAX_SIGN_IN_KEYS: u64 = 50_000;
+
+/// Why a sign-in attempt is not even checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// This client, or this email from this client, has used up its attempts (429).
+    TooManyAttempts { retry_after: Duration },
+    /// The server is hashing as many passwords as it allows at once, or has reached its sign-in rate (503).
+    Busy { retry_after: Duration },
 }
 
-impl Default for SignInLimits {
-    /// Per email: 5 attempts, then one a minute. Per client address: 20, then one every 6 seconds
-    /// (an office behind one address signs in together in the morning).
-    fn default() -> Self {
-        const FIVE: NonZeroU32 = NonZeroU32::new(5).expect("5 is not zero");
-        const TWENTY: NonZeroU32 = NonZeroU32::new(20).expect("20 is not zero");
-        let per_email = Quota::with_period(Duration::from_secs(60)).map(|q| q.allow_burst(FIVE));
-        let per_client = Quota::with_period(Duration::from_secs(6)).map(|q| q.allow_burst(TWENTY));
-        let fallback = Quota::per_minute(FIVE);
-        SignInLimits {
-            per_email: RateLimiter::dashmap(per_email.unwrap_or(fallback)),
-            per_client: RateLimiter::dashmap(per_client.unwrap_or(fallback)),
-        }
-    }
+/// Sign-in attempts and the password hashing they cost, in memory (one process's share):
+/// - per client address: 20 attempts, then one every 6 seconds (an office behind one address signs in
+///   together in the morning);
+/// - per email and client address: 5 attempts, then one a minute, so that guessing one account's
+///   password backs off while the account's owner, from any other address, signs in as usual;
+/// - across all clients: `SIGNIN_RATE_PER_SECOND` attempts a second (bursts of twice that) and
+///   `SIGNIN_MAX_CONCURRENT_HASHES` argon2 hashes at once.
+pub struct SignInLimits {
+    per_client: KeyedLimiter<ClientKey>,
+    per_account: KeyedLimiter<(String, ClientKey)>,
+    global: GlobalLimiter,
+    hashes: Arc<Semaphore>,
 }
 
 impl SignInLimits {
-    /// Counts an attempt; `false` when the client or the email has used up its attempts. An attempt
-    /// refused for its client does not count against the email.
-    pub fn allow(&self, email: &str, client: IpAddr) -> bool {
-        if self.per_client.len() > 100_000 {
-            self.per_client.retain_recent();
-            self.per_email.retain_recent();
+    pub fn new(config: &Config) -> Self {
+        const FIVE: NonZeroU32 = NonZeroU32::new(5).expect("5 is not zero");
+        const TWENTY: NonZeroU32 = NonZeroU32::new(20).expect("20 is not zero");
+        const TWO: NonZeroU32 = NonZeroU32::new(2).expect("2 is not zero");
+        let fallback = Quota::per_minute(FIVE);
+        let per_client = Quota::with_period(Duration::from_secs(6)).map_or(fallback, |q| q.allow_burst(TWENTY));
+        let per_account = Quota::with_period(Duration::from_secs(60)).map_or(fallback, |q| q.allow_burst(FIVE));
+        let rate = config.signin_rate_per_second;
+        SignInLimits {
+            per_client: KeyedLimiter::new(per_client, MAX_SIGN_IN_KEYS),
+            per_account: KeyedLimiter::new(per_account, MAX_SIGN_IN_KEYS),
+            global: GlobalLimiter::new(Quota::per_second(rate).allow_burst(rate.saturating_mul(TWO))),
+            hashes: Arc::new(Semaphore::new(config.signin_max_concurrent_hashes.get())),
         }
+    }
+
+    /// Admits an attempt: the permit to hash its password, to hold until the hash is done. A busy server
+    /// refuses before counting anything; an attempt refused for its client counts against nothing else.
+    pub fn admit(&self, email: &str, client: ClientKey) -> Result<OwnedSemaphorePermit, Refusal> {
+        let permit = Arc::clone(&self.hashes)
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Busy { retry_after: Duration::from_secs(1) })?;
         // Bounded keys, whatever is typed.
-        let key: String = email.trim().to_lowercase().chars().take(254).collect();
-        self.per_client.check_key(&client).is_ok() && self.per_email.check_key(&key).is_ok()
+        let account: String = email.trim().to_lowercase().chars().take(254).collect();
+        self.per_client
+            .check(&client)
+            .and_then(|()| self.per_account.check(&(account, client)))
+            .map_err(|retry_after| Refusal::TooManyAttempts { retry_after })?;
+        self.global.check().map_err(|retry_after| Refusal::Busy { retry_after })?;
+        Ok(permit)
+    }
+
+    /// The permits for password hashing: one per hash running now.
+    pub fn hashing(&self) -> &Arc<Semaphore> {
+        &self.hashes
     }
 }
 
@@ -342,18 +387,48 @@ mod tests {
         }
     }
 
+    fn limits(vars: &[(&str, &str)]) -> SignInLimits {
+        let config = Config::from_lookup(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()));
+        SignInLimits::new(&config.expect("a valid configuration"))
+    }
+
+    fn too_many(result: Result<OwnedSemaphorePermit, Refusal>) -> bool {
+        matches!(result, Err(Refusal::TooManyAttempts { .. }))
+    }
+
     #[test]
-    fn an_email_gets_five_attempts_and_a_client_twenty() {
-        let limits = SignInLimits::default();
-        let client = IpAddr::from([10, 0, 0, 1]);
+    fn an_email_gets_five_attempts_per_client_and_a_client_twenty() {
+        let limits = limits(&[("SIGNIN_RATE_PER_SECOND", "1000")]);
+        let client = ClientKey::from(IpAddr::from([10, 0, 0, 1]));
         for _ in 0..5 {
-            assert!(limits.allow("jess@example.com", client));
+            assert!(limits.admit("jess@example.com", client).is_ok());
         }
-        assert!(!limits.allow(" JESS@example.com", client), "the same email, however typed");
-        let other = IpAddr::from([10, 0, 0, 2]);
+        assert!(too_many(limits.admit(" JESS@example.com", client)), "the same email, however typed");
+        let elsewhere = ClientKey::from(IpAddr::from([10, 0, 0, 3]));
+        assert!(limits.admit("jess@example.com", elsewhere).is_ok(), "the same email from another client");
+        let other = ClientKey::from(IpAddr::from([10, 0, 0, 2]));
         for i in 0..20 {
-            assert!(limits.allow(&format!("user{i}@example.com"), other));
+            assert!(limits.admit(&format!("user{i}@example.com"), other).is_ok());
         }
-        assert!(!limits.allow("fresh@example.com", other));
+        assert!(too_many(limits.admit("fresh@example.com", other)));
+    }
+
+    #[test]
+    fn beyond_the_global_rate_or_the_hashes_at_once_the_server_is_busy() {
+        let limits = limits(&[("SIGNIN_RATE_PER_SECOND", "1"), ("SIGNIN_MAX_CONCURRENT_HASHES", "2")]);
+        let client = |i: u8| ClientKey::from(IpAddr::from([10, 0, 1, i]));
+        let first = limits.admit("a@example.com", client(1)).expect("admitted");
+        let second = limits.admit("b@example.com", client(2)).expect("admitted");
+        // Both permits are held: refused before anything is counted.
+        assert_eq!(
+            limits.admit("c@example.com", client(3)).err(),
+            Some(Refusal::Busy { retry_after: Duration::from_secs(1) })
+        );
+        drop((first, second));
+        // A burst of two a second was used by the first two.
+        assert!(
+            matches!(limits.admit("c@example.com", client(3)), Err(Refusal::Busy { retry_after }) if retry_after <= Duration::from_secs(1))
+        );
+        assert_eq!(limits.hashing().available_permits(), 2, "a refused attempt holds no permit");
     }
 }
