@@ -1,5 +1,7 @@
-//! A brand's people, who sign in to the dashboard: created from the command line (`api user create`),
-//! with passwords hashed by argon2id.
+//! A brand's people, who sign in to the dashboard: managed from the command line (`api user create`,
+//! `list`, `disable`, `enable`, `reset-password`), with passwords hashed by argon2id. Disabling a user or
+//! resetting its password ends its sessions at once, and a disabled user's sessions are refused however
+//! they were made.
 
 use std::sync::OnceLock;
 
@@ -8,8 +10,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use rand::RngCore;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 /// Shortest password accepted from an operator (generated ones are 22 random characters).
@@ -108,6 +111,114 @@ pub async fn create_user(db: &PgPool, brand_id: Uuid, email: &str, password: &st
         bail!("a user with email {} already exists", email.as_str());
     }
     Ok(id)
+}
+
+/// What sign-in checks a password against.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Credentials {
+    pub user_id: Uuid,
+    pub brand_id: Uuid,
+    pub password_hash: String,
+}
+
+/// The credentials of the user with this email, unless it is disabled: sign-in treats a disabled user
+/// like an unknown email (the same answer after the same work), so disabling tells nobody anything.
+pub async fn credentials(db: &PgPool, email: &Email) -> Result<Option<Credentials>, sqlx::Error> {
+    sqlx::query_as("select id as user_id, brand_id, password_hash from users where email = $1 and disabled_at is null")
+        .bind(email.as_str())
+        .fetch_optional(db)
+        .await
+}
+
+/// A user as `api user list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserInfo {
+    pub id: Uuid,
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    /// Set while the user is disabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+    /// Sessions that have not been deleted (some may have expired since their last request).
+    pub sessions: i64,
+}
+
+/// Every user of a brand, by email.
+pub async fn list_users(db: &PgPool, brand_id: Uuid) -> anyhow::Result<Vec<UserInfo>> {
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from brands where id = $1)").bind(brand_id).fetch_one(db).await?;
+    if !exists {
+        bail!("no brand with id {brand_id}");
+    }
+    Ok(sqlx::query_as(
+        "select u.id, u.email, u.created_at, u.disabled_at,
+                (select count(*) from sessions s where s.user_id = u.id) as sessions
+         from users u where u.brand_id = $1 order by u.email",
+    )
+    .bind(brand_id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Disables a user: every session it has ends now, and it cannot sign in until enabled again.
+/// Returns how many sessions ended. Disabling a disabled user changes nothing.
+pub async fn disable_user(db: &PgPool, email: &str) -> anyhow::Result<u64> {
+    let email = Email::parse(email).map_err(anyhow::Error::msg)?;
+    let mut tx = db.begin().await?;
+    let user: Option<Uuid> =
+        sqlx::query_scalar("update users set disabled_at = coalesce(disabled_at, now()) where email = $1 returning id")
+            .bind(email.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(user) = user else {
+        bail!("no user with email {}", email.as_str());
+    };
+    let ended = end_sessions(&mut tx, user).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// Lets a disabled user sign in again (with the password it had).
+pub async fn enable_user(db: &PgPool, email: &str) -> anyhow::Result<()> {
+    let email = Email::parse(email).map_err(anyhow::Error::msg)?;
+    let found = sqlx::query("update users set disabled_at = null where email = $1")
+        .bind(email.as_str())
+        .execute(db)
+        .await?
+        .rows_affected();
+    if found == 0 {
+        bail!("no user with email {}", email.as_str());
+    }
+    Ok(())
+}
+
+/// Gives a user a new password (already chosen: generated or read from stdin); every session it has
+/// ends now, so whoever knew the old password is signed out. Returns how many sessions ended.
+pub async fn reset_password(db: &PgPool, email: &str, password: &str) -> anyhow::Result<u64> {
+    let email = Email::parse(email).map_err(anyhow::Error::msg)?;
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        bail!("the password must have at least {MIN_PASSWORD_CHARS} characters");
+    }
+    let hash = {
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || hash_password(&password)).await??
+    };
+    let mut tx = db.begin().await?;
+    let user: Option<Uuid> = sqlx::query_scalar("update users set password_hash = $2 where email = $1 returning id")
+        .bind(email.as_str())
+        .bind(hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(user) = user else {
+        bail!("no user with email {}", email.as_str());
+    };
+    let ended = end_sessions(&mut tx, user).await?;
+    tx.commit().await?;
+    Ok(ended)
+}
+
+/// Deletes every session of the user: its next dashboard request goes to the sign-in page.
+async fn end_sessions(tx: &mut PgConnection, user: Uuid) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query("delete from sessions where user_id = $1").bind(user).execute(tx).await?.rows_affected())
 }
 
 #[cfg(test)]

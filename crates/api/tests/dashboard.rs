@@ -333,22 +333,183 @@ async fn signing_out_deletes_the_session_on_the_server(pool: PgPool) {
     assert_eq!(browser.get("/brand/attribution/links").await.status, StatusCode::SEE_OTHER);
 }
 
+/// An API behind one proxy that appends the client's address to `X-Forwarded-For`.
+async fn behind_a_proxy(pool: PgPool, vars: &[(&str, &str)]) -> Api {
+    let mut vars = vars.to_vec();
+    vars.push(("CLIENT_IP_SOURCE", "x-forwarded-for"));
+    Api::with_state(AppState::new(pool, support::config(&vars))).await
+}
+
+fn retry_after(page: &Page) -> u64 {
+    page.headers.get(header::RETRY_AFTER).expect("a Retry-After header").to_str().unwrap().parse().unwrap()
+}
+
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
-async fn sign_in_attempts_are_limited_per_email(pool: PgPool) {
-    let api = Api::new(pool).await;
+async fn a_user_guessed_at_from_one_client_still_signs_in_from_another(pool: PgPool) {
+    let api = behind_a_proxy(pool, &[]).await;
     user(&api, "jess@acme.example").await;
-    let mut browser = Browser::new(&api);
+    let mut stranger = Browser::new(&api);
+    stranger.client = Some("203.0.113.7".to_owned());
     for _ in 0..5 {
-        assert_eq!(browser.sign_in("jess@acme.example", "guess").await.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(stranger.sign_in("jess@acme.example", "guess").await.status, StatusCode::UNAUTHORIZED);
     }
-    // The sixth attempt is refused before the password is even looked at, right or wrong.
-    let page = browser.sign_in("JESS@acme.example", PASSWORD).await;
+    // The sixth attempt from there is refused before the password is even looked at, right or wrong.
+    let page = stranger.sign_in("JESS@acme.example", PASSWORD).await;
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(page.body.contains("Too many sign-in attempts"), "{}", page.body);
+    assert!((1..=60).contains(&retry_after(&page)), "one attempt a minute");
     assert_eq!(sessions(&api).await, 0);
-    // Other people are not locked out by it.
+    // Jess, from her own address, is not locked out by it...
+    let mut jess = Browser::new(&api);
+    jess.client = Some("198.51.100.20".to_owned());
+    assert_eq!(jess.sign_in("jess@acme.example", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    // ...and other people at the stranger's address are not either.
     user(&api, "sam@acme.example").await;
-    assert_eq!(browser.sign_in("sam@acme.example", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(stranger.sign_in("sam@acme.example", PASSWORD).await.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn sign_in_limits_count_the_right_most_forwarded_for_hop_not_what_the_client_wrote(pool: PgPool) {
+    let api = behind_a_proxy(pool, &[]).await;
+    user(&api, "jess@acme.example").await;
+    let mut attacker = Browser::new(&api);
+    // Whatever the attacker writes in front, the proxy appends the address it came from.
+    for i in 0..5 {
+        attacker.client = Some(format!("10.{i}.0.1, 192.0.2.{i}, 203.0.113.7"));
+        assert_eq!(attacker.sign_in("jess@acme.example", "guess").await.status, StatusCode::UNAUTHORIZED);
+    }
+    attacker.client = Some("198.51.100.20, 203.0.113.7".to_owned());
+    assert_eq!(attacker.sign_in("jess@acme.example", PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS);
+    // The address the attacker wrote is nobody's key: its owner signs in.
+    let mut jess = Browser::new(&api);
+    jess.client = Some("198.51.100.20".to_owned());
+    assert_eq!(jess.sign_in("jess@acme.example", PASSWORD).await.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn ipv6_sign_in_attempts_from_one_64_back_off_together(pool: PgPool) {
+    let api = behind_a_proxy(pool, &[]).await;
+    user(&api, "jess@acme.example").await;
+    let mut attacker = Browser::new(&api);
+    for i in 1..=5 {
+        attacker.client = Some(format!("2001:db8:1:2::{i}"));
+        assert_eq!(attacker.sign_in("jess@acme.example", "guess").await.status, StatusCode::UNAUTHORIZED);
+    }
+    attacker.client = Some("2001:db8:1:2:ffff::99".to_owned());
+    assert_eq!(attacker.sign_in("jess@acme.example", PASSWORD).await.status, StatusCode::TOO_MANY_REQUESTS);
+    let mut neighbour = Browser::new(&api);
+    neighbour.client = Some("2001:db8:1:3::1".to_owned());
+    assert_eq!(neighbour.sign_in("jess@acme.example", PASSWORD).await.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn beyond_the_concurrent_password_hashes_sign_in_answers_503_with_retry_after(pool: PgPool) {
+    let state = AppState::new(pool, support::config(&[("SIGNIN_MAX_CONCURRENT_HASHES", "1")]));
+    let api = Api::with_state(state).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    // The one permit is taken, as by a sign-in hashing its password right now.
+    let held = api.state.signin_limits.hashing().clone().try_acquire_owned().unwrap();
+    let page = browser.sign_in("jess@acme.example", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry_after(&page), 1);
+    assert!(page.body.contains("Sign-in is busy right now"), "{}", page.body);
+    assert!(page.body.contains(r#"value="jess@acme.example""#), "what was typed stays");
+    assert_eq!(sessions(&api).await, 0);
+    drop(held);
+    // Refused while busy, the attempts counted against nothing: five wrong ones, then the right one.
+    for _ in 0..4 {
+        assert_eq!(browser.sign_in("jess@acme.example", "guess").await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(browser.sign_in("jess@acme.example", PASSWORD).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(api.state.signin_limits.hashing().available_permits(), 1, "every permit came back");
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn beyond_the_global_sign_in_rate_the_form_answers_503(pool: PgPool) {
+    // One a second, bursts of two, whoever signs in.
+    let api = behind_a_proxy(pool, &[("SIGNIN_RATE_PER_SECOND", "1")]).await;
+    user(&api, "jess@acme.example").await;
+    let mut browsers: Vec<Browser> = (1..=3).map(|_| Browser::new(&api)).collect();
+    let mut tokens = Vec::new();
+    for (i, browser) in browsers.iter_mut().enumerate() {
+        browser.client = Some(format!("198.51.100.{i}"));
+        tokens.push(browser.get("/brand/sign-in").await.csrf());
+    }
+    // Three clients at once: every attempt is admitted or refused before any password is hashed.
+    let forms: Vec<[(&str, &str); 3]> =
+        tokens.iter().map(|t| [("csrf", t.as_str()), ("email", "jess@acme.example"), ("password", "guess")]).collect();
+    let [a, b, c] = &mut browsers[..] else { unreachable!("three browsers") };
+    let pages = tokio::join!(
+        a.post("/brand/sign-in", &forms[0]),
+        b.post("/brand/sign-in", &forms[1]),
+        c.post("/brand/sign-in", &forms[2])
+    );
+    let mut statuses = [pages.0.status, pages.1.status, pages.2.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE]);
+    let busy =
+        [&pages.0, &pages.1, &pages.2].into_iter().find(|p| p.status == StatusCode::SERVICE_UNAVAILABLE).unwrap();
+    assert_eq!(retry_after(busy), 1);
+    assert!(busy.body.contains("Sign-in is busy right now"), "{}", busy.body);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_bad_next_after_sign_in_leads_to_the_default_page(pool: PgPool) {
+    let api = behind_a_proxy(pool, &[]).await;
+    user(&api, "jess@acme.example").await;
+    let bad = [
+        "/brand/caf\u{e9}",
+        "/brand/\u{444}\u{430}\u{439}\u{43b}",
+        "/brand/a\r\nSet-Cookie: x=1",
+        "/brand/a b",
+        "https://evil.example/brand/",
+    ];
+    for (i, next) in bad.iter().enumerate() {
+        let mut browser = Browser::new(&api);
+        browser.client = Some(format!("192.0.2.{i}"));
+        let token = browser.get("/brand/sign-in").await.csrf();
+        let form = [("csrf", token.as_str()), ("email", "jess@acme.example"), ("password", PASSWORD), ("next", next)];
+        let page = browser.post("/brand/sign-in", &form).await;
+        assert_eq!(
+            (page.status, page.location()),
+            (StatusCode::SEE_OTHER, Some("/brand/attribution/links")),
+            "{next:?}"
+        );
+        // Signed in, the form passes a bad `next` on to the default page too.
+        let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let page = browser.get(&format!("/brand/sign-in?next={encoded}")).await;
+        assert_eq!(
+            (page.status, page.location()),
+            (StatusCode::SEE_OTHER, Some("/brand/attribution/links")),
+            "{next:?}"
+        );
+    }
+    // A dashboard path as browsers send it (non-ASCII percent-encoded) is followed.
+    let mut browser = Browser::new(&api);
+    let next = "/brand/attribution/links?q=caf%C3%A9";
+    let token = browser.get("/brand/sign-in").await.csrf();
+    let form = [("csrf", token.as_str()), ("email", "jess@acme.example"), ("password", PASSWORD), ("next", next)];
+    assert_eq!(browser.post("/brand/sign-in", &form).await.location(), Some(next));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn x_forwarded_host_is_believed_only_behind_forwarded_for_proxies(pool: PgPool) {
+    let secure_sign_in_cookie =
+        |page: &Page| page.set_cookies().iter().any(|c| c.starts_with("__Host-cs_signin=") && c.contains("Secure"));
+    let loopback = [("x-forwarded-host", "127.0.0.1:8080")];
+    let direct = Api::new(pool.clone()).await;
+    let cloudflare =
+        Api::with_state(AppState::new(pool.clone(), support::config(&[("CLIENT_IP_SOURCE", "cf-connecting-ip")])))
+            .await;
+    let proxied = behind_a_proxy(pool, &[]).await;
+    for (api, believed) in [(&direct, false), (&cloudflare, false), (&proxied, true)] {
+        let mut browser = Browser::new(api);
+        browser.host = "app.creatorscore.io".to_owned();
+        let page = browser.send(Method::GET, "/brand/sign-in", None, &loopback).await;
+        // Believed, the proxy says the request was addressed to loopback: plain development cookies.
+        assert_eq!(secure_sign_in_cookie(&page), !believed, "{:?}", api.state.config.client_ip_source);
+    }
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
@@ -612,4 +773,126 @@ async fn the_links_list_pages_through_the_brands_links_newest_first(pool: PgPool
     assert_eq!(second.body.matches("data-link-id=").count(), 5);
     assert!(!second.body.contains(r#"rel="next""#));
     assert!(second.body.contains("← First page"));
+}
+
+// --- Disabled users and reset passwords (through the real `api` binary), revoking creators' access -----
+
+#[path = "support/cli.rs"]
+mod cli;
+
+/// Where a request without a live session is sent.
+fn sent_to_sign_in(page: &Page) -> bool {
+    page.status == StatusCode::SEE_OTHER && page.location().is_some_and(|l| l.starts_with("/brand/sign-in"))
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn disabling_a_user_ends_its_sessions_at_once_and_it_cannot_sign_in_until_enabled(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let cli = cli::Cli::new(&api.pool);
+    let mut browser = Browser::new(&api);
+    browser.signed_in("jess@acme.example").await;
+    assert_eq!(browser.get("/brand/creators").await.status, StatusCode::OK);
+
+    let disabled = cli.ok(&["user", "disable", "jess@acme.example"], None).await;
+    assert_eq!(disabled.field("sessions_ended"), Some("1"));
+    let page = browser.get("/brand/creators").await;
+    assert_eq!(page.location(), Some("/brand/sign-in?next=%2Fbrand%2Fcreators"));
+    // The right password opens nothing while the user is disabled.
+    browser.sign_in("jess@acme.example", PASSWORD).await;
+    assert!(sent_to_sign_in(&browser.get("/brand/attribution/links").await));
+    assert_eq!(sessions(&api).await, 0);
+
+    cli.ok(&["user", "enable", "jess@acme.example"], None).await;
+    browser.signed_in("jess@acme.example").await;
+    assert_eq!(browser.get("/brand/creators").await.status, StatusCode::OK);
+    // A session that escaped the deletion (a sign-in racing with the disabling) is refused all the same.
+    sqlx::query("update users set disabled_at = now()").execute(&api.pool).await.unwrap();
+    assert!(sent_to_sign_in(&browser.get("/brand/creators").await));
+    assert_eq!(sessions(&api).await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn resetting_a_password_ends_every_session_and_only_the_new_password_works(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    user(&api, "sam@acme.example").await;
+    let cli = cli::Cli::new(&api.pool);
+    let (mut laptop, mut phone, mut colleague) = (Browser::new(&api), Browser::new(&api), Browser::new(&api));
+    laptop.signed_in("jess@acme.example").await;
+    phone.signed_in("jess@acme.example").await;
+    colleague.signed_in("sam@acme.example").await;
+
+    let reset = cli.ok(&["user", "reset-password", "jess@acme.example"], None).await;
+    assert_eq!(reset.field("sessions_ended"), Some("2"));
+    let password = reset.field("password").expect("a generated password").to_owned();
+    assert_eq!(password.len(), 22);
+    for browser in [&mut laptop, &mut phone] {
+        assert!(sent_to_sign_in(&browser.get("/brand/attribution/links").await));
+    }
+    assert_eq!(colleague.get("/brand/attribution/links").await.status, StatusCode::OK, "other users keep theirs");
+
+    let old = laptop.sign_in("jess@acme.example", PASSWORD).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let new = laptop.sign_in("jess@acme.example", &password).await;
+    assert_eq!(new.status, StatusCode::SEE_OTHER, "{}", new.body);
+    assert_eq!(laptop.get("/brand/attribution/links").await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_creators_page_revokes_a_creators_tokens_with_the_sessions_form_token(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let jess = api.create("/v1/creators", json!({"name": "Jessica"})).await["id"].as_str().unwrap().to_owned();
+    let sam = api.create("/v1/creators", json!({"name": "Sam"})).await["id"].as_str().unwrap().to_owned();
+    let mint = |id: String| {
+        let api = &api;
+        async move {
+            api.create(&format!("/v1/creators/{id}/tokens"), json!({})).await["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let (jess_phone, jess_laptop, sams) = (mint(jess.clone()).await, mint(jess.clone()).await, mint(sam.clone()).await);
+    let opens = |token: String| {
+        let api = &api;
+        async move { api.send(Method::GET, "/v1/me/links", Some(&token), None).await.status }
+    };
+    let mut browser = Browser::new(&api);
+    let csrf = browser.signed_in("jess@acme.example").await;
+
+    let page = browser.get("/brand/creators").await;
+    let action = format!("/brand/creators/{jess}/revoke-tokens");
+    assert!(page.body.contains(&format!(r#"action="{action}""#)), "{}", page.body);
+    assert!(page.body.contains("2 active tokens"), "{}", page.body);
+
+    // Without the session's token, or from another site, nothing is revoked.
+    assert_eq!(browser.post(&action, &[]).await.status, StatusCode::FORBIDDEN);
+    let cross_site = browser
+        .send(
+            Method::POST,
+            &action,
+            Some(&[("csrf", &csrf)]),
+            &[("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(cross_site.status, StatusCode::FORBIDDEN);
+    assert_eq!(opens(jess_phone.clone()).await, StatusCode::OK);
+
+    let revoked = browser.post(&action, &[("csrf", &csrf)]).await;
+    assert_eq!((revoked.status, revoked.location()), (StatusCode::SEE_OTHER, Some("/brand/creators?revoked=2")));
+    for token in [jess_phone, jess_laptop] {
+        assert_eq!(opens(token).await, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(opens(sams).await, StatusCode::OK, "another creator's token is untouched");
+    let page = browser.get("/brand/creators?revoked=2").await;
+    assert!(page.body.contains("Access revoked: 2 tokens stopped working."), "{}", page.body);
+    assert_eq!(page.body.matches("No active tokens").count(), 1, "{}", page.body);
+
+    // Another brand's creator is a 404 page, and keeps its tokens.
+    let other = api.other_brand().await;
+    let theirs = other.create("/v1/creators", json!({"name": "Theirs"})).await["id"].as_str().unwrap().to_owned();
+    let their_token =
+        other.create(&format!("/v1/creators/{theirs}/tokens"), json!({})).await["token"].as_str().unwrap().to_owned();
+    let refused = browser.post(&format!("/brand/creators/{theirs}/revoke-tokens"), &[("csrf", &csrf)]).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.send(Method::GET, "/v1/me/links", Some(&their_token), None).await.status, StatusCode::OK);
 }

@@ -5,6 +5,7 @@
 
 mod support;
 
+use api::http::AppState;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use base64::engine::general_purpose::STANDARD;
@@ -59,7 +60,14 @@ struct Delivery {
     topic: Option<String>,
     webhook_id: Option<String>,
     signature: Option<String>,
+    /// `X-Shopify-Triggered-At`: now, unless a test says otherwise.
+    triggered_at: Option<String>,
     body: Vec<u8>,
+}
+
+/// A time as Shopify writes it in `X-Shopify-Triggered-At`.
+fn shopify_time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl Delivery {
@@ -71,6 +79,7 @@ impl Delivery {
             topic: Some(topic.to_owned()),
             webhook_id: Some(Uuid::new_v4().to_string()),
             signature: Some(sign(SECRET, &body)),
+            triggered_at: Some(shopify_time(Utc::now())),
             body,
         }
     }
@@ -81,27 +90,31 @@ impl Delivery {
     }
 
     async fn send(&self, api: &Api) -> support::Response {
+        let response = api.router.clone().oneshot(self.request()).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        support::Response { status, body }
+    }
+
+    fn request(&self) -> Request<Body> {
         let mut request = Request::builder()
             .method(Method::POST)
             .uri("/v1/webhooks/shopify")
             .header("content-type", "application/json")
-            .header("x-shopify-api-version", "2025-07")
-            .header("x-shopify-triggered-at", "2026-11-20T19:32:08.118Z");
+            .header("x-shopify-api-version", "2025-07");
         for (name, value) in [
             ("x-shopify-shop-domain", &self.shop),
             ("x-shopify-topic", &self.topic),
             ("x-shopify-webhook-id", &self.webhook_id),
             ("x-shopify-hmac-sha256", &self.signature),
+            ("x-shopify-triggered-at", &self.triggered_at),
         ] {
             if let Some(value) = value {
                 request = request.header(name, value);
             }
         }
-        let response = api.router.clone().oneshot(request.body(Body::from(self.body.clone())).unwrap()).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        support::Response { status, body }
+        request.body(Body::from(self.body.clone())).unwrap()
     }
 }
 
@@ -120,10 +133,19 @@ async fn connect(api: &Api, shop: &str, secret: &str) -> support::Response {
     api.send(Method::PUT, "/v1/integrations/shopify", Some(&api.key), Some(Body::from(body))).await
 }
 
-/// A brand with the test shop connected.
+/// A brand with the test shop connected (its claim pending until a delivery proves it).
 async fn shop_api(pool: PgPool) -> Api {
     let api = Api::new(pool).await;
     assert_eq!(connect(&api, SHOP, SECRET).await.status, StatusCode::OK);
+    api
+}
+
+/// A brand whose claim on the test shop a first delivery (a topic we do not act on) has proven, so the
+/// shop is the brand's server-side source from the start.
+async fn proven_shop_api(pool: PgPool) -> Api {
+    let api = shop_api(pool).await;
+    let response = deliver(&api, "shop/update", r#"{"id": 690933842, "name": "Northwind Linen"}"#).await;
+    assert_eq!((response.status, response.body), (StatusCode::OK, json!({"status": "ignored"})));
     api
 }
 
@@ -231,24 +253,29 @@ async fn invalid_shop_domains_and_secrets_are_refused(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
-async fn reconnecting_replaces_the_secret_and_no_other_brand_can_take_the_shop(pool: PgPool) {
+async fn reconnecting_replaces_the_secret_and_another_brands_claim_waits_for_proof(pool: PgPool) {
     let api = shop_api(pool).await;
     let first = api.get("/v1/integrations/shopify").await.body["data"][0]["connected_at"].clone();
     let rotated = "shpss_rotated_0a1b2c3d4e5f";
     let again = connect(&api, SHOP, rotated).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body["connected_at"], first);
+    assert_eq!(again.body["status"], "pending");
 
+    // Another brand's claim is answered like any claim: it waits for a delivery its secret verifies.
     let other = api.other_brand().await;
-    let taken = connect(&other, "NORTHWIND-LINEN.myshopify.com", "theirs").await;
-    assert_eq!((taken.status, taken.error_code()), (StatusCode::CONFLICT, "shop_taken"));
-    assert!(other.get("/v1/integrations/shopify").await.body["data"].as_array().unwrap().is_empty());
+    let theirs = connect(&other, "NORTHWIND-LINEN.myshopify.com", "theirs").await;
+    assert_eq!((theirs.status, theirs.body["status"].clone()), (StatusCode::OK, json!("pending")));
+    assert_eq!(other.get("/v1/integrations/shopify").await.body["data"].as_array().unwrap().len(), 1);
 
     let body = fixture("orders_create_promo.json");
     assert_eq!(deliver(&api, "orders/create", body.clone()).await.status, StatusCode::UNAUTHORIZED);
     let mut delivery = Delivery::new("orders/create", body);
     delivery.signature = Some(sign(rotated, &delivery.body));
     assert_eq!(delivery.send(&api).await.status, StatusCode::OK);
+    assert_eq!(api.get("/v1/integrations/shopify").await.body["data"][0]["status"], "active");
+    // The other brand's secret signed nothing: its claim ended.
+    assert!(other.get("/v1/integrations/shopify").await.body["data"].as_array().unwrap().is_empty());
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
@@ -843,7 +870,7 @@ async fn report_figures(api: &Api, link: &Value) -> Value {
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn a_pixel_purchase_is_pending_until_shopify_verifies_it(pool: PgPool) {
-    let api = shop_api(pool).await;
+    let api = proven_shop_api(pool).await;
     let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
     let click = click_on(&api, &link).await;
     purchase(&api, LANDING_ORDER, "139.99", click).await;
@@ -876,7 +903,7 @@ async fn a_pixel_purchase_is_pending_until_shopify_verifies_it(pool: PgPool) {
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn a_pending_order_is_unconfirmed_after_the_window_and_a_late_webhook_still_verifies_it(pool: PgPool) {
-    let api = shop_api(pool).await;
+    let api = proven_shop_api(pool).await;
     let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
     let click = click_on(&api, &link).await;
     purchase(&api, LANDING_ORDER, "139.99", click).await;
@@ -996,4 +1023,263 @@ async fn shopifys_published_refund_samples_with_null_currencies_are_subtracted(p
         assert_eq!((order["refunded"].clone(), order["net"].clone()), (usd(8500), usd(35997 - 8500)), "{sample}");
         previous = Some(api);
     }
+}
+
+// --- Ownership by proof ----------------------------------------------------------------------------------
+
+/// What a brand's `GET /v1/integrations/shopify` says: (domain, status, proven) per shop.
+async fn claims_of(api: &Api) -> Vec<(String, String, bool)> {
+    let list = api.get("/v1/integrations/shopify").await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["shop_domain"].as_str().unwrap().into(),
+                s["status"].as_str().unwrap().into(),
+                s["verified_at"].is_string(),
+            )
+        })
+        .collect()
+}
+
+fn pending() -> Vec<(String, String, bool)> {
+    vec![(SHOP.to_owned(), "pending".to_owned(), false)]
+}
+
+/// A connection's answer without the time it was made, which is all that may differ between brands.
+fn without_time(mut answer: Value) -> Value {
+    answer.as_object_mut().unwrap().remove("connected_at");
+    answer
+}
+
+/// A delivery of an order signed with this secret.
+fn signed_order(secret: &str, order_id: u64) -> Delivery {
+    let mut delivery =
+        Delivery::new("orders/create", fixture_patched("orders_create_promo.json", json!({"id": order_id})));
+    delivery.signature = Some(sign(secret, &delivery.body));
+    delivery
+}
+
+async fn order_ids(api: &Api) -> Vec<String> {
+    conversions(api).await.iter().map(|c| c["order_id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn two_brands_claiming_one_shop_are_answered_alike_and_the_one_whose_secret_verifies_owns_it(pool: PgPool) {
+    let owner = Api::new(pool).await;
+    let squatter = owner.other_brand().await;
+    // The squatter claims first, with a secret it made up; then the shop's real owner.
+    let theirs = connect(&squatter, SHOP, "shpss_made_up_by_the_squatter").await;
+    let ours = connect(&owner, SHOP, SECRET).await;
+    assert_eq!((theirs.status, ours.status), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(without_time(theirs.body.clone()), without_time(ours.body.clone()));
+    assert_eq!(without_time(ours.body), json!({"shop_domain": SHOP, "status": "pending", "verified_at": null}));
+    assert_eq!((claims_of(&owner).await, claims_of(&squatter).await), (pending(), pending()));
+
+    // Shopify signs with the real secret: the owner's claim is proven, the squatter's ends.
+    processed(&owner, "orders/create", fixture("orders_create_promo.json")).await;
+    assert_eq!(claims_of(&owner).await, vec![(SHOP.to_owned(), "active".to_owned(), true)]);
+    assert!(claims_of(&squatter).await.is_empty());
+    assert_eq!(order_ids(&owner).await, vec![PROMO_ORDER.to_owned()]);
+    assert!(conversions(&squatter).await.is_empty());
+
+    // Claiming an owned shop is answered exactly as claiming a free one, and stays pending while the
+    // shop signs with another secret.
+    let again = connect(&squatter, SHOP, "shpss_made_up_by_the_squatter").await;
+    assert_eq!(
+        (again.status, without_time(again.body)),
+        (StatusCode::OK, json!({"shop_domain": SHOP, "status": "pending", "verified_at": null}))
+    );
+    processed(&owner, "orders/create", fixture("orders_create_landing_site.json")).await;
+    assert_eq!(claims_of(&squatter).await, pending());
+    assert_eq!(order_ids(&owner).await.len(), 2);
+    assert!(conversions(&squatter).await.is_empty());
+    let squatters_deliveries: i64 = sqlx::query_scalar("select count(*) from shopify_deliveries where brand_id = $1")
+        .bind(squatter.brand_id)
+        .fetch_one(&owner.pool)
+        .await
+        .unwrap();
+    assert_eq!(squatters_deliveries, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_claimant_signing_its_own_deliveries_never_gets_the_owners_orders_nor_ends_its_claim(pool: PgPool) {
+    let owner = proven_shop_api(pool).await;
+    let forger = owner.other_brand().await;
+    let made_up = "shpss_forgers_own_secret";
+    assert_eq!(connect(&forger, SHOP, made_up).await.status, StatusCode::OK);
+
+    // A delivery signed with the forger's own secret proves only that the forger knows it: the order is
+    // the forger's, and the owner, displaced, keeps its claim (pending, proven before).
+    let forged = signed_order(made_up, 1001);
+    assert_eq!(forged.send(&forger).await.status, StatusCode::OK);
+    assert_eq!(order_ids(&forger).await, vec!["1001".to_owned()]);
+    assert_eq!(claims_of(&owner).await, vec![(SHOP.to_owned(), "pending".to_owned(), true)]);
+
+    // The shop's own deliveries still reach the owner, who owns the shop again; nothing of either brand
+    // reaches the other.
+    assert_eq!(signed_order(SECRET, 2002).send(&owner).await.status, StatusCode::OK);
+    assert_eq!(claims_of(&owner).await, vec![(SHOP.to_owned(), "active".to_owned(), true)]);
+    assert_eq!(claims_of(&forger).await, vec![(SHOP.to_owned(), "pending".to_owned(), true)]);
+    assert_eq!(order_ids(&owner).await, vec!["2002".to_owned()]);
+    assert_eq!(order_ids(&forger).await, vec!["1001".to_owned()]);
+    // A proven owner's pixel orders stay pending while a forger holds the shop.
+    assert_eq!(signed_order(made_up, 1003).send(&forger).await.status, StatusCode::OK);
+    let link = owner.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let click = click_on(&owner, &link).await;
+    purchase(&owner, LANDING_ORDER, "139.99", click).await;
+    let order = conversions(&owner).await.into_iter().find(|c| c["order_id"] == LANDING_ORDER).unwrap();
+    assert_eq!(order["status"], "pending");
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_shop_that_re_keys_to_another_claims_secret_moves_to_that_brand(pool: PgPool) {
+    let before = proven_shop_api(pool).await;
+    let after = before.other_brand().await;
+    let new_secret = "shpss_the_new_owners_app_secret";
+    assert_eq!(connect(&after, SHOP, new_secret).await.body["status"], "pending");
+    assert_eq!(signed_order(SECRET, 1).send(&before).await.status, StatusCode::OK);
+    assert_eq!(claims_of(&after).await, pending());
+
+    // The shop now signs with the new brand's secret.
+    assert_eq!(signed_order(new_secret, 2).send(&after).await.status, StatusCode::OK);
+    assert_eq!(claims_of(&after).await, vec![(SHOP.to_owned(), "active".to_owned(), true)]);
+    assert_eq!(claims_of(&before).await, vec![(SHOP.to_owned(), "pending".to_owned(), true)]);
+    assert_eq!((order_ids(&before).await, order_ids(&after).await), (vec!["1".to_owned()], vec!["2".to_owned()]));
+    // The former owner lets go.
+    assert_eq!(before.delete(&format!("/v1/integrations/shopify/{SHOP}")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(signed_order(new_secret, 3).send(&after).await.status, StatusCode::OK);
+    assert_eq!(order_ids(&after).await.len(), 2);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn only_the_ten_most_recent_pending_claims_are_tried(pool: PgPool) {
+    let owner = Api::new(pool).await;
+    assert_eq!(connect(&owner, SHOP, SECRET).await.status, StatusCode::OK);
+    let mut squatters = Vec::new();
+    for i in 0..api::shopify::shops::MAX_CLAIMS_TRIED {
+        let squatter = owner.other_brand().await;
+        assert_eq!(connect(&squatter, SHOP, &format!("shpss_guess_{i}")).await.status, StatusCode::OK);
+        squatters.push(squatter);
+    }
+    // Ten newer claims: the owner's is not tried.
+    let response = signed_order(SECRET, 1).send(&owner).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    // Claiming again (same secret) makes it recent; then the shop's delivery proves it.
+    assert_eq!(connect(&owner, SHOP, SECRET).await.body["status"], "pending");
+    assert_eq!(signed_order(SECRET, 1).send(&owner).await.status, StatusCode::OK);
+    assert_eq!(claims_of(&owner).await[0].1, "active");
+    for squatter in &squatters {
+        assert!(claims_of(squatter).await.is_empty());
+    }
+    // However many claims came since, the owner's secret is tried first; a large order signed with a
+    // secret nobody claimed is tried against all eleven (off the request threads) and refused.
+    for (i, squatter) in squatters.iter().enumerate() {
+        assert_eq!(connect(squatter, SHOP, &format!("shpss_guess_{i}")).await.status, StatusCode::OK);
+    }
+    assert_eq!(signed_order(SECRET, 2).send(&owner).await.status, StatusCode::OK);
+    let large = fixture_patched("orders_create_promo.json", json!({"id": 3, "note": "x".repeat(512 * 1024)}));
+    let mut unclaimed = Delivery::new("orders/create", large.clone());
+    unclaimed.signature = Some(sign("shpss_nobody", large.as_bytes()));
+    assert_eq!(unclaimed.send(&owner).await.status, StatusCode::UNAUTHORIZED);
+    processed(&owner, "orders/create", large).await;
+    assert_eq!(order_ids(&owner).await.len(), 3);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn an_unclaimed_shop_is_remembered_and_refused_without_a_query(pool: PgPool) {
+    let api = proven_shop_api(pool).await;
+    let unknown = "nobody-claims-this.myshopify.com";
+    let stranger = || Delivery {
+        shop: Some(unknown.to_owned()),
+        ..Delivery::new("orders/create", fixture("orders_create_promo.json"))
+    };
+    let wrongly_signed = || Delivery {
+        signature: Some(sign("shpss_wrong", b"{}")),
+        ..Delivery::new("orders/create", fixture("orders_create_promo.json"))
+    };
+    for delivery in [stranger(), wrongly_signed()] {
+        assert_eq!(delivery.send(&api).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let cache = &api.state.shopify_shops;
+    assert!(cache.contains_key(&api::shopify::ShopDomain::parse(unknown).unwrap()));
+    // With the database gone, both are still refused alike, from memory (a query would be a 500).
+    api.pool.close().await;
+    for delivery in [stranger(), wrongly_signed()] {
+        let response = delivery.send(&api).await;
+        assert_eq!((response.status, response.error_code()), (StatusCode::UNAUTHORIZED, "unauthorized"));
+    }
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn deliveries_triggered_too_long_ago_are_refused_before_their_body_is_read(pool: PgPool) {
+    let api = proven_shop_api(pool).await;
+    let aged = |hours: i64, order_id: u64| {
+        let mut delivery = signed_order(SECRET, order_id);
+        delivery.triggered_at = Some(shopify_time(Utc::now() - Duration::hours(hours)));
+        delivery
+    };
+    // The default window is 48 hours: Shopify's retries keep the first attempt's time.
+    let stale = aged(49, 1).send(&api).await;
+    assert_eq!((stale.status, stale.error_code()), (StatusCode::BAD_REQUEST, "stale_delivery"));
+    assert_eq!(aged(47, 2).send(&api).await.status, StatusCode::OK);
+    let mut garbled = signed_order(SECRET, 3);
+    garbled.triggered_at = Some("last tuesday".into());
+    let response = garbled.send(&api).await;
+    assert_eq!((response.status, response.error_code()), (StatusCode::BAD_REQUEST, "invalid_triggered_at"));
+    // The headers are judged first: a stale delivery with a body over the limit is refused as stale, and
+    // one for a malformed shop as unauthorized, not as too large.
+    let huge = vec![b' '; 3 * 1024 * 1024];
+    let stale_and_huge = Delivery { body: huge.clone(), ..aged(49, 4) };
+    assert_eq!(stale_and_huge.send(&api).await.error_code(), "stale_delivery");
+    let nobody_and_huge = Delivery { shop: Some("not a shop".into()), body: huge, ..signed_order(SECRET, 5) };
+    assert_eq!(nobody_and_huge.send(&api).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(order_ids(&api).await, vec!["2".to_owned()]);
+    assert_eq!(api.count("shopify_deliveries").await, 2, "the proof and order 2");
+
+    // The window is configurable.
+    let strict =
+        Api::with_state(AppState::new(api.pool.clone(), support::config(&[("SHOPIFY_MAX_DELIVERY_AGE_HOURS", "1")])))
+            .await;
+    let late =
+        Delivery { triggered_at: Some(shopify_time(Utc::now() - Duration::minutes(61))), ..signed_order(SECRET, 6) };
+    assert_eq!(late.send(&strict).await.error_code(), "stale_delivery");
+    let in_time =
+        Delivery { triggered_at: Some(shopify_time(Utc::now() - Duration::minutes(59))), ..signed_order(SECRET, 6) };
+    assert_eq!(in_time.send(&strict).await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn deliveries_beyond_the_concurrency_limit_are_answered_503_at_once(pool: PgPool) {
+    let state = AppState::new(pool.clone(), support::config(&[("SHOPIFY_WEBHOOK_CONCURRENCY", "1")]));
+    let api = Api::with_state(state).await;
+    assert_eq!(connect(&api, SHOP, SECRET).await.status, StatusCode::OK);
+    // Order 1's transaction waits on a lock this test holds, keeping the one permit taken.
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::query(api::attribution::LOCK_ORDER).bind(api.brand_id).bind("1").execute(&mut *lock).await.unwrap();
+    let first = tokio::spawn(api.router.clone().oneshot(signed_order(SECRET, 1).request()));
+    loop {
+        let waiting: bool =
+            sqlx::query_scalar("select exists (select 1 from pg_locks where locktype = 'advisory' and not granted)")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if waiting {
+            break;
+        }
+        assert!(!first.is_finished(), "order 1 finished without waiting");
+        tokio::task::yield_now().await;
+    }
+    let refused = api.router.clone().oneshot(signed_order(SECRET, 2).request()).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let body: Value = serde_json::from_slice(&refused.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"]["code"], "overloaded");
+    lock.commit().await.unwrap();
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(signed_order(SECRET, 2).send(&api).await.status, StatusCode::OK);
+    assert_eq!(order_ids(&api).await.len(), 2);
 }

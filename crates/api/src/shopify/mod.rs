@@ -1,4 +1,5 @@
-//! Shopify: connected shops, webhook signatures, and what a verified delivery does to orders.
+//! Shopify: brands' claims on shops and who owns them ([`shops`]), webhook signatures and their age,
+//! and what a verified delivery does to orders.
 //!
 //! A delivery is stored with its exact body whatever happens next, so it can be replayed after a fix.
 //! Its payload is parsed before the database is touched; a delivery whose payload we cannot use is kept
@@ -7,13 +8,13 @@
 //! delivery changes nothing, one of a failed delivery is tried again.
 
 pub mod payload;
+pub mod shops;
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use sqlx::{PgConnection, PgPool};
@@ -23,6 +24,7 @@ use uuid::Uuid;
 use crate::attribution::{self, Judged, OrderReport};
 use crate::money::MaxOrderValue;
 use payload::{Order, PayloadError, Refund, ShopifyRefund};
+pub use shops::{shop_cache, ShopCache};
 
 /// A shop's host name, lowercase: `example.myshopify.com` (what Shopify sends in
 /// `X-Shopify-Shop-Domain`), or any plain host name.
@@ -125,41 +127,11 @@ pub fn verify_signature(secret: &[u8], body: &[u8], signature: &str) -> bool {
     mac.verify_slice(&expected).is_ok()
 }
 
-/// A connected shop, as webhook verification needs it.
-pub struct Connection {
-    pub brand_id: Uuid,
-    pub secret: String,
-}
-
-/// Connected shops by domain, kept for a minute so a webhook needs no query before its transaction.
-/// Connecting or disconnecting a shop through this process takes effect at once (the entry is
-/// dropped); through another API process, within the minute. Shops that are not connected are not
-/// kept, so connecting one is never delayed.
-pub type ShopCache = Arc<moka::sync::Cache<ShopDomain, Arc<Connection>>>;
-
-pub fn shop_cache() -> ShopCache {
-    Arc::new(moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(60)).build())
-}
-
-/// The brand and secret of a connected shop.
-pub async fn connection(
-    db: &PgPool,
-    cache: &ShopCache,
-    shop: &ShopDomain,
-) -> Result<Option<Arc<Connection>>, sqlx::Error> {
-    if let Some(known) = cache.get(shop) {
-        return Ok(Some(known));
-    }
-    let row: Option<(Uuid, String)> =
-        sqlx::query_as("select brand_id, webhook_secret from shopify_shops where shop_domain = $1")
-            .bind(shop.as_str())
-            .fetch_optional(db)
-            .await?;
-    let connection = row.map(|(brand_id, secret)| Arc::new(Connection { brand_id, secret }));
-    if let Some(c) = &connection {
-        cache.insert(shop.clone(), Arc::clone(c));
-    }
-    Ok(connection)
+/// Whether a delivery Shopify triggered at `triggered_at` (its `X-Shopify-Triggered-At` header, which
+/// its retries keep) is older than `max_age` at `now`. A delivery stamped in the future is not: clocks
+/// differ, and the stamp is not signed anyway.
+pub fn too_old(triggered_at: DateTime<Utc>, now: DateTime<Utc>, max_age: chrono::Duration) -> bool {
+    now.signed_duration_since(triggered_at) > max_age
 }
 
 /// Webhook topics we act on; every other topic is verified, stored and acknowledged.

@@ -1,6 +1,10 @@
-//! `/brand/creators`: the brand's creators and a small form to add one (the REST API's validation).
+//! `/brand/creators`: the brand's creators, a small form to add one (the REST API's validation), and
+//! for each creator with live tokens a form that revokes them all (`/v1/me` refuses them at once).
 
-use axum::extract::{Query, State};
+use std::collections::HashMap;
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
@@ -15,6 +19,7 @@ use super::super::AppState;
 use super::session::{CsrfForm, Posted, Session};
 use super::views::{self, FieldAttrs, Section};
 use super::DashError;
+use crate::creator_tokens;
 
 /// Every creator of the brand, newest first (for dropdowns), page by page through the REST listing.
 pub async fn all(db: &PgPool, brand_id: Uuid) -> Result<Vec<Creator>, Error> {
@@ -46,21 +51,83 @@ impl CsrfForm for CreatorForm {
     }
 }
 
+/// The form that revokes a creator's tokens: nothing but the session's token.
+#[derive(Debug, Default, Deserialize)]
+pub struct RevokeForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+impl CsrfForm for RevokeForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 pub struct PageQuery {
     created: Option<String>,
+    /// How many tokens the last revocation ended.
+    revoked: Option<u64>,
+}
+
+/// What the page says happened just before it.
+#[derive(Debug, Clone, Copy, Default)]
+enum Notice {
+    #[default]
+    None,
+    Created,
+    Revoked(u64),
+}
+
+/// The brand's creators with the number of live tokens each has.
+struct Roster {
+    creators: Vec<Creator>,
+    live_tokens: HashMap<Uuid, i64>,
+}
+
+impl Roster {
+    async fn load(db: &PgPool, brand_id: Uuid) -> Result<Self, DashError> {
+        let creators = all(db, brand_id).await?;
+        let live_tokens = creator_tokens::live_counts(db, brand_id).await.map_err(Error::from)?.into_iter().collect();
+        Ok(Roster { creators, live_tokens })
+    }
+}
+
+/// A creator's live tokens, and the form that revokes them.
+fn access_cell(session: &Session, creator: &Creator, live: i64) -> Markup {
+    html! {
+        @if live == 0 {
+            "No active tokens"
+        } @else {
+            form.inline-form method="post" action=(format!("/brand/creators/{}/revoke-tokens", creator.id)) {
+                (views::csrf_field(&session.csrf))
+                span { (live) @if live == 1 { " active token " } @else { " active tokens " } }
+                button.link-button type="submit" aria-label=(format!("Revoke every token of {}", creator.name)) {
+                    "Revoke access"
+                }
+            }
+        }
+    }
 }
 
 fn render(
     session: &Session,
-    creators: &[Creator],
+    roster: &Roster,
     form: &CreatorForm,
     errors: (Option<&str>, Option<&str>),
-    created: bool,
+    notice: Notice,
 ) -> Markup {
+    let creators = &roster.creators;
     let content = html! {
         h1 { "Creators" }
-        @if created { p.notice role="status" { "Creator added." } }
+        @match notice {
+            Notice::Created => p.notice role="status" { "Creator added." },
+            Notice::Revoked(n) => p.notice role="status" {
+                "Access revoked: " (n) @if n == 1 { " token" } @else { " tokens" } " stopped working."
+            },
+            Notice::None => {},
+        }
         section aria-labelledby="add-creator" {
             h2 id="add-creator" { "Add a creator" }
             form.stacked.inline-form method="post" action="/brand/creators" novalidate {
@@ -77,13 +144,17 @@ fn render(
         } @else {
             div.table-scroll {
                 table {
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Handle" } th scope="col" { "Links" } } }
+                    thead { tr {
+                        th scope="col" { "Name" } th scope="col" { "Handle" } th scope="col" { "Links" }
+                        th scope="col" { "Access" }
+                    } }
                     tbody {
                         @for c in creators {
                             tr {
                                 td { (c.name) }
                                 td { (c.handle.as_deref().unwrap_or("—")) }
                                 td { a href=(format!("/brand/attribution/links?creator_id={}", c.id)) { "Links of " (c.name) } }
+                                td { (access_cell(session, c, roster.live_tokens.get(&c.id).copied().unwrap_or(0))) }
                             }
                         }
                     }
@@ -100,8 +171,13 @@ pub async fn page(
     session: Session,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, DashError> {
-    let creators = all(&state.db, session.brand.id).await?;
-    Ok(render(&session, &creators, &CreatorForm::default(), (None, None), query.created.is_some()).into_response())
+    let roster = Roster::load(&state.db, session.brand.id).await?;
+    let notice = match (query.created, query.revoked) {
+        (_, Some(n)) => Notice::Revoked(n),
+        (Some(_), None) => Notice::Created,
+        (None, None) => Notice::None,
+    };
+    Ok(render(&session, &roster, &CreatorForm::default(), (None, None), notice).into_response())
 }
 
 /// `POST /brand/creators`.
@@ -119,6 +195,18 @@ pub async fn create(State(state): State<AppState>, posted: Posted<CreatorForm>) 
         Error::Invalid { code: "invalid_handle", .. } => (None, Some(message.as_str())),
         _ => (Some(message.as_str()), None),
     };
-    let creators = all(&state.db, session.brand.id).await?;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&session, &creators, &form, errors, false)).into_response())
+    let roster = Roster::load(&state.db, session.brand.id).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&session, &roster, &form, errors, Notice::None)).into_response())
+}
+
+/// `POST /brand/creators/{id}/revoke-tokens`: every live token of the creator stops working at once.
+pub async fn revoke_tokens(
+    State(state): State<AppState>,
+    path: Result<Path<Uuid>, PathRejection>,
+    posted: Posted<RevokeForm>,
+) -> Result<Response, DashError> {
+    let Path(creator_id) = path.map_err(|_| DashError::Api(Error::NotFound("creator")))?;
+    let revoked =
+        creator_tokens::revoke_all(&state.db, posted.session.brand.id, creator_id).await.map_err(Error::from)?;
+    Ok(Redirect::to(&format!("/brand/creators?revoked={revoked}")).into_response())
 }
