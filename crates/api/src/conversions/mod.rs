@@ -17,9 +17,12 @@ use crate::money::Money;
 #[derive(Debug, Default, Clone, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ConversionFilter {
-    /// Orders placed at or after this time (RFC 3339).
+    /// Orders placed at or after this time (RFC 3339, from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z;
+    /// else 400 `invalid_query`).
+    #[serde(default, deserialize_with = "crate::reports::optional_instant")]
     pub from: Option<DateTime<Utc>>,
-    /// Orders placed before this time (RFC 3339).
+    /// Orders placed before this time (RFC 3339, same range as `from`).
+    #[serde(default, deserialize_with = "crate::reports::optional_instant")]
     pub to: Option<DateTime<Utc>>,
     pub creator_id: Option<Uuid>,
     pub link_id: Option<Uuid>,

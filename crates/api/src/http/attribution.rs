@@ -14,7 +14,7 @@ use super::auth::Brand;
 use super::error::{Error, ErrorBody};
 use super::extract::Query;
 use super::AppState;
-use crate::reports::Window;
+use crate::reports::{Window, EARLIEST};
 use crate::revenue::{self, CurrencyFigures, Figures};
 
 /// What attribution rows are grouped by.
@@ -45,9 +45,12 @@ impl GroupBy {
 #[into_params(parameter_in = Query)]
 pub struct AttributionParams {
     pub group_by: GroupBy,
-    /// Inclusive start (RFC 3339); default: 30 days before `to`.
+    /// Inclusive start (RFC 3339, from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z; else 400
+    /// `invalid_query`); default: 30 days before `to`.
+    #[serde(default, deserialize_with = "crate::reports::optional_instant")]
     pub from: Option<DateTime<Utc>>,
-    /// Exclusive end (RFC 3339); default: now.
+    /// Exclusive end (RFC 3339, same range as `from`); default: now.
+    #[serde(default, deserialize_with = "crate::reports::optional_instant")]
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -124,15 +127,17 @@ async fn raw_clicks(
 }
 
 #[utoipa::path(get, path = "/v1/attribution", tag = "attribution", params(AttributionParams), security(("api_key" = [])),
-    responses((status = 200, body = Attribution), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Attribution),
+        (status = 400, body = ErrorBody, description = "`invalid_query` (a malformed or out-of-range date, an unknown \
+            `group_by`), `invalid_window` (`from` after `to`)")))]
 pub async fn report(
     State(state): State<AppState>,
     brand: Brand,
     Query(params): Query<AttributionParams>,
 ) -> Result<axum::Json<Attribution>, Error> {
     let to = params.to.unwrap_or_else(Utc::now);
-    let from =
-        params.from.unwrap_or_else(|| to.checked_sub_signed(Duration::days(30)).unwrap_or(DateTime::<Utc>::MIN_UTC));
+    // `to` is in the accepted range, so 30 days before it is a date PostgreSQL holds too.
+    let from = params.from.unwrap_or_else(|| to.checked_sub_signed(Duration::days(30)).unwrap_or(EARLIEST));
     let data = attribution_rows(&state.db, brand.id, params.group_by, from, to).await?;
     Ok(axum::Json(Attribution { group_by: params.group_by, from, to, data }))
 }

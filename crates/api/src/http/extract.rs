@@ -1,12 +1,17 @@
 //! Extractors that answer their rejections in our JSON error shape.
 
-use axum::extract::{FromRequest, FromRequestParts};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::Error;
+use super::AppState;
+use crate::client::ClientKey;
 
 /// `axum::Json`, with rejections as [`Error`]s (422 for bad fields, 400 for bad JSON, 413 for size).
 #[derive(FromRequest)]
@@ -22,6 +27,23 @@ pub struct Query<T>(pub T);
 #[derive(FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(Error))]
 pub struct Path<T>(pub T);
+
+/// The client a request comes from, as the rate limits count it: from the header `CLIENT_IP_SOURCE`
+/// names, else the TCP peer (see [`crate::client`]). Only ever a key in memory; never stored.
+pub struct Client(pub ClientKey);
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let source = state.config.client_ip_source;
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        // A line that is not text keeps its place (entries are counted from the right) but names nobody.
+        let lines = source.header().into_iter().flat_map(|name| parts.headers.get_all(name));
+        let address = source.client_address(peer, lines.map(|v| v.to_str().unwrap_or("")));
+        Ok(Client(ClientKey::from(address)))
+    }
+}
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;

@@ -24,9 +24,12 @@ use crate::revenue::{self, CurrencyFigures, Figures};
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WindowParams {
-    /// Inclusive start (RFC 3339); default: the beginning.
+    /// Inclusive start (RFC 3339, from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z; else 400
+    /// `invalid_query`); default: the beginning.
+    #[serde(default, deserialize_with = "crate::reports::optional_instant")]
     pub from: Option<DateTime<Utc>>,
-    /// Exclusive end (RFC 3339); default: open (now).
+    /// Exclusive end (RFC 3339, same range as `from`); default: open (now).
+    #[serde(default, deserialize_with = "crate::reports::optional_instant")]
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -186,7 +189,10 @@ impl Tally {
 }
 
 #[utoipa::path(get, path = "/v1/links/{id}/stats", tag = "links", params(WindowParams), security(("api_key" = [])),
-    responses((status = 200, body = LinkStats), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = LinkStats),
+        (status = 400, body = ErrorBody, description = "`invalid_query` (a malformed or out-of-range date), \
+            `invalid_window` (`from` after `to`)"),
+        (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     brand: Brand,
