@@ -7,7 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 SECS=${1:-10}
 RUNS=${2:-3}
-export EDGE_INGEST_TOKEN=bench-ingest-token
+export EDGE_INGEST_TOKEN=bench-ingest-token-0123456789abcdefgh
 
 bench_build_api
 bench_start_api
@@ -19,10 +19,21 @@ export CS_REF=$(python3 -c 'import uuid; print(uuid.uuid4().hex)')
 now_ms=$(( $(date +%s) * 1000 - 60000 ))
 curl -sf -H "Authorization: Bearer $EDGE_INGEST_TOKEN" -H 'Content-Type: application/json' \
   -d "{\"clicks\":[{\"v\":1,\"click_id\":\"$CS_REF\",\"code\":$(jq .code <<<"$link"),\"link_id\":$(jq .id <<<"$link"),\"occurred_at_ms\":$now_ms,\"visitor_id\":\"$(python3 -c 'import uuid; print(uuid.uuid4().hex)')\",\"new_visitor\":true,\"bot\":false}]}" \
-  "http://$BENCH_ADDR/internal/clicks" >/dev/null
+  "http://$BENCH_INTERNAL_ADDR/internal/clicks" >/dev/null
 # Every order was placed half a minute ago: after the click, never in the future.
 export OCCURRED_AT=$(date -u -d '30 seconds ago' +%Y-%m-%dT%H:%M:%SZ)
 
+WORK=$(mktemp -d)
+cpu_snapshot >"$WORK/cpu.before"
+before=$(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from conversions")
 bench_stored conversions "orders" "$RUNS" -t2 -c16 -d"${SECS}s" -s "$ROOT/bench/lua/conversions.lua" \
   "http://$BENCH_ADDR/v1/conversions"
+cpu_snapshot >"$WORK/cpu.after"
+after=$(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from conversions")
+read -r api_ticks pg_ticks < <(cpu_spent "$WORK/cpu.before" "$WORK/cpu.after")
+rm -rf "$WORK"
+api_us=$(echo "$api_ticks * 1000000 / $TICK / ($after - $before)" | bc)
+pg_us=$(echo "$pg_ticks * 1000000 / $TICK / ($after - $before)" | bc)
+echo "CPU per order: API $api_us µs + PostgreSQL $pg_us µs, i.e. at most $((2000000 / (api_us + pg_us)))/s if both" \
+  "cores did nothing else (WAL writer, wrk and the kernel not counted)"
 echo "orders credited to the click: $(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from conversions where method = 'click'") of $(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from conversions")"

@@ -4,6 +4,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_DB=${BENCH_DB:-tracking_links_bench}
 BENCH_ADDR=${BENCH_ADDR:-127.0.0.1:18080}
+# The internal listener (/internal/clicks), apart from the public one as in production.
+BENCH_INTERNAL_ADDR=${BENCH_INTERNAL_ADDR:-127.0.0.1:18081}
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$BENCH_DB"
 API_PID=""
 
@@ -18,7 +20,7 @@ bench_build_api() {
 
 # Starts the API (migrating the fresh database) and waits until it is ready.
 bench_start_api() {
-  BIND_ADDR=$BENCH_ADDR RUST_LOG=${RUST_LOG:-warn} "$ROOT/target/release/api" serve &
+  BIND_ADDR=$BENCH_ADDR INTERNAL_BIND_ADDR=$BENCH_INTERNAL_ADDR RUST_LOG=${RUST_LOG:-warn} "$ROOT/target/release/api" serve &
   API_PID=$!
   trap 'kill $API_PID 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do
@@ -70,3 +72,19 @@ bench_stored() {
   done
   echo "median: $(printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') $what/s stored"
 }
+
+# CPU time (clock ticks) of the API process and of each PostgreSQL backend serving the bench database,
+# one "pid ticks" line each: requests/s depend on whatever else the machine runs, CPU per request does not.
+cpu_snapshot() {
+  local pid
+  for pid in "$API_PID" $(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" \
+      -c "select pid from pg_stat_activity where datname = '$BENCH_DB' and pid <> pg_backend_pid()"); do
+    [ -r "/proc/$pid/stat" ] && awk -v pid="$pid" '{print pid, $14 + $15}' "/proc/$pid/stat"
+  done
+}
+# cpu_spent BEFORE AFTER: "api_ticks postgres_ticks" between two snapshots (backends opened meanwhile count from 0).
+cpu_spent() {
+  awk -v api="$API_PID" 'NR == FNR {before[$1] = $2; next} {d = $2 - before[$1]; if ($1 == api) a += d; else p += d}
+    END {print a + 0, p + 0}' "$1" "$2"
+}
+TICK=$(getconf CLK_TCK)

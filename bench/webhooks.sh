@@ -10,7 +10,7 @@ source "$(dirname "$0")/lib.sh"
 SECS=${1:-10}
 RUNS=${2:-3}
 PER_RUN=${3:-60000}
-export EDGE_INGEST_TOKEN=bench-ingest-token
+export EDGE_INGEST_TOKEN=bench-ingest-token-0123456789abcdefgh
 export SHOP=bench-linen.myshopify.com
 SECRET=shpss_bench_5b0e7c1d9a2f4e6b8c3d1a0f9e8d7c6b
 WORK=$(mktemp -d)
@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 root, work, secret, threads, mode, *args = sys.argv[1:]
 threads = int(threads)
-addr = os.environ["BENCH_ADDR"]
+addr = os.environ["BENCH_INTERNAL_ADDR"]
 if mode == "clicks":
     # 1,000 clicks an hour ago, over the bench links, through the edge's ingest route.
     links = [pair.split(":") for pair in args[0].split(",")]
@@ -80,7 +80,7 @@ for i in $(seq 0 9); do
     -d "{\"destination_url\":\"https://shop.example/$i\",\"promo_code\":\"bench$i\"}" "http://$BENCH_ADDR/v1/links")
   links+=("$(jq -r '.id + ":" + .code' <<<"$body")")
 done
-BENCH_ADDR=$BENCH_ADDR gen clicks "$(IFS=,; echo "${links[*]}")"
+BENCH_INTERNAL_ADDR=$BENCH_INTERNAL_ADDR gen clicks "$(IFS=,; echo "${links[*]}")"
 sql() { psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "$1"; }
 # A shop that has been running for a while: 100,000 earlier orders (half with a click id) and their
 # deliveries (with small bodies: only their keys matter here). Then fresh statistics, as autovacuum keeps
@@ -98,19 +98,6 @@ insert into shopify_deliveries (shop_domain, brand_id, webhook_id, topic, body, 
 analyze;
 SQL
 
-# CPU time (clock ticks) of the API process and of each PostgreSQL backend serving the bench database,
-# one "pid ticks" line each: requests/s depend on whatever else the machine runs, CPU per webhook does not.
-cpu_snapshot() {
-  for pid in "$API_PID" $(sql "select pid from pg_stat_activity where datname = '$BENCH_DB' and pid <> pg_backend_pid()"); do
-    [ -r "/proc/$pid/stat" ] && awk -v pid="$pid" '{print pid, $14 + $15}' "/proc/$pid/stat"
-  done
-}
-# cpu_spent BEFORE AFTER: "api_ticks postgres_ticks" between two snapshots (backends opened meanwhile count from 0).
-cpu_spent() {
-  awk -v api="$API_PID" 'NR == FNR {before[$1] = $2; next} {d = $2 - before[$1]; if ($1 == api) a += d; else p += d}
-    END {print a + 0, p + 0}' "$1" "$2"
-}
-TICK=$(getconf CLK_TCK)
 
 rates=()
 cpus=()

@@ -182,7 +182,7 @@ pub async fn record_order(
     sqlx::query(&format!(
         "with lock as ({LOCK_ORDER}),
          brand as (
-             select exists (select 1 from shopify_shops s where s.brand_id = $1)
+             select exists (select 1 from shopify_shops s where s.brand_id = $1 and s.verified_at is not null)
                  or exists (select 1 from brands b where b.id = $1 and b.conversions_api_at is not null) as has_server),
          existing as (
              select count(*) filter (where source = 'pixel') as pixel, count(*) filter (where source <> 'pixel') as server

@@ -2,15 +2,19 @@
 //! (see `.env.example`), so `api serve` runs on a fresh machine with none set.
 
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU8, NonZeroUsize};
 
 use anyhow::{bail, Context};
 use url::Url;
 
+use crate::client::ClientIpSource;
 use crate::money::MaxOrderValue;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tracking_links";
 pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_INTERNAL_BIND_ADDR: &str = "127.0.0.1:8081";
+/// The shortest shared token accepted (`EDGE_INGEST_TOKEN`, `KV_SYNC_TOKEN`): 32 bytes, 256 bits when random.
+pub const MIN_SHARED_TOKEN_BYTES: usize = 32;
 pub const DEFAULT_TRACKING_BASE_URL: &str = "https://trk.creatorscore.io";
 
 #[derive(Debug, Clone)]
@@ -21,19 +25,33 @@ pub struct Config {
     pub database_max_connections: u32,
     /// `BIND_ADDR`: where the HTTP server listens.
     pub bind_addr: SocketAddr,
+    /// `INTERNAL_BIND_ADDR`: where `/internal/*` (click ingestion) is served, and nowhere else; loopback by
+    /// default. Never the same address as `BIND_ADDR`.
+    pub internal_bind_addr: SocketAddr,
     /// `TRACKING_BASE_URL`: the public origin of the edge; short links are this plus `/` plus the code.
     pub tracking_base_url: Url,
     /// `EDGE_INGEST_TOKEN`: the bearer token the edge's queue consumer presents to `/internal/clicks`.
     /// Unset: click ingestion refuses everything.
     pub edge_ingest_token: Option<String>,
+    /// `CLICK_MAX_AGE_DAYS`: clicks older than this are rejected at ingestion (default 14, beyond the
+    /// queue's retention of 4 days).
+    pub click_max_age: chrono::Duration,
     /// `KV_SINK` and its settings: where link records are pushed.
     pub kv_sink: KvSinkConfig,
+    /// `KV_RECONCILE_EVERY_MINUTES`: how often links changed in the last day are pushed to KV again
+    /// (default 60; `0` turns it off).
+    pub kv_reconcile_every: Option<std::time::Duration>,
     /// `PIXEL_RATE_PER_PIXEL`: pixel events per second one pixel may send to this process (burst: twice).
     pub pixel_rate_per_pixel: NonZeroU32,
     /// `PIXEL_RATE_PER_CLIENT`: pixel events per second one client address may send per pixel (burst: twice).
     pub pixel_rate_per_client: NonZeroU32,
-    /// `TRUST_FORWARDED_FOR`: take the client address from `X-Forwarded-For` (behind a trusted proxy only).
-    pub trust_forwarded_for: bool,
+    /// `CLIENT_IP_SOURCE` and `TRUSTED_PROXY_HOPS` (or the older `TRUST_FORWARDED_FOR`): where the client
+    /// address the pixel and sign-in limits count comes from.
+    pub client_ip_source: ClientIpSource,
+    /// `SIGNIN_MAX_CONCURRENT_HASHES`: sign-ins hashing a password at once (19 MiB each); default: the CPUs.
+    pub signin_max_concurrent_hashes: NonZeroUsize,
+    /// `SIGNIN_RATE_PER_SECOND`: sign-in attempts per second across all clients (burst: twice; default 10).
+    pub signin_rate_per_second: NonZeroU32,
     /// `DASHBOARD_SECURE_COOKIES`: whether the dashboard's cookies are `Secure` (and `__Host-` prefixed).
     pub dashboard_secure_cookies: SecureCookies,
     /// `MAX_ORDER_VALUE`: the largest order (or refund) amount accepted, in major units (default 1,000,000).
@@ -41,6 +59,14 @@ pub struct Config {
     /// `CONFIRMATION_WINDOW_HOURS`: how long an order only the pixel reported, on a brand with a server-side
     /// source, stays `pending` before it is `unconfirmed` (default 72).
     pub confirmation_window: chrono::Duration,
+    /// `SHOPIFY_MAX_DELIVERY_AGE_HOURS`: Shopify deliveries whose `X-Shopify-Triggered-At` is older than this
+    /// are refused (default 48: Shopify's retries keep the first attempt's time and last 4 hours).
+    pub shopify_max_delivery_age: chrono::Duration,
+    /// `SHOPIFY_WEBHOOK_CONCURRENCY`: Shopify deliveries handled at once; beyond it, 503 (default 64).
+    pub shopify_webhook_concurrency: usize,
+    /// `RETAIN_SHOPIFY_BODIES_DAYS`, `RETAIN_OUTBOX_DAYS`, `RETAIN_PAGE_VIEWS_DAYS`: how long processed
+    /// Shopify delivery bodies, finished KV outbox rows and pixel page views are kept (30, 7, 90 days).
+    pub retention: crate::retention::Retention,
 }
 
 /// `DASHBOARD_SECURE_COOKIES`: `auto` (default), `true` or `false`.
@@ -92,11 +118,19 @@ impl Config {
                 .with_context(|| format!("DATABASE_MAX_CONNECTIONS={max_connections:?} is not a number"))?,
             bind_addr: bind_addr.parse().with_context(|| format!("BIND_ADDR={bind_addr:?} is not host:port"))?,
             tracking_base_url: parse_base_url(&get("TRACKING_BASE_URL", DEFAULT_TRACKING_BASE_URL))?,
-            edge_ingest_token: lookup("EDGE_INGEST_TOKEN").filter(|t| !t.is_empty()),
+            internal_bind_addr: internal_bind_addr(&get("INTERNAL_BIND_ADDR", DEFAULT_INTERNAL_BIND_ADDR), &bind_addr)?,
+            edge_ingest_token: lookup("EDGE_INGEST_TOKEN")
+                .filter(|t| !t.is_empty())
+                .map(|t| shared_token("EDGE_INGEST_TOKEN", t))
+                .transpose()?,
+            click_max_age: click_max_age(&get("CLICK_MAX_AGE_DAYS", "14"))?,
             kv_sink: kv_sink(&lookup)?,
+            kv_reconcile_every: kv_reconcile_every(&get("KV_RECONCILE_EVERY_MINUTES", "60"))?,
             pixel_rate_per_pixel: parse_number("PIXEL_RATE_PER_PIXEL", &get("PIXEL_RATE_PER_PIXEL", "2000"))?,
             pixel_rate_per_client: parse_number("PIXEL_RATE_PER_CLIENT", &get("PIXEL_RATE_PER_CLIENT", "20"))?,
-            trust_forwarded_for: matches!(get("TRUST_FORWARDED_FOR", "false").as_str(), "true" | "1" | "yes"),
+            client_ip_source: client_ip_source(&lookup)?,
+            signin_max_concurrent_hashes: max_concurrent_hashes(lookup("SIGNIN_MAX_CONCURRENT_HASHES"))?,
+            signin_rate_per_second: parse_number("SIGNIN_RATE_PER_SECOND", &get("SIGNIN_RATE_PER_SECOND", "10"))?,
             dashboard_secure_cookies: match get("DASHBOARD_SECURE_COOKIES", "auto").as_str() {
                 "auto" => SecureCookies::Auto,
                 "true" | "1" | "yes" => SecureCookies::Always,
@@ -105,6 +139,13 @@ impl Config {
             },
             max_order_value: MaxOrderValue(parse_positive("MAX_ORDER_VALUE", &get("MAX_ORDER_VALUE", "1000000"))?),
             confirmation_window: confirmation_window(&get("CONFIRMATION_WINDOW_HOURS", "72"))?,
+            shopify_max_delivery_age: shopify_max_delivery_age(&get("SHOPIFY_MAX_DELIVERY_AGE_HOURS", "48"))?,
+            shopify_webhook_concurrency: shopify_webhook_concurrency(&get("SHOPIFY_WEBHOOK_CONCURRENCY", "64"))?,
+            retention: crate::retention::Retention {
+                shopify_bodies: retention_days("RETAIN_SHOPIFY_BODIES_DAYS", &get("RETAIN_SHOPIFY_BODIES_DAYS", "30"))?,
+                outbox: retention_days("RETAIN_OUTBOX_DAYS", &get("RETAIN_OUTBOX_DAYS", "7"))?,
+                page_views: retention_days("RETAIN_PAGE_VIEWS_DAYS", &get("RETAIN_PAGE_VIEWS_DAYS", "90"))?,
+            },
         })
     }
 
@@ -136,6 +177,107 @@ fn confirmation_window(raw: &str) -> anyhow::Result<chrono::Duration> {
     Ok(chrono::Duration::hours(hours))
 }
 
+/// A `RETAIN_*_DAYS` setting: 1 to 36,500 days (a hundred years: as good as for ever).
+fn retention_days(name: &str, raw: &str) -> anyhow::Result<chrono::Duration> {
+    let days: i64 = parse_positive(name, raw)?;
+    if days > 36_500 {
+        bail!("{name}={raw:?} must be at most 36500 days");
+    }
+    Ok(chrono::Duration::days(days))
+}
+
+/// `SIGNIN_MAX_CONCURRENT_HASHES`: 1 to 1024, by default the number of CPUs.
+fn max_concurrent_hashes(raw: Option<String>) -> anyhow::Result<NonZeroUsize> {
+    match raw.filter(|v| !v.is_empty()) {
+        None => Ok(std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)),
+        Some(raw) => raw
+            .parse::<NonZeroUsize>()
+            .ok()
+            .filter(|n| n.get() <= 1024)
+            .with_context(|| format!("SIGNIN_MAX_CONCURRENT_HASHES={raw:?} must be a whole number from 1 to 1024")),
+    }
+}
+
+/// `CLIENT_IP_SOURCE` = `peer` (default) | `x-forwarded-for` | `cf-connecting-ip`, with `TRUSTED_PROXY_HOPS`
+/// (default 1) for `x-forwarded-for`. `TRUST_FORWARDED_FOR=true`, the older setting, still means
+/// `x-forwarded-for` (with `TRUSTED_PROXY_HOPS`); set together, the two must agree.
+fn client_ip_source(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<ClientIpSource> {
+    let hops = lookup("TRUSTED_PROXY_HOPS").filter(|v| !v.is_empty()).unwrap_or_else(|| "1".to_owned());
+    let trusted_hops = hops
+        .parse::<NonZeroU8>()
+        .ok()
+        .filter(|n| n.get() <= 16)
+        .with_context(|| format!("TRUSTED_PROXY_HOPS={hops:?} must be a whole number from 1 to 16"))?;
+    let legacy = match lookup("TRUST_FORWARDED_FOR").unwrap_or_default().as_str() {
+        "" | "false" | "0" | "no" => false,
+        "true" | "1" | "yes" => true,
+        other => bail!("TRUST_FORWARDED_FOR={other:?} must be true or false"),
+    };
+    let source = match lookup("CLIENT_IP_SOURCE").unwrap_or_default().as_str() {
+        "" if legacy => ClientIpSource::XForwardedFor { trusted_hops },
+        "" | "peer" => ClientIpSource::Peer,
+        "x-forwarded-for" => ClientIpSource::XForwardedFor { trusted_hops },
+        "cf-connecting-ip" => ClientIpSource::CfConnectingIp,
+        other => bail!("CLIENT_IP_SOURCE={other:?} must be peer, x-forwarded-for or cf-connecting-ip"),
+    };
+    if legacy && !matches!(source, ClientIpSource::XForwardedFor { .. }) {
+        bail!("TRUST_FORWARDED_FOR=true means CLIENT_IP_SOURCE=x-forwarded-for; set only CLIENT_IP_SOURCE");
+    }
+    Ok(source)
+}
+
+/// `SHOPIFY_WEBHOOK_CONCURRENCY`: 1 to 10,000.
+fn shopify_webhook_concurrency(raw: &str) -> anyhow::Result<usize> {
+    let limit: usize = parse_positive("SHOPIFY_WEBHOOK_CONCURRENCY", raw)?;
+    if limit > 10_000 {
+        bail!("SHOPIFY_WEBHOOK_CONCURRENCY={raw:?} must be at most 10000");
+    }
+    Ok(limit)
+}
+
+/// `SHOPIFY_MAX_DELIVERY_AGE_HOURS`: 1 hour to 30 days.
+fn shopify_max_delivery_age(raw: &str) -> anyhow::Result<chrono::Duration> {
+    let hours: i64 = parse_positive("SHOPIFY_MAX_DELIVERY_AGE_HOURS", raw)?;
+    if hours > 720 {
+        bail!("SHOPIFY_MAX_DELIVERY_AGE_HOURS={raw:?} must be at most 720 (thirty days)");
+    }
+    Ok(chrono::Duration::hours(hours))
+}
+
+/// `INTERNAL_BIND_ADDR`: any `host:port` but the public listener's own (port 0, "any free port", is
+/// never the same address).
+fn internal_bind_addr(raw: &str, public: &str) -> anyhow::Result<SocketAddr> {
+    let addr: SocketAddr = raw.parse().with_context(|| format!("INTERNAL_BIND_ADDR={raw:?} is not host:port"))?;
+    if addr.port() != 0 && public.parse::<SocketAddr>().is_ok_and(|public| public == addr) {
+        bail!(
+            "INTERNAL_BIND_ADDR={raw:?} must differ from BIND_ADDR: /internal/* is never served on the public listener"
+        );
+    }
+    Ok(addr)
+}
+
+/// A token shared with another service, refused when shorter than [`MIN_SHARED_TOKEN_BYTES`] (its value
+/// is never printed).
+fn shared_token(name: &str, token: String) -> anyhow::Result<String> {
+    if token.len() < MIN_SHARED_TOKEN_BYTES {
+        bail!(
+            "{name} is {} bytes long; a shared token must be at least {MIN_SHARED_TOKEN_BYTES} bytes \
+             (make one with `head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'`)",
+            token.len()
+        );
+    }
+    Ok(token)
+}
+
+/// `CLICK_MAX_AGE_DAYS`: 1 day to 10 years.
+fn click_max_age(raw: &str) -> anyhow::Result<chrono::Duration> {
+    let days: i64 = parse_positive("CLICK_MAX_AGE_DAYS", raw)?;
+    if days > 3650 {
+        bail!("CLICK_MAX_AGE_DAYS={raw:?} must be at most 3650 (ten years)");
+    }
+    Ok(chrono::Duration::days(days))
+}
+
 fn kv_sink(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<KvSinkConfig> {
     let required = |name: &str| {
         lookup(name).filter(|v| !v.is_empty()).with_context(|| format!("{name} must be set for this KV_SINK"))
@@ -145,7 +287,7 @@ fn kv_sink(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<KvSinkCon
         "" | "none" => Ok(KvSinkConfig::None),
         "worker" => Ok(KvSinkConfig::Worker {
             url: url("KV_SYNC_URL", required("KV_SYNC_URL")?)?,
-            token: required("KV_SYNC_TOKEN")?,
+            token: shared_token("KV_SYNC_TOKEN", required("KV_SYNC_TOKEN")?)?,
         }),
         "cloudflare" => Ok(KvSinkConfig::Cloudflare {
             api_base: url("CF_API_BASE", lookup("CF_API_BASE").unwrap_or_else(|| DEFAULT_CF_API_BASE.to_owned()))?,
@@ -154,6 +296,16 @@ fn kv_sink(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<KvSinkCon
             token: required("CF_API_TOKEN")?,
         }),
         other => bail!("KV_SINK={other:?} must be none, worker or cloudflare"),
+    }
+}
+
+/// `KV_RECONCILE_EVERY_MINUTES`: 0 (off) to 1440 (a day: the reconciliation looks one day back, so a
+/// longer period would leave changes it never sees again).
+fn kv_reconcile_every(raw: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    match raw.parse::<u64>() {
+        Ok(0) => Ok(None),
+        Ok(minutes @ 1..=1440) => Ok(Some(std::time::Duration::from_secs(minutes * 60))),
+        _ => bail!("KV_RECONCILE_EVERY_MINUTES={raw:?} must be a whole number from 0 (off) to 1440"),
     }
 }
 
@@ -204,6 +356,130 @@ mod tests {
     }
 
     #[test]
+    fn the_client_address_source_is_configured_and_the_older_setting_still_works() {
+        let source = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            Config::from_lookup(move |n| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()))
+                .map(|c| c.client_ip_source)
+        };
+        let hops = |n| ClientIpSource::XForwardedFor { trusted_hops: NonZeroU8::new(n).unwrap() };
+        assert_eq!(source(&[]).unwrap(), ClientIpSource::Peer);
+        assert_eq!(source(&[("TRUST_FORWARDED_FOR", "true")]).unwrap(), hops(1));
+        assert_eq!(
+            source(&[("TRUST_FORWARDED_FOR", "false"), ("TRUSTED_PROXY_HOPS", "2")]).unwrap(),
+            ClientIpSource::Peer
+        );
+        assert_eq!(source(&[("CLIENT_IP_SOURCE", "x-forwarded-for"), ("TRUSTED_PROXY_HOPS", "2")]).unwrap(), hops(2));
+        assert_eq!(
+            source(&[("CLIENT_IP_SOURCE", "x-forwarded-for"), ("TRUST_FORWARDED_FOR", "true")]).unwrap(),
+            hops(1)
+        );
+        assert_eq!(source(&[("CLIENT_IP_SOURCE", "cf-connecting-ip")]).unwrap(), ClientIpSource::CfConnectingIp);
+        for bad in [
+            &[("CLIENT_IP_SOURCE", "forwarded")][..],
+            &[("CLIENT_IP_SOURCE", "peer"), ("TRUST_FORWARDED_FOR", "true")],
+            &[("CLIENT_IP_SOURCE", "cf-connecting-ip"), ("TRUST_FORWARDED_FOR", "true")],
+            &[("TRUST_FORWARDED_FOR", "maybe")],
+            &[("TRUSTED_PROXY_HOPS", "0")],
+            &[("TRUSTED_PROXY_HOPS", "17")],
+        ] {
+            assert!(source(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sign_in_bounds_default_to_the_cpus_and_ten_a_second() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(config.signin_max_concurrent_hashes, std::thread::available_parallelism().unwrap());
+        assert_eq!(config.signin_rate_per_second.get(), 10);
+        let set = Config::from_lookup(|n| match n {
+            "SIGNIN_MAX_CONCURRENT_HASHES" => Some("3".into()),
+            "SIGNIN_RATE_PER_SECOND" => Some("50".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!((set.signin_max_concurrent_hashes.get(), set.signin_rate_per_second.get()), (3, 50));
+        let err = Config::from_lookup(|n| (n == "SIGNIN_MAX_CONCURRENT_HASHES").then(|| "0".into())).unwrap_err();
+        assert!(err.to_string().contains("SIGNIN_MAX_CONCURRENT_HASHES"));
+    }
+
+    #[test]
+    fn the_internal_listener_is_apart_and_loopback_by_default() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(config.internal_bind_addr.to_string(), DEFAULT_INTERNAL_BIND_ADDR);
+        assert!(config.internal_bind_addr.ip().is_loopback());
+        let same = Config::from_lookup(|n| (n == "INTERNAL_BIND_ADDR").then(|| DEFAULT_BIND_ADDR.to_owned()));
+        assert!(format!("{:#}", same.unwrap_err()).contains("INTERNAL_BIND_ADDR"));
+        let both_ephemeral =
+            Config::from_lookup(|n| matches!(n, "BIND_ADDR" | "INTERNAL_BIND_ADDR").then(|| "127.0.0.1:0".into()));
+        assert_eq!(both_ephemeral.unwrap().internal_bind_addr.port(), 0);
+        assert!(Config::from_lookup(|n| (n == "INTERNAL_BIND_ADDR").then(|| "internal".into())).is_err());
+    }
+
+    #[test]
+    fn shared_tokens_shorter_than_32_bytes_are_refused_by_name() {
+        let long = "k".repeat(MIN_SHARED_TOKEN_BYTES);
+        let short = "k".repeat(MIN_SHARED_TOKEN_BYTES - 1);
+        let with = |name: &'static str, token: &str| {
+            let token = token.to_owned();
+            Config::from_lookup(move |n| match n {
+                "KV_SINK" => Some("worker".into()),
+                "KV_SYNC_URL" => Some("http://127.0.0.1:8787".into()),
+                "KV_SYNC_TOKEN" => Some(if name == "KV_SYNC_TOKEN" { token.clone() } else { "s".repeat(32) }),
+                n if n == name => Some(token.clone()),
+                _ => None,
+            })
+        };
+        for name in ["EDGE_INGEST_TOKEN", "KV_SYNC_TOKEN"] {
+            assert!(with(name, &long).is_ok(), "{name}");
+            let err = format!("{:#}", with(name, &short).unwrap_err());
+            assert!(err.contains(name) && err.contains("at least 32 bytes"), "{err}");
+            assert!(!err.contains(&short), "the token itself is never printed: {err}");
+        }
+        // Unset (or empty) is not short: ingestion is then refused, and the worker sink needs its token.
+        assert_eq!(
+            Config::from_lookup(|n| (n == "EDGE_INGEST_TOKEN").then(String::new)).unwrap().edge_ingest_token,
+            None
+        );
+    }
+
+    #[test]
+    fn the_click_horizon_defaults_to_fourteen_days() {
+        assert_eq!(Config::from_lookup(|_| None).unwrap().click_max_age, chrono::Duration::days(14));
+        let set = Config::from_lookup(|n| (n == "CLICK_MAX_AGE_DAYS").then(|| "30".into())).unwrap();
+        assert_eq!(set.click_max_age, chrono::Duration::days(30));
+        for bad in ["0", "3651", "two weeks"] {
+            let err = Config::from_lookup(|n| (n == "CLICK_MAX_AGE_DAYS").then(|| bad.into())).unwrap_err();
+            assert!(err.to_string().contains("CLICK_MAX_AGE_DAYS"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn shopify_settings_have_defaults_and_bounds() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(
+            (config.shopify_max_delivery_age, config.shopify_webhook_concurrency),
+            (chrono::Duration::hours(48), 64)
+        );
+        let set = Config::from_lookup(|n| match n {
+            "SHOPIFY_MAX_DELIVERY_AGE_HOURS" => Some("1".into()),
+            "SHOPIFY_WEBHOOK_CONCURRENCY" => Some("8".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!((set.shopify_max_delivery_age, set.shopify_webhook_concurrency), (chrono::Duration::hours(1), 8));
+        for (name, bad) in [
+            ("SHOPIFY_MAX_DELIVERY_AGE_HOURS", "0"),
+            ("SHOPIFY_MAX_DELIVERY_AGE_HOURS", "721"),
+            ("SHOPIFY_WEBHOOK_CONCURRENCY", "0"),
+            ("SHOPIFY_WEBHOOK_CONCURRENCY", "10001"),
+        ] {
+            let err = Config::from_lookup(|n| (n == name).then(|| bad.to_owned())).unwrap_err();
+            assert!(err.to_string().contains(name), "{name}={bad}");
+        }
+    }
+
+    #[test]
     fn kv_sinks_need_their_settings() {
         assert_eq!(Config::from_lookup(|_| None).unwrap().kv_sink, KvSinkConfig::None);
         let err = Config::from_lookup(|n| (n == "KV_SINK").then(|| "worker".to_owned())).unwrap_err();
@@ -220,5 +496,18 @@ mod tests {
             matches!(cf.kv_sink, KvSinkConfig::Cloudflare { ref api_base, .. } if api_base.as_str().starts_with("https://api.cloudflare.com/"))
         );
         assert!(Config::from_lookup(|n| (n == "KV_SINK").then(|| "s3".to_owned())).is_err());
+    }
+
+    #[test]
+    fn kv_reconciliation_runs_hourly_unless_set_or_turned_off() {
+        use std::time::Duration;
+        assert_eq!(Config::from_lookup(|_| None).unwrap().kv_reconcile_every, Some(Duration::from_secs(3600)));
+        let with =
+            |raw: &'static str| Config::from_lookup(move |n| (n == "KV_RECONCILE_EVERY_MINUTES").then(|| raw.into()));
+        assert_eq!(with("15").unwrap().kv_reconcile_every, Some(Duration::from_secs(900)));
+        assert_eq!(with("0").unwrap().kv_reconcile_every, None);
+        for bad in ["-1", "1441", "hourly", "1.5"] {
+            assert!(format!("{:#}", with(bad).unwrap_err()).contains("KV_RECONCILE_EVERY_MINUTES"), "{bad}");
+        }
     }
 }

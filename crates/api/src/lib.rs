@@ -3,14 +3,19 @@
 
 pub mod attribution;
 pub mod brands;
+pub mod client;
 pub mod config;
 pub mod conversions;
+pub mod creator_tokens;
 pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod limits;
 pub mod money;
+pub mod pixels;
 pub mod reports;
+pub mod retention;
 pub mod revenue;
 pub mod rollups;
 pub mod secrets;

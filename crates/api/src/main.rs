@@ -1,5 +1,5 @@
 //! `api`: the control-plane binary. `api serve` (the default) runs the server; the other commands
-//! manage brands and keys from a shell.
+//! manage brands, keys and dashboard users from a shell.
 
 use std::time::Instant;
 
@@ -65,6 +65,11 @@ enum KvCommand {
     /// Push every active link and delete every inactive one through the configured KV_SINK
     /// (disaster recovery: an emptied or new namespace).
     Resync,
+    /// List the link changes KV refused (parked), with KV's reason.
+    Parked,
+    /// Put every parked change back in the queue: the running drainer pushes those links' current state
+    /// again (after the cause is fixed), and parks again what KV still refuses.
+    Retry,
 }
 
 #[derive(Subcommand)]
@@ -95,6 +100,23 @@ enum UserCommand {
         #[arg(long)]
         brand: Uuid,
         #[arg(long)]
+        email: String,
+        /// Read the password from stdin instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List a brand's users: email, status (active or disabled), creation time, sessions, id.
+    List {
+        #[arg(long)]
+        brand: Uuid,
+    },
+    /// Disable a user: its sessions end at once and it cannot sign in until enabled.
+    Disable { email: String },
+    /// Let a disabled user sign in again.
+    Enable { email: String },
+    /// Give a user a new password, generated and printed (shown once) or from the first line of stdin
+    /// with --password-stdin; its sessions end at once.
+    ResetPassword {
         email: String,
         /// Read the password from stdin instead of generating one.
         #[arg(long)]
@@ -147,6 +169,40 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::User { command: UserCommand::List { brand } } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            println!("email\tstatus\tcreated_at\tsessions\tuser_id");
+            for user in users::list_users(&pool, brand).await? {
+                let status = if user.disabled_at.is_some() { "disabled" } else { "active" };
+                let created_at = user.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                println!("{}\t{status}\t{created_at}\t{}\t{}", user.email, user.sessions, user.id);
+            }
+            Ok(())
+        }
+        Command::User { command: UserCommand::Disable { email } } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            let ended = users::disable_user(&pool, &email).await?;
+            println!("disabled: {}", email.trim().to_lowercase());
+            println!("sessions_ended: {ended}");
+            Ok(())
+        }
+        Command::User { command: UserCommand::Enable { email } } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            users::enable_user(&pool, &email).await?;
+            println!("enabled: {}", email.trim().to_lowercase());
+            Ok(())
+        }
+        Command::User { command: UserCommand::ResetPassword { email, password_stdin } } => {
+            let (password, generated) =
+                if password_stdin { (read_password_line()?, false) } else { (users::generate_password(), true) };
+            let pool = db::connect_and_migrate(&config).await?;
+            let ended = users::reset_password(&pool, &email, &password).await?;
+            println!("sessions_ended: {ended}");
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
         Command::Shopify { command: ShopifyCommand::Replay } => {
             let pool = db::connect_and_migrate(&config).await?;
             let replay = api::shopify::replay_failed(&pool, api::shopify::Rules::of(&config)).await?;
@@ -169,7 +225,29 @@ async fn main() -> anyhow::Result<()> {
             };
             println!("written: {}", report.written);
             println!("deleted: {}", report.deleted);
+            println!("parked: {}", report.parked);
             println!("seconds: {:.2}", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Command::Kv { command: KvCommand::Parked } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            let parked = sync::list_parked(&pool).await?;
+            println!("parked: {}", parked.len());
+            for change in parked {
+                println!(
+                    "{} version {} link {} parked {}: {}",
+                    change.code,
+                    change.version,
+                    change.link_id,
+                    change.parked_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    change.error
+                );
+            }
+            Ok(())
+        }
+        Command::Kv { command: KvCommand::Retry } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            println!("retried: {}", sync::retry_parked(&pool).await?);
             Ok(())
         }
     }

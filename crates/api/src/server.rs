@@ -20,13 +20,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let listener =
         TcpListener::bind(config.bind_addr).await.with_context(|| format!("binding {}", config.bind_addr))?;
+    // `/internal/*` has a listener of its own, so the public one can never serve it.
+    let internal_listener = TcpListener::bind(config.internal_bind_addr)
+        .await
+        .with_context(|| format!("binding INTERNAL_BIND_ADDR {}", config.internal_bind_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
+    tracing::info!(addr = %internal_listener.local_addr()?, "internal routes listening");
     let (stop, stopped) = watch::channel(false);
     let sync = spawn_kv_sync(&db, &config, stopped.clone())?;
     let rollups = tokio::spawn(crate::rollups::run(db.clone(), stopped.clone()));
     // Orders that name clicks which arrived after them, re-attributed off the ingestion path.
     let reattribution =
         tokio::spawn(crate::attribution::run_reattribution(db.clone(), Duration::from_millis(200), stopped.clone()));
+    // Processed Shopify bodies, finished outbox rows and old page views removed, hourly (see `retention`).
+    let retention = tokio::spawn(crate::retention::run(db.clone(), config.retention, stopped.clone()));
     // Pending orders whose confirmation window closed become unconfirmed.
     let sweep = tokio::spawn(crate::conversions::run_confirmation_sweep(db.clone(), Duration::from_secs(60), stopped));
     // The dashboard's dummy password hash, made now so that the first sign-in with an unknown email does
@@ -34,8 +41,20 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(crate::users::dummy_hash);
     let state = AppState::new(db, config);
     // The peer address is only a rate-limit key for the public pixel endpoint; it is never stored.
-    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let internal_app = http::internal_router(state);
+    // One signal stops both listeners.
+    let (shut, shutting) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = shut.send(true);
+    });
+    let signalled = |mut shutting: watch::Receiver<bool>| async move {
+        let _ = shutting.wait_for(|down| *down).await;
+    };
+    let public = axum::serve(listener, app).with_graceful_shutdown(signalled(shutting.clone()));
+    let internal = axum::serve(internal_listener, internal_app).with_graceful_shutdown(signalled(shutting));
+    tokio::try_join!(async { public.await }, async { internal.await })?;
     // Requests are drained; let the sync finish its current batch (it marks nothing done it did not push).
     let _ = stop.send(true);
     if let Some(task) = sync {
@@ -44,6 +63,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     rollups.await?;
     reattribution.await?;
     sweep.await?;
+    retention.await?;
     tracing::info!("api stopped");
     Ok(())
 }
@@ -61,11 +81,12 @@ fn spawn_kv_sync(
             None
         }
         KvSinkConfig::Worker { url, token } => {
-            Some(tokio::spawn(sync::run(db, WorkerKv::new(url, token.clone())?, stopped)))
+            Some(tokio::spawn(sync::run(db, WorkerKv::new(url, token.clone())?, config.kv_reconcile_every, stopped)))
         }
         KvSinkConfig::Cloudflare { api_base, account_id, namespace_id, token } => Some(tokio::spawn(sync::run(
             db,
             CloudflareKv::new(api_base, account_id, namespace_id, token.clone())?,
+            config.kv_reconcile_every,
             stopped,
         ))),
     })

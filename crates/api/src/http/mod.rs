@@ -51,7 +51,7 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub codes: CodeSource,
     pub pixel_limits: Arc<pixel::PixelLimits>,
-    pub pixel_brands: pixel::PixelBrands,
+    pub pixel_brands: Arc<crate::pixels::PixelDirectory>,
     pub shopify_shops: crate::shopify::ShopCache,
     pub signin_limits: Arc<dashboard::SignInLimits>,
 }
@@ -59,14 +59,15 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: PgPool, config: Config) -> Self {
         let pixel_limits = Arc::new(pixel::PixelLimits::new(config.pixel_rate_per_pixel, config.pixel_rate_per_client));
+        let signin_limits = Arc::new(dashboard::SignInLimits::new(&config));
         AppState {
             db,
             config: Arc::new(config),
             codes: random_codes(),
             pixel_limits,
-            pixel_brands: Arc::new(moka::sync::Cache::new(100_000)),
+            pixel_brands: Arc::default(),
             shopify_shops: crate::shopify::shop_cache(),
-            signin_limits: Arc::new(dashboard::SignInLimits::default()),
+            signin_limits,
         }
     }
 }
@@ -88,7 +89,8 @@ pub fn router(state: AppState) -> Router {
         .route("/links", post(links::create).get(links::list))
         .route("/links/{id}", get(links::get).patch(links::update).delete(links::delete))
         .route("/links/{id}/stats", get(links::stats::get))
-        .route("/creators/{id}/tokens", post(creator_view::create_token))
+        .route("/creators/{id}/tokens", post(creator_view::create_token).get(creator_view::list_tokens))
+        .route("/creators/{id}/tokens/{prefix}", delete(creator_view::revoke_token))
         .route("/me/links", get(creator_view::my_links))
         .route("/attribution", get(attribution::report))
         .route("/conversions", get(conversions::list).post(conversions::create))
@@ -99,24 +101,40 @@ pub fn router(state: AppState) -> Router {
         .route("/pixel/events", post(pixel::event).options(|| async { StatusCode::NO_CONTENT }).layer(pixel_cors()))
         .route("/integrations/shopify", get(shopify::list).put(shopify::connect))
         .route("/integrations/shopify/{shop_domain}", delete(shopify::disconnect))
-        // Orders can be far larger than anything else sent to /v1; this inner limit wins over the outer.
-        .route(
-            "/webhooks/shopify",
-            post(shopify::webhooks::receive).layer(DefaultBodyLimit::max(shopify::webhooks::MAX_WEBHOOK_BYTES)),
-        );
-
-    // Click batches are larger than anything a brand sends, so this route has a limit of its own.
-    let internal =
-        Router::new().route("/clicks", post(ingest::clicks)).layer(DefaultBodyLimit::max(ingest::MAX_INGEST_BYTES));
+        // Orders can be far larger than anything else sent to /v1; the route's own body limit wins over the
+        // outer one, and it has a concurrency limit of its own.
+        .route("/webhooks/shopify", shopify::webhooks::route(state.config.shopify_webhook_concurrency));
 
     Router::new()
         .nest("/v1", v1.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
-        .nest("/internal", internal)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/openapi.json", get(openapi::document))
         .route("/pixel.js", get(pixel::script))
         .merge(dashboard::router())
+        .fallback(|| async { Error::NotFound("route") })
+        .method_not_allowed_fallback(|| async {
+            Error::Invalid {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed",
+                message: "this method is not allowed on this path".into(),
+            }
+        })
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// `/internal/*`, served only on the internal listener (`INTERNAL_BIND_ADDR`): never by [`router`], so
+/// the public listener answers those paths 404 like any unknown route.
+pub fn internal_router(state: AppState) -> Router {
+    // Click batches are larger than anything a brand sends, so this route has a limit of its own.
+    let internal = Router::new()
+        .route("/clicks", post(ingest::clicks))
+        .route("/openapi.json", get(ingest::document))
+        .layer(DefaultBodyLimit::max(ingest::MAX_INGEST_BYTES));
+    Router::new()
+        .nest("/internal", internal)
         .fallback(|| async { Error::NotFound("route") })
         .method_not_allowed_fallback(|| async {
             Error::Invalid {
