@@ -105,24 +105,14 @@ pub fn router(state: AppState) -> Router {
         // outer one, and it has a concurrency limit of its own.
         .route("/webhooks/shopify", shopify::webhooks::route(state.config.shopify_webhook_concurrency));
 
-    Router::new()
+    let routes = Router::new()
         .nest("/v1", v1.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/openapi.json", get(openapi::document))
         .route("/pixel.js", get(pixel::script))
-        .merge(dashboard::router())
-        .fallback(|| async { Error::NotFound("route") })
-        .method_not_allowed_fallback(|| async {
-            Error::Invalid {
-                status: StatusCode::METHOD_NOT_ALLOWED,
-                code: "method_not_allowed",
-                message: "this method is not allowed on this path".into(),
-            }
-        })
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .merge(dashboard::router());
+    finish(routes, state)
 }
 
 /// `/internal/*`, served only on the internal listener (`INTERNAL_BIND_ADDR`): never by [`router`], so
@@ -133,8 +123,13 @@ pub fn internal_router(state: AppState) -> Router {
         .route("/clicks", post(ingest::clicks))
         .route("/openapi.json", get(ingest::document))
         .layer(DefaultBodyLimit::max(ingest::MAX_INGEST_BYTES));
-    Router::new()
-        .nest("/internal", internal)
+    finish(Router::new().nest("/internal", internal), state)
+}
+
+/// What every listener's routes end with: JSON answers for unknown paths and methods, a timeout, and
+/// request tracing.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(|| async { Error::NotFound("route") })
         .method_not_allowed_fallback(|| async {
             Error::Invalid {
