@@ -111,6 +111,9 @@ fn money(input: &MoneyInput, max: MaxOrderValue) -> Result<Money, ConversionErro
 }
 
 fn not_in_future(at: DateTime<Utc>, now: DateTime<Utc>) -> Result<DateTime<Utc>, ConversionError> {
+    if crate::reports::in_range(at).is_err() {
+        return Err(invalid("invalid_occurred_at", "occurred_at must be a time from 1970 to 9999"));
+    }
     if at > now + MAX_CLOCK_SKEW {
         return Err(invalid("invalid_occurred_at", "occurred_at must not be in the future"));
     }
