@@ -590,6 +590,28 @@ async fn verified_bodies_that_are_not_orders_are_kept_but_credit_nothing(pool: P
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn signed_orders_and_refunds_with_times_no_database_can_hold_are_refused_not_failed(pool: PgPool) {
+    let api = shop_api(pool).await;
+    for far in ["-262143-01-05T00:00:00Z", "+262142-12-31T23:59:59Z"] {
+        for (topic, body) in [
+            ("orders/create", fixture_patched("orders_create_promo.json", json!({"created_at": far}))),
+            ("orders/cancelled", fixture_patched("orders_create_promo.json", json!({"cancelled_at": far}))),
+            ("refunds/create", fixture_patched("refunds_create.json", json!({"created_at": far}))),
+        ] {
+            let response = deliver(&api, topic, body).await;
+            assert_eq!(
+                (response.status, response.error_code()),
+                (StatusCode::BAD_REQUEST, "invalid_payload"),
+                "{topic} {far}: {:?}",
+                response.body
+            );
+        }
+    }
+    assert_eq!(api.count("conversions").await, 0);
+    assert_eq!(api.count("refunds").await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn topics_we_do_not_act_on_are_acknowledged_and_kept(pool: PgPool) {
     let api = shop_api(pool).await;
     let order = fixture("orders_create_promo.json");

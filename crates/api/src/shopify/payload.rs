@@ -191,12 +191,19 @@ impl Order {
                 self.id.0, max.0, amount.currency
             )));
         }
-        let cancelled_at = self.cancelled_at.or_else(|| topic_cancels.then(Utc::now));
+        // A signed payload is still input: a time PostgreSQL cannot hold, or that date arithmetic would
+        // overflow near, is refused like any other unusable field.
+        let time = |what: &str, t: DateTime<Utc>| {
+            crate::reports::in_range(t).map_err(|e| PayloadError(format!("order {}: {what}: {e}", self.id.0)))
+        };
+        let occurred_at = time("created_at", self.created_at)?;
+        let cancelled_at = self.cancelled_at.map(|t| time("cancelled_at", t)).transpose()?;
+        let cancelled_at = cancelled_at.or_else(|| topic_cancels.then(Utc::now));
         Ok(OrderReport {
             brand_id,
             order_id: self.id.0.clone(),
             amount,
-            occurred_at: self.created_at,
+            occurred_at,
             source: Source::Shopify,
             refs: self.click_refs(),
             discount_codes: self
@@ -262,12 +269,14 @@ impl ShopifyRefund {
         if !max.allows(&total) {
             return Err(err(format!("amount is above the maximum order value ({} {})", max.0, total.currency)));
         }
+        let refunded_at =
+            self.refunded_at.map(crate::reports::in_range).transpose().map_err(|e| err(format!("created_at: {e}")))?;
         Ok(RefundReport {
             brand_id,
             refund_id: self.refund_id.clone(),
             order_id: self.order_id.clone(),
             amount: total,
-            refunded_at: self.refunded_at,
+            refunded_at,
         })
     }
 }
@@ -483,6 +492,24 @@ mod tests {
         assert!(order(json!({})).report(Uuid::nil(), true, max).unwrap().cancelled_at.is_some());
         assert!(order(json!({})).report(Uuid::nil(), false, max).unwrap().cancelled_at.is_none());
         assert!(order(json!({"total_price": "1000000.01"})).report(Uuid::nil(), false, max).is_err());
+    }
+
+    #[test]
+    fn times_outside_what_can_be_stored_are_refused_not_sent_to_the_database() {
+        let max = MaxOrderValue::default();
+        for far in ["-262143-01-05T00:00:00Z", "+262142-12-31T23:59:59Z", "1969-12-31T23:59:59Z"] {
+            let created = order(json!({"created_at": far})).report(Uuid::nil(), false, max).unwrap_err();
+            assert!(created.0.contains("created_at") && created.0.contains("out of range"), "{created}");
+            let cancelled = order(json!({"cancelled_at": far})).report(Uuid::nil(), false, max).unwrap_err();
+            assert!(cancelled.0.contains("cancelled_at"), "{cancelled}");
+            let r: Refund = serde_json::from_value(json!({"id": 1, "order_id": 2, "created_at": far,
+                "transactions": [{"kind": "refund", "status": "success", "amount": "1.00", "currency": "USD"}]}))
+            .unwrap();
+            let refund = r.refund().unwrap().unwrap().report(Uuid::nil(), None, max).unwrap_err();
+            assert!(refund.0.contains("created_at"), "{refund}");
+        }
+        let edge = order(json!({"created_at": "9999-12-31T23:59:59Z"})).report(Uuid::nil(), false, max).unwrap();
+        assert_eq!(edge.occurred_at, "9999-12-31T23:59:59Z".parse::<DateTime<Utc>>().unwrap());
     }
 
     #[test]
