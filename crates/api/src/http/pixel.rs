@@ -154,12 +154,14 @@ pub struct Accepted {
 }
 
 /// A validated event.
-struct Valid {
-    event: EventName,
-    cs_ref: Option<Uuid>,
-    order_id: Option<String>,
-    amount: Option<Money>,
-    url: Option<String>,
+#[derive(Debug)]
+pub struct Valid {
+    pub event: EventName,
+    pub cs_ref: Option<Uuid>,
+    pub order_id: Option<String>,
+    pub amount: Option<Money>,
+    /// The page's origin and path.
+    pub url: Option<String>,
 }
 
 fn scalar_text(value: &Value, field: &str) -> Result<String, Error> {
@@ -170,7 +172,9 @@ fn scalar_text(value: &Value, field: &str) -> Result<String, Error> {
     }
 }
 
-fn validate(body: PixelEvent, max: MaxOrderValue) -> Result<Valid, Error> {
+/// Every field of an event checked, as the handler checks it once the pixel id is known (public for the
+/// fuzz target, which runs exactly this).
+pub fn validate(body: PixelEvent, max: MaxOrderValue) -> Result<Valid, Error> {
     let cs_ref = body
         .cs_ref
         .as_deref()
