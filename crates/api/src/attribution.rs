@@ -167,62 +167,138 @@ pub struct Standing {
 /// Records one report of an order and recomputes its credit and status, in the caller's transaction.
 ///
 /// The first report creates the order. A server-side source's amount, currency and time are
-/// authoritative: they replace what the pixel reported, never the other way round. Two statements: the
-/// first takes the order's lock and merges the report in; the second, whose snapshot therefore
-/// includes everything committed before the lock was granted (refunds, other reports' click ids),
-/// recomputes the credit and the status.
+/// authoritative: they replace what the pixel reported, never the other way round. The order's lock is
+/// taken first, in a statement of its own, so that the statements after it see everything committed
+/// before it was granted (refunds, other reports' click ids). An order this report creates is judged in
+/// the statement that creates it, on the facts and click ids it reports; an order already known is
+/// merged, then judged again by a second statement on everything stored.
 pub async fn record_order(
     tx: &mut PgConnection,
     report: &OrderReport,
     judged: Judged,
 ) -> Result<Standing, sqlx::Error> {
+    lock_order(tx, report.brand_id, &report.order_id).await?;
+    match merge(tx, report, judged, false).await? {
+        Merged::Created(standing) => Ok(standing),
+        Merged::Updated | Merged::AlreadyVerified => credit(tx, report.brand_id, &report.order_id, judged.now).await,
+    }
+}
+
+/// Records an order reported by a source that reports each order once (the Conversions API): like
+/// [`record_order`], unless a server-side source already reported the order, in which case nothing
+/// changes and `None` is answered (one order is counted once, whatever reports it). The caller must
+/// hold the order's lock ([`LOCK_ORDER`]) from an earlier statement of its transaction, so that "already
+/// reported" is judged on everything committed before it.
+pub async fn record_order_once(
+    tx: &mut PgConnection,
+    report: &OrderReport,
+    judged: Judged,
+) -> Result<Option<Standing>, sqlx::Error> {
+    match merge(tx, report, judged, true).await? {
+        Merged::Created(standing) => Ok(Some(standing)),
+        Merged::Updated => credit(tx, report.brand_id, &report.order_id, judged.now).await.map(Some),
+        Merged::AlreadyVerified => Ok(None),
+    }
+}
+
+/// Takes the order's lock ([`LOCK_ORDER`]) until the transaction ends.
+pub async fn lock_order(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(LOCK_ORDER).bind(brand_id).bind(order_id).execute(tx).await?;
+    Ok(())
+}
+
+/// What merging a report did.
+enum Merged {
+    /// The report created the order, judged as it was created.
+    Created(Standing),
+    /// The order was known: the report was merged into it, and it must be judged again.
+    Updated,
+    /// Only with `once`: a server-side source had reported the order; nothing changed.
+    AlreadyVerified,
+}
+
+/// Merges a report into its order, creating it (and then judging it in the same statement); with `once`,
+/// only if no server-side source reported the order yet. The caller holds the order's lock from an
+/// earlier statement, so this statement's snapshot holds everything committed before it: whether the
+/// order exists, its refunds, its click ids.
+async fn merge(tx: &mut PgConnection, report: &OrderReport, judged: Judged, once: bool) -> Result<Merged, sqlx::Error> {
     // The update clause runs only for an order already known; its `where` skips reports that bring
     // nothing new, though the row is locked either way (and so are concurrent reports serialised).
     const SERVER_TAKES_OVER: &str = "excluded.amount_source <> 'pixel' and c.amount_source = 'pixel'";
-    sqlx::query(&format!(
-        "with lock as ({LOCK_ORDER}),
+    let row: MergeRow = sqlx::query_as(&format!(
+        "with go as (
+             select not ($15 and exists (
+                 select 1 from conversions where brand_id = $1 and order_id = $2 and verified_at is not null)) as merge),
+         -- Whether the brand has a server-side source: asked only of pixel reports, the ones it decides for.
          brand as (
-             select exists (select 1 from shopify_shops s where s.brand_id = $1 and s.verified_at is not null)
-                 or exists (select 1 from brands b where b.id = $1 and b.conversions_api_at is not null) as has_server),
+             select $7 = 'pixel' and (
+                 exists (select 1 from shopify_shops s where s.brand_id = $1 and s.verified_at is not null)
+                 or exists (select 1 from brands b where b.id = $1 and b.conversions_api_at is not null)) as has_server),
          existing as (
              select count(*) filter (where source = 'pixel') as pixel, count(*) filter (where source <> 'pixel') as server
              from order_refs where brand_id = $1 and order_id = $2),
          input as (
              select ref, i from unnest($9::uuid[]) with ordinality as u(ref, i)
              where not exists (select 1 from clicks k where k.id = u.ref and k.brand_id <> $1)),
+         kept as (
+             select ref, $7::text as source from go, existing, input
+             where go.merge
+               and case when $7 = 'pixel' then existing.server = 0 and i <= $14 - existing.pixel
+                        else i <= $14 - existing.server end),
          superseded as (
              delete from order_refs r
-             where $7 <> 'pixel' and exists (select 1 from input)
+             where $7 <> 'pixel' and exists (select 1 from input) and (select merge from go)
                and r.brand_id = $1 and r.order_id = $2 and r.source = 'pixel' and r.cs_ref_id <> all($9)),
          refs as (
              insert into order_refs (brand_id, order_id, cs_ref_id, source)
-             select $1, $2, ref, $7 from lock, existing, input
-             where case when $7 = 'pixel' then existing.server = 0 and i <= $14 - existing.pixel
-                        else i <= $14 - existing.server end
+             select $1, $2, ref, source from kept
              on conflict (brand_id, order_id, cs_ref_id) do update set source = excluded.source
-                 where order_refs.source = 'pixel' and excluded.source <> 'pixel')
-         insert into conversions as c
-             (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source, discount_codes,
-              verified_at, confirm_by, cancelled_at, test)
-         select $3, $1, $2, $4, $5, $6, $7, $7, $8,
-                case when $7 <> 'pixel' then $10::timestamptz end,
-                case when $7 = 'pixel' and brand.has_server then $10::timestamptz + $11::interval end,
-                $12, $13
-         from lock, brand
-         on conflict (brand_id, order_id) do update set
-             amount_minor = case when {SERVER_TAKES_OVER} then excluded.amount_minor else c.amount_minor end,
-             currency = case when {SERVER_TAKES_OVER} then excluded.currency else c.currency end,
-             occurred_at = case when {SERVER_TAKES_OVER} then excluded.occurred_at else c.occurred_at end,
-             amount_source = case when {SERVER_TAKES_OVER} then excluded.amount_source else c.amount_source end,
-             discount_codes = array(select distinct unnest(c.discount_codes || excluded.discount_codes)),
-             verified_at = coalesce(c.verified_at, excluded.verified_at),
-             cancelled_at = coalesce(c.cancelled_at, excluded.cancelled_at),
-             test = c.test or excluded.test,
-             updated_at = now()
-         where ({SERVER_TAKES_OVER}) or not c.discount_codes @> excluded.discount_codes
-            or (c.verified_at is null and excluded.verified_at is not null)
-            or (c.cancelled_at is null and excluded.cancelled_at is not null)
-            or (excluded.test and not c.test)"
+                 where order_refs.source = 'pixel' and excluded.source <> 'pixel'),
+         -- The facts of an order this report creates (none when the order is known), and its evidence.
+         o as (
+             select $6::timestamptz as occurred_at, $8::text[] as discount_codes, $5::text as currency,
+                    case when $7 <> 'pixel' then $10::timestamptz end as verified_at, $13::boolean as test,
+                    $12::timestamptz as cancelled_at,
+                    case when brand.has_server then $10::timestamptz + $11::interval end as confirm_by,
+                    null::text as status
+             from go, brand
+             where go.merge and not exists (select 1 from conversions where brand_id = $1 and order_id = $2)),
+         evidence as (select ref as cs_ref_id, source from kept),
+         {judgement},
+         merged as (
+             insert into conversions as c
+                 (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source, discount_codes,
+                  verified_at, confirm_by, cancelled_at, test,
+                  link_id, method, click_id, refunded_minor, disputed, status, credited_at)
+             select $3, $1, $2, $4, $5, $6, $7, $7, $8,
+                    case when $7 <> 'pixel' then $10::timestamptz end,
+                    case when brand.has_server then $10::timestamptz + $11::interval end,
+                    $12, $13,
+                    judged.link_id, judged.method, judged.click_id, coalesce(judged.refunded, 0),
+                    coalesce(judged.disputed, false), coalesce(judged.status, 'unverified'),
+                    case when judged.link_id is not null then now() end
+             from go cross join brand left join judged on true
+             where go.merge
+             on conflict (brand_id, order_id) do update set
+                 amount_minor = case when {SERVER_TAKES_OVER} then excluded.amount_minor else c.amount_minor end,
+                 currency = case when {SERVER_TAKES_OVER} then excluded.currency else c.currency end,
+                 occurred_at = case when {SERVER_TAKES_OVER} then excluded.occurred_at else c.occurred_at end,
+                 amount_source = case when {SERVER_TAKES_OVER} then excluded.amount_source else c.amount_source end,
+                 discount_codes = array(select distinct unnest(c.discount_codes || excluded.discount_codes)),
+                 verified_at = coalesce(c.verified_at, excluded.verified_at),
+                 cancelled_at = coalesce(c.cancelled_at, excluded.cancelled_at),
+                 test = c.test or excluded.test,
+                 updated_at = now()
+             where ({SERVER_TAKES_OVER}) or not c.discount_codes @> excluded.discount_codes
+                or (c.verified_at is null and excluded.verified_at is not null)
+                or (c.cancelled_at is null and excluded.cancelled_at is not null)
+                or (excluded.test and not c.test)
+             -- The id this report would give the order: only a row it inserted has it.
+             returning c.id = $3 as created)
+         select go.merge, coalesce((select created from merged), false) as created,
+                judged.link_id, judged.method, judged.click_id, judged.status
+         from go left join judged on true",
+        judgement = judgement("$16::interval", "$10::timestamptz"),
     ))
     .bind(report.brand_id)
     .bind(&report.order_id)
@@ -238,10 +314,21 @@ pub async fn record_order(
     .bind(report.cancelled_at)
     .bind(report.test)
     .bind(MAX_REFS)
-    .execute(&mut *tx)
+    .bind(once)
+    .bind(WINDOW)
+    .fetch_one(&mut *tx)
     .await?;
-    credit(tx, report.brand_id, &report.order_id, judged.now).await
+    let (merged, created, link_id, method, click_id, status) = row;
+    Ok(match (merged, created, status) {
+        (false, _, _) => Merged::AlreadyVerified,
+        (true, true, Some(status)) => Merged::Created(standing(link_id, method, click_id, &status)),
+        (true, _, _) => Merged::Updated,
+    })
 }
+
+/// What [`merge`] answers: whether the report was merged, whether it created the order, and the new
+/// order's credit and status.
+type MergeRow = (bool, bool, Option<Uuid>, Option<String>, Option<Uuid>, Option<String>);
 
 /// Marks an order cancelled (once: a later cancellation keeps the first time), in the caller's
 /// transaction; `None` when the brand has no such order.
@@ -366,21 +453,61 @@ async fn credit(
     order_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Standing, sqlx::Error> {
-    let row: Option<CreditRow> = sqlx::query_as(
+    let row: Option<CreditRow> = sqlx::query_as(&format!(
         "with o as (
              select occurred_at, discount_codes, currency, verified_at, test, cancelled_at, confirm_by, status
              from conversions where brand_id = $1 and order_id = $2),
-         claims as (
+         evidence as (select cs_ref_id, source from order_refs where brand_id = $1 and order_id = $2),
+         {judgement},
+         stored as (
+             update conversions c
+             set link_id = judged.link_id, method = judged.method, click_id = judged.click_id,
+                 refunded_minor = judged.refunded, disputed = judged.disputed, status = judged.status,
+                 updated_at = now(),
+                 credited_at = case when (c.link_id, c.method, c.click_id)
+                                         is distinct from (judged.link_id, judged.method, judged.click_id)
+                                    then now() else c.credited_at end
+             from judged
+             where c.brand_id = $1 and c.order_id = $2
+               and (c.link_id, c.method, c.click_id, c.refunded_minor, c.disputed, c.status)
+                   is distinct from (judged.link_id, judged.method, judged.click_id, judged.refunded, judged.disputed,
+                                     judged.status))
+         select link_id, method, click_id, status from judged",
+        judgement = judgement("$3", "$4"),
+    ))
+    .bind(brand_id)
+    .bind(order_id)
+    .bind(WINDOW)
+    .bind(now)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((link_id, method, click_id, status)) = row else {
+        return Ok(Standing { credit: Credit::Nobody, status: Status::Unverified });
+    };
+    Ok(standing(link_id, method, click_id, &status))
+}
+
+/// The judgement of an order, in SQL: which click or promo code credits it, what was refunded of it,
+/// whether it is disputed, and so its status; the CTEs `claims`, `clicked`, `promo`, `credit` and
+/// `judged` (`link_id`, `method`, `click_id`, `refunded`, `disputed`, `status`). The one rule, used by
+/// both statements that judge an order: the one that creates it, on the facts and click ids it reports,
+/// and [`credit`], on everything stored. It reads two CTEs defined before it: `o`, the order's facts
+/// (`occurred_at`, `discount_codes`, `currency`, `verified_at`, `test`, `cancelled_at`, `confirm_by`,
+/// `status`), and `evidence`, its click ids (`cs_ref_id`, `source`). `$1` is the brand and `$2` the order
+/// id; `window` and `now` are the placeholders of the attribution window and of the moment judged at.
+fn judgement(window: &str, now: &str) -> String {
+    format!(
+        "claims as (
              select count(distinct named.visitor_id) as visitors
-             from order_refs r join clicks named on named.id = r.cs_ref_id and named.brand_id = r.brand_id
-             where r.brand_id = $1 and r.order_id = $2 and r.source = 'pixel'),
+             from evidence r join clicks named on named.id = r.cs_ref_id and named.brand_id = $1
+             where r.source = 'pixel'),
          clicked as (
              select later.id as click_id, later.link_id
              from o cross join claims
-             join order_refs r on r.brand_id = $1 and r.order_id = $2 and (r.source <> 'pixel' or claims.visitors <= 1)
-             join clicks named on named.id = r.cs_ref_id and named.brand_id = r.brand_id
+             join evidence r on r.source <> 'pixel' or claims.visitors <= 1
+             join clicks named on named.id = r.cs_ref_id and named.brand_id = $1
              join clicks later on later.brand_id = named.brand_id and later.visitor_id = named.visitor_id
-             where not later.bot and later.occurred_at <= o.occurred_at and later.occurred_at > o.occurred_at - $3
+             where not later.bot and later.occurred_at <= o.occurred_at and later.occurred_at > o.occurred_at - {window}
              order by r.source <> 'pixel' desc, later.occurred_at desc, later.id
              limit 1),
          promo as (
@@ -403,38 +530,19 @@ async fn credit(
          judged as (
              select credit.*,
                     conversion_status(o.test, o.cancelled_at, o.verified_at, credit.disputed, o.confirm_by,
-                                      o.status = 'unconfirmed' or o.confirm_by <= $4) as status
-             from credit cross join o),
-         stored as (
-             update conversions c
-             set link_id = judged.link_id, method = judged.method, click_id = judged.click_id,
-                 refunded_minor = judged.refunded, disputed = judged.disputed, status = judged.status,
-                 updated_at = now(),
-                 credited_at = case when (c.link_id, c.method, c.click_id)
-                                         is distinct from (judged.link_id, judged.method, judged.click_id)
-                                    then now() else c.credited_at end
-             from judged
-             where c.brand_id = $1 and c.order_id = $2
-               and (c.link_id, c.method, c.click_id, c.refunded_minor, c.disputed, c.status)
-                   is distinct from (judged.link_id, judged.method, judged.click_id, judged.refunded, judged.disputed,
-                                     judged.status))
-         select link_id, method, click_id, status from judged",
+                                      o.status = 'unconfirmed' or o.confirm_by <= {now}) as status
+             from credit cross join o)"
     )
-    .bind(brand_id)
-    .bind(order_id)
-    .bind(WINDOW)
-    .bind(now)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some((link_id, method, click_id, status)) = row else {
-        return Ok(Standing { credit: Credit::Nobody, status: Status::Unverified });
-    };
+}
+
+/// A standing from the judged credit columns.
+fn standing(link_id: Option<Uuid>, method: Option<String>, click_id: Option<Uuid>, status: &str) -> Standing {
     let credit = match (link_id, method.as_deref(), click_id) {
         (Some(link_id), Some("click"), Some(click_id)) => Credit::Click { link_id, click_id },
         (Some(link_id), Some("promo_code"), _) => Credit::PromoCode { link_id },
         _ => Credit::Nobody,
     };
-    Ok(Standing { credit, status: Status::parse(&status).unwrap_or(Status::Unverified) })
+    Standing { credit, status: Status::parse(status).unwrap_or(Status::Unverified) }
 }
 
 /// The credited link, method and click, and the status, as the credit statement returns them.

@@ -71,7 +71,8 @@ pub struct Conversion {
     pub discount_codes: Vec<String>,
 }
 
-#[derive(sqlx::FromRow)]
+/// An order as stored; also what the Conversions API keeps as a request's answer (`to_jsonb` of it).
+#[derive(sqlx::FromRow, Deserialize)]
 struct Row {
     seq: i64,
     order_id: String,

@@ -195,7 +195,6 @@ pub async fn report(
     let report = body.report(brand_id, max, judged.now)?;
     let hash = fingerprint(body);
     let mut tx = db.begin().await?;
-    // A concurrent request with the same key waits here until the first one's transaction ends.
     // One statement claims the key (a concurrent request with the same key waits here until the first
     // one's transaction ends), gives the brand a server-side source, and takes the order's lock; the
     // next statement's snapshot therefore sees every report of the order committed before it.
@@ -220,26 +219,27 @@ pub async fn report(
         tx.rollback().await?;
         return replay(db, brand_id, key, &hash).await;
     }
-    let existing = super::find(&mut *tx, brand_id, &report.order_id).await?;
-    let answer = match existing {
-        Some(order) if order.verified_at.is_some() => Answer { created: false, conversion: order },
-        _ => {
-            attribution::record_order(&mut tx, &report, judged).await?;
-            let conversion =
-                super::find(&mut *tx, brand_id, &report.order_id).await?.ok_or(ConversionError::OrderNotFound)?;
-            Answer { created: true, conversion }
-        }
-    };
-    let response = serde_json::to_value(&answer.conversion).unwrap_or(Value::Null);
-    sqlx::query("update idempotency_keys set status_code = $3, response = $4 where brand_id = $1 and key = $2")
-        .bind(brand_id)
-        .bind(key)
-        .bind(if answer.created { 201i16 } else { 200 })
-        .bind(response)
-        .execute(&mut *tx)
-        .await?;
+    let created = attribution::record_order_once(&mut tx, &report, judged).await?.is_some();
+    // The order as it now stands is the answer, stored under the key in the same statement that reads
+    // it: as the row it was read from, which a replay turns into the same answer.
+    let row: super::Row = sqlx::query_as(&format!(
+        "with answer as (
+             select {columns} from conversions c left join links l on l.id = c.link_id
+             where c.brand_id = $1 and c.order_id = $2),
+         saved as (
+             update idempotency_keys set status_code = $4, response = (select to_jsonb(answer) from answer)
+             where brand_id = $1 and key = $3)
+         select * from answer",
+        columns = super::COLUMNS
+    ))
+    .bind(brand_id)
+    .bind(&report.order_id)
+    .bind(key)
+    .bind(if created { 201i16 } else { 200 })
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(answer)
+    Ok(Answer { created, conversion: row.into_conversion().1 })
 }
 
 /// The stored answer of a key already used: the same one for the same request, a conflict for another.
@@ -254,9 +254,9 @@ async fn replay(db: &PgPool, brand_id: Uuid, key: &str, hash: &[u8]) -> Result<A
     if stored_hash != hash {
         return Err(ConversionError::IdempotencyConflict);
     }
-    let conversion: Conversion =
+    let row: super::Row =
         serde_json::from_value(response).map_err(|e| ConversionError::Database(sqlx::Error::Decode(Box::new(e))))?;
-    Ok(Answer { created: status_code == 201, conversion })
+    Ok(Answer { created: status_code == 201, conversion: row.into_conversion().1 })
 }
 
 /// Records a refund of an order the brand has; a refund id already recorded for this order counts once.
