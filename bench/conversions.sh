@@ -23,6 +23,25 @@ curl -sf -H "Authorization: Bearer $EDGE_INGEST_TOKEN" -H 'Content-Type: applica
 # Every order was placed half a minute ago: after the click, never in the future.
 export OCCURRED_AT=$(date -u -d '30 seconds ago' +%Y-%m-%dT%H:%M:%SZ)
 
+# A store that has reported orders for a while: 100,000 earlier orders (half with a click id), each with
+# its Idempotency-Key. Then fresh statistics, as autovacuum keeps them on a live database: on empty tables
+# the planner picks sequential scans, which the pool's connections keep in their cached plans as the
+# tables grow (a third of PostgreSQL's CPU per order went to them).
+BRAND=$(awk '/^brand_id:/ {print $2}' <<<"$out")
+psql -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" -v brand="$BRAND" <<'SQL' >/dev/null
+update brands set conversions_api_at = now() - interval '30 days' where id = :'brand';
+insert into conversions (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source,
+                         verified_at, status)
+  select gen_random_uuid(), :'brand', 'earlier-' || g, 8481, 'USD', now() - interval '20 days', 'api', 'api',
+         now() - interval '20 days', 'verified'
+  from generate_series(1, 100000) g;
+insert into order_refs (brand_id, order_id, cs_ref_id, source)
+  select :'brand', 'earlier-' || g, gen_random_uuid(), 'api' from generate_series(1, 100000, 2) g;
+insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
+  select :'brand', 'earlier-' || g, sha256(g::text::bytea), 201, '{}' from generate_series(1, 100000) g;
+analyze;
+SQL
+
 WORK=$(mktemp -d)
 cpu_snapshot >"$WORK/cpu.before"
 before=$(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from conversions")

@@ -6,6 +6,8 @@ BENCH_DB=${BENCH_DB:-tracking_links_bench}
 BENCH_ADDR=${BENCH_ADDR:-127.0.0.1:18080}
 # The internal listener (/internal/clicks), apart from the public one as in production.
 BENCH_INTERNAL_ADDR=${BENCH_INTERNAL_ADDR:-127.0.0.1:18081}
+# The scripts' Python and Lua halves read both.
+export BENCH_ADDR BENCH_INTERNAL_ADDR
 export DATABASE_URL="postgres://postgres@127.0.0.1:5432/$BENCH_DB"
 API_PID=""
 
