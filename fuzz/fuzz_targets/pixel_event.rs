@@ -1,5 +1,5 @@
 //! Bodies of `POST /v1/pixel/events`, the public endpoint any page can post to. The body is read as the
-//! handler reads it (`serde_json::from_slice::<PixelEvent>`), the pixel id's shape is checked as the
+//! handler reads it (`api::http::json::from_slice`), the pixel id's shape is checked as the
 //! handler checks it first, then the handler's own validation runs on every field. Never a panic; what it
 //! accepts is within bounds.
 #![no_main]
@@ -11,7 +11,7 @@ use libfuzzer_sys::fuzz_target;
 use url::Url;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(body) = serde_json::from_slice::<PixelEvent>(data) else { return };
+    let Ok(body) = api::http::json::from_slice::<PixelEvent>(data) else { return };
     if let Some(id) = PixelId::parse(&body.pixel_id) {
         assert_eq!(PixelId::parse(id.as_str()).map(|again| again.as_str().to_owned()), Some(id.as_str().to_owned()));
     }

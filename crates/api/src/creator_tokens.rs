@@ -10,6 +10,8 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use shared::Code;
+
 use crate::secrets::{self, NewSecret, SecretKind};
 
 /// The longest a token may live: ten years.
@@ -136,12 +138,13 @@ pub async fn list(
 /// Revokes one of a creator's tokens by its prefix (`cst_<prefix>` is accepted too); revoking it again
 /// changes nothing. `NotFound` unless the creator is the brand's and the token the creator's.
 pub async fn revoke(db: &PgPool, brand_id: Uuid, creator_id: Uuid, prefix: &str) -> Result<(), TokenError> {
-    let prefix = prefix.strip_prefix("cst_").unwrap_or(prefix);
+    // Prefixes are codes: anything else names no token (and may hold bytes the database refuses).
+    let prefix = Code::parse(prefix.strip_prefix("cst_").unwrap_or(prefix)).map_err(|_| TokenError::NotFound)?;
     let found = sqlx::query(
         "update creator_tokens set revoked_at = coalesce(revoked_at, now())
          where prefix = $1 and creator_id = $2 and brand_id = $3",
     )
-    .bind(prefix)
+    .bind(prefix.as_str())
     .bind(creator_id)
     .bind(brand_id)
     .execute(db)

@@ -18,6 +18,7 @@ pub mod reports;
 pub mod retention;
 pub mod revenue;
 pub mod rollups;
+pub(crate) mod schema;
 pub mod secrets;
 pub mod server;
 pub mod shopify;

@@ -49,8 +49,10 @@ fn invalid(code: &'static str, message: impl Into<String>) -> ConversionError {
 #[serde(deny_unknown_fields)]
 pub struct MoneyInput {
     /// Integer minor units (cents for USD), 0 or more.
+    #[schema(minimum = 0)]
     pub amount_minor: i64,
     /// ISO 4217 code of a currency with minor units.
+    #[schema(value_type = crate::schema::CurrencyCode)]
     pub currency: String,
 }
 
@@ -61,16 +63,20 @@ pub struct MoneyInput {
     "occurred_at": "2026-11-20T16:05:41Z", "cs_ref": "5f0c6a3e9b2d4c1fa7e8d9c0b1a2f3e4", "discount_codes": ["JESS20"]}))]
 pub struct NewConversion {
     /// The store's order id, 1–128 characters; one order per id and brand.
+    #[schema(value_type = crate::schema::StoreId)]
     pub order_id: String,
     /// What the customer paid, at most the deployment's maximum order value.
     pub amount: MoneyInput,
     /// When the order was placed (RFC 3339), not in the future.
+    #[schema(value_type = crate::schema::Instant)]
     pub occurred_at: DateTime<Utc>,
     /// The click id the visitor arrived with (`cs_ref` from the landing URL).
     #[serde(default)]
+    #[schema(value_type = Option<crate::schema::TrimmedClickRef>)]
     pub cs_ref: Option<String>,
     /// Discount codes used on the order (the backup signal), at most 50.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<crate::schema::DiscountCode>>, max_items = 50)]
     pub discount_codes: Option<Vec<String>>,
 }
 
@@ -81,10 +87,12 @@ pub struct NewConversion {
     "occurred_at": "2026-11-22T09:00:00Z"}))]
 pub struct NewRefund {
     /// The store's refund id, 1–128 characters; a repeated id counts once.
+    #[schema(value_type = crate::schema::StoreId)]
     pub refund_id: String,
     /// Money returned, in the order's currency.
     pub amount: MoneyInput,
-    /// When the money was returned (RFC 3339).
+    /// When the money was returned (RFC 3339), not in the future.
+    #[schema(value_type = crate::schema::Instant)]
     pub occurred_at: DateTime<Utc>,
 }
 

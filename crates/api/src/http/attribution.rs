@@ -16,6 +16,7 @@ use super::extract::Query;
 use super::AppState;
 use crate::reports::{Window, EARLIEST};
 use crate::revenue::{self, CurrencyFigures, Figures};
+use crate::schema::Instant;
 
 /// What attribution rows are grouped by.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
@@ -46,11 +47,14 @@ impl GroupBy {
 pub struct AttributionParams {
     pub group_by: GroupBy,
     /// Inclusive start (RFC 3339, from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z; else 400
-    /// `invalid_query`); default: 30 days before `to`.
+    /// `invalid_query`); default: 30 days before `to`. Not after `to`, or after now when `to` is left out
+    /// (else 400 `invalid_window`).
     #[serde(default, deserialize_with = "crate::reports::optional_instant")]
+    #[param(value_type = Option<Instant>)]
     pub from: Option<DateTime<Utc>>,
     /// Exclusive end (RFC 3339, same range as `from`); default: now.
     #[serde(default, deserialize_with = "crate::reports::optional_instant")]
+    #[param(value_type = Option<Instant>)]
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -126,10 +130,12 @@ async fn raw_clicks(
     .await
 }
 
-#[utoipa::path(get, path = "/v1/attribution", tag = "attribution", params(AttributionParams), security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/attribution", tag = "attribution", operation_id = "attribution_report",
+    params(AttributionParams), security(("api_key" = [])),
     responses((status = 200, body = Attribution),
         (status = 400, body = ErrorBody, description = "`invalid_query` (a malformed or out-of-range date, an unknown \
-            `group_by`), `invalid_window` (`from` after `to`)")))]
+            `group_by`), `invalid_window` (`from` after `to`)"),
+        (status = 401, body = ErrorBody)))]
 pub async fn report(
     State(state): State<AppState>,
     brand: Brand,

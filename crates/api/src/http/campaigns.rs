@@ -10,14 +10,18 @@ use uuid::Uuid;
 
 use super::auth::Brand;
 use super::error::{Error, ErrorBody};
-use super::extract::{Json, List, Page, PageRequest, Path, Query};
+use super::extract::{List, Page, PageRequest, Path, Query};
+use super::json::Json;
 use super::AppState;
 use crate::domain::Name;
+use crate::schema::DisplayName;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Spring drop"}))]
 pub struct CreateCampaign {
-    /// 1–200 characters.
+    /// 1–200 characters once trimmed.
+    #[schema(value_type = DisplayName)]
     pub name: String,
 }
 
@@ -35,9 +39,14 @@ struct SeqCampaign {
     campaign: Campaign,
 }
 
-#[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", request_body = CreateCampaign,
-    security(("api_key" = [])),
-    responses((status = 201, body = Campaign), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", operation_id = "create_campaign",
+    request_body = CreateCampaign, security(("api_key" = [])),
+    responses((status = 201, body = Campaign),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody, description = "`invalid_name`, or `invalid_body` (a missing, mistyped \
+            or unknown field)")))]
 pub async fn create(
     State(state): State<AppState>,
     brand: Brand,
@@ -60,8 +69,11 @@ pub async fn create_campaign(db: &PgPool, brand_id: Uuid, body: &CreateCampaign)
     Ok(campaign)
 }
 
-#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", params(Page), security(("api_key" = [])),
-    responses((status = 200, body = List<Campaign>), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", operation_id = "list_campaigns", params(Page),
+    security(("api_key" = [])),
+    responses((status = 200, body = List<Campaign>, description = "the brand's campaigns, newest first"),
+        (status = 400, body = ErrorBody, description = "`invalid_limit`, `invalid_cursor`, `invalid_query`"),
+        (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     brand: Brand,
@@ -86,8 +98,10 @@ pub async fn list_campaigns(db: &PgPool, brand_id: Uuid, page: PageRequest) -> R
     Ok(List::from_rows(rows, page))
 }
 
-#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", security(("api_key" = [])),
-    responses((status = 200, body = Campaign), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", operation_id = "get_campaign",
+    params(("id" = Uuid, Path, description = "the campaign")), security(("api_key" = [])),
+    responses((status = 200, body = Campaign), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "not a campaign of this brand")))]
 pub async fn get(
     State(state): State<AppState>,
     brand: Brand,

@@ -7,11 +7,13 @@ use chrono::Utc;
 
 use super::auth::Brand;
 use super::error::{Error, ErrorBody};
-use super::extract::{Json, List, Page, Path, Query};
+use super::extract::{List, Page, Path, Query};
+use super::json::Json;
 use super::AppState;
-use crate::attribution::Judged;
+use crate::attribution::{Judged, Status};
 use crate::conversions::server::{self, ConversionError, NewConversion, NewRefund};
 use crate::conversions::{self, Conversion, ConversionFilter};
+use crate::schema::{Cursor, IdempotencyKey, Instant, OrderRef};
 
 impl From<ConversionError> for Error {
     fn from(e: ConversionError) -> Self {
@@ -31,9 +33,23 @@ impl From<ConversionError> for Error {
     }
 }
 
-#[utoipa::path(get, path = "/v1/conversions", tag = "attribution", params(ConversionFilter),
+// The filter's parameters are spelled out (rather than `params(ConversionFilter)`) to state the
+// constraints its parsing enforces.
+#[utoipa::path(get, path = "/v1/conversions", tag = "attribution", operation_id = "list_conversions",
+    params(
+        ("from" = Option<Instant>, Query, description = "Orders placed at or after this time."),
+        ("to" = Option<Instant>, Query, description = "Orders placed before this time."),
+        ("creator_id" = Option<Uuid>, Query, description = "Only orders credited to this creator."),
+        ("link_id" = Option<Uuid>, Query, description = "Only orders credited to this link."),
+        ("status" = Option<Status>, Query, description = "Only orders of this status."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200,
+            description = "At most this many orders (1–200, default 50; else 400 `invalid_limit`)."),
+        ("cursor" = Option<Cursor>, Query, description = "`next_cursor` of the previous page."),
+    ),
     security(("api_key" = [])),
-    responses((status = 200, body = List<Conversion>), (status = 400, body = ErrorBody),
+    responses((status = 200, body = List<Conversion>, description = "the brand's orders matching the filters, newest first"),
+        (status = 400, body = ErrorBody, description = "`invalid_limit`, `invalid_cursor`, or `invalid_query` (a \
+            malformed filter or an out-of-range date)"),
         (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -59,18 +75,25 @@ fn answer(created: bool, conversion: Conversion) -> (StatusCode, axum::Json<Conv
     (if created { StatusCode::CREATED } else { StatusCode::OK }, axum::Json(conversion))
 }
 
-#[utoipa::path(post, path = "/v1/conversions", tag = "conversions", request_body = NewConversion,
-    params(("Idempotency-Key" = String, Header, description = "Required; 1–255 visible ASCII characters. \
-        The same key with the same body answers the same; with another body, 409 `idempotency_conflict`.")),
+#[utoipa::path(post, path = "/v1/conversions", tag = "conversions", operation_id = "report_conversion",
+    request_body = NewConversion,
+    params(("Idempotency-Key" = IdempotencyKey, Header, description = "Required (else 400 \
+        `missing_idempotency_key`); 1–255 visible ASCII characters. The same key with the same body answers the \
+        same; with another body, 409 `idempotency_conflict`.")),
     security(("api_key" = [])),
     responses(
         (status = 201, body = Conversion, description = "recorded: the order as `/v1/conversions` lists it, `verified`"),
         (status = 200, body = Conversion, description = "a server-side source already reported this order (or this \
             key's first request found it so): the order as it stands, counted once"),
-        (status = 400, body = ErrorBody, description = "`missing_idempotency_key`, `invalid_idempotency_key`, malformed JSON"),
+        (status = 400, body = ErrorBody, description = "`missing_idempotency_key`, `invalid_idempotency_key`, \
+            `malformed_json`"),
         (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "`idempotency_conflict`: the key was used with another body"),
-        (status = 422, body = ErrorBody, description = "an invalid field, or `amount_too_large`")))]
+        (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody, description = "`invalid_order_id`, `invalid_amount`, `invalid_occurred_at`, \
+            `invalid_cs_ref`, `invalid_discount_codes`, `amount_too_large`, or `invalid_body` (a missing, mistyped or \
+            unknown field)")))]
 pub async fn create(
     State(state): State<AppState>,
     brand: Brand,
@@ -84,29 +107,34 @@ pub async fn create(
     Ok(answer(result.created, result.conversion))
 }
 
-#[utoipa::path(post, path = "/v1/conversions/{order_id}/refunds", tag = "conversions", request_body = NewRefund,
-    params(("order_id" = String, Path, description = "The order's id as reported")),
+#[utoipa::path(post, path = "/v1/conversions/{order_id}/refunds", tag = "conversions", operation_id = "refund_conversion",
+    request_body = NewRefund,
+    params(("order_id" = OrderRef, Path, description = "The order's id as reported")),
     security(("api_key" = [])),
     responses(
         (status = 201, body = Conversion, description = "refund recorded; the order with its new refunded and net amounts"),
         (status = 200, body = Conversion, description = "this refund id was recorded before: counted once"),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "the brand has no such order"),
         (status = 409, body = ErrorBody, description = "`refund_conflict`: the refund id belongs to another order"),
-        (status = 422, body = ErrorBody, description = "an invalid field, `currency_mismatch` or `amount_too_large`")))]
+        (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody, description = "`invalid_refund_id`, `invalid_amount`, `invalid_occurred_at`, \
+            `currency_mismatch`, `amount_too_large`, or `invalid_body` (a missing, mistyped or unknown field)")))]
 pub async fn refund(
     State(state): State<AppState>,
     brand: Brand,
     Path(order_id): Path<String>,
     Json(body): Json<NewRefund>,
 ) -> Result<(StatusCode, axum::Json<Conversion>), Error> {
-    let result =
-        server::refund(&state.db, brand.id, &order_id, &body, state.config.max_order_value, Utc::now()).await?;
+    let order_id = order_in_path(&order_id)?;
+    let result = server::refund(&state.db, brand.id, order_id, &body, state.config.max_order_value, Utc::now()).await?;
     Ok(answer(result.created, result.conversion))
 }
 
-#[utoipa::path(post, path = "/v1/conversions/{order_id}/cancel", tag = "conversions",
-    params(("order_id" = String, Path, description = "The order's id as reported")),
+#[utoipa::path(post, path = "/v1/conversions/{order_id}/cancel", tag = "conversions", operation_id = "cancel_conversion",
+    params(("order_id" = OrderRef, Path, description = "The order's id as reported")),
     security(("api_key" = [])),
     responses(
         (status = 200, body = Conversion, description = "the order, `cancelled`: counted nowhere from now on"),
@@ -117,5 +145,15 @@ pub async fn cancel(
     brand: Brand,
     Path(order_id): Path<String>,
 ) -> Result<axum::Json<Conversion>, Error> {
-    Ok(axum::Json(server::cancel(&state.db, brand.id, &order_id, Utc::now()).await?))
+    Ok(axum::Json(server::cancel(&state.db, brand.id, order_in_path(&order_id)?, Utc::now()).await?))
+}
+
+/// The order id in a path, if it is one an order can have (stored ids are trimmed, 1–128 characters,
+/// without control characters): anything else names no order, and may hold bytes (NUL) the database
+/// would refuse to compare.
+fn order_in_path(order_id: &str) -> Result<&str, Error> {
+    let stored_shape = order_id.trim() == order_id
+        && (1..=128).contains(&order_id.chars().count())
+        && !order_id.chars().any(char::is_control);
+    stored_shape.then_some(order_id).ok_or(Error::NotFound("conversion"))
 }

@@ -7,7 +7,6 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequestParts, State};
-use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
@@ -20,10 +19,12 @@ use shared::{ContentType, Platform};
 use super::auth::{bearer, Brand};
 use super::error::{Error, ErrorBody};
 use super::extract::{List, Page, Path, Query};
+use super::json;
 use super::AppState;
 use crate::creator_tokens::{self, Expiry, TokenError, TokenInfo};
 use crate::money::Money;
 use crate::revenue::{self, CurrencyFigures, Figures};
+use crate::schema::TokenPrefix;
 
 impl From<TokenError> for Error {
     fn from(e: TokenError) -> Self {
@@ -35,9 +36,11 @@ impl From<TokenError> for Error {
     }
 }
 
-/// What a new token may say about itself; every field is optional, and so is the body.
+/// What a new token may say about itself; every field is optional, and so is the body. `expires_at` and
+/// `expires_in_days` are alternatives: not both (else 422 `invalid_expiry`).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"expires_in_days": 90}))]
 pub struct CreateToken {
     /// When the token stops working (RFC 3339): in the future, at most ten years away.
     pub expires_at: Option<DateTime<Utc>>,
@@ -57,7 +60,8 @@ pub struct CreatorToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[utoipa::path(post, path = "/v1/creators/{id}/tokens", tag = "creators", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/creators/{id}/tokens", tag = "creators", operation_id = "create_creator_token",
+    security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "the creator")),
     request_body(content = Option<CreateToken>, content_type = "application/json",
         description = "optional: without a body (or with `{}` or `null`) the token never expires"),
@@ -78,8 +82,8 @@ pub async fn create_token(
     })?;
     let request = if body.iter().all(u8::is_ascii_whitespace) {
         CreateToken::default()
-    } else if is_json(&headers) {
-        axum::Json::<Option<CreateToken>>::from_bytes(&body)?.0.unwrap_or_default()
+    } else if json::is_json(&headers) {
+        json::from_bytes::<Option<CreateToken>>(&body)?.unwrap_or_default()
     } else {
         return Err(Error::Invalid {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -96,10 +100,11 @@ pub async fn create_token(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/creators/{id}/tokens", tag = "creators", security(("api_key" = [])),
-    params(("id" = Uuid, Path, description = "the creator"), Page),
+#[utoipa::path(get, path = "/v1/creators/{id}/tokens", tag = "creators", operation_id = "list_creator_tokens",
+    security(("api_key" = [])), params(("id" = Uuid, Path, description = "the creator"), Page),
     responses((status = 200, body = List<TokenInfo>, description = "the creator's tokens, newest first, revoked and expired ones included; never the token itself"),
-        (status = 400, body = ErrorBody, description = "bad `limit` or `cursor`"), (status = 401, body = ErrorBody),
+        (status = 400, body = ErrorBody, description = "`invalid_limit`, `invalid_cursor`, `invalid_query`"),
+        (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "not a creator of this brand")))]
 pub async fn list_tokens(
     State(state): State<AppState>,
@@ -112,8 +117,10 @@ pub async fn list_tokens(
     Ok(axum::Json(List::from_rows(rows, page)))
 }
 
-#[utoipa::path(delete, path = "/v1/creators/{id}/tokens/{prefix}", tag = "creators", security(("api_key" = [])),
-    params(("id" = Uuid, Path, description = "the creator"), ("prefix" = String, Path, description = "the token's prefix")),
+#[utoipa::path(delete, path = "/v1/creators/{id}/tokens/{prefix}", tag = "creators", operation_id = "revoke_creator_token",
+    security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "the creator"),
+        ("prefix" = TokenPrefix, Path, description = "the token's prefix")),
     responses((status = 204, description = "revoked: the token stops working at once (revoking again is still 204)"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "not a creator of this brand, or not one of its tokens")))]
@@ -124,13 +131,6 @@ pub async fn revoke_token(
 ) -> Result<StatusCode, Error> {
     creator_tokens::revoke(&state.db, brand.id, creator_id, &prefix).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Whether the request says its body is JSON (`application/json`, or a `+json` type).
-fn is_json(headers: &HeaderMap) -> bool {
-    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let mime = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
 /// The creator a request acts for, proven by a creator token that is neither revoked nor expired. It
@@ -193,8 +193,11 @@ struct MyLinkRow {
     figures: Option<serde_json::Value>,
 }
 
-#[utoipa::path(get, path = "/v1/me/links", tag = "creators", params(Page), security(("creator_token" = [])),
-    responses((status = 200, body = List<MyLink>), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/me/links", tag = "creators", operation_id = "my_links", params(Page),
+    security(("creator_token" = [])),
+    responses((status = 200, body = List<MyLink>, description = "the creator's links, newest first"),
+        (status = 400, body = ErrorBody, description = "`invalid_limit`, `invalid_cursor`, `invalid_query`"),
+        (status = 401, body = ErrorBody, description = "a missing, revoked or expired creator token")))]
 pub async fn my_links(
     State(state): State<AppState>,
     creator: Creator,

@@ -10,16 +10,21 @@ use uuid::Uuid;
 
 use super::auth::Brand;
 use super::error::{Error, ErrorBody};
-use super::extract::{Json, List, Page, PageRequest, Path, Query};
+use super::extract::{List, Page, PageRequest, Path, Query};
+use super::json::Json;
 use super::AppState;
 use crate::domain::Name;
+use crate::schema::{DisplayName, Handle};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Jessica Alvarez", "handle": "@jessica"}))]
 pub struct CreateCreator {
-    /// 1–200 characters.
+    /// 1–200 characters once trimmed.
+    #[schema(value_type = DisplayName)]
     pub name: String,
     /// The creator's handle on their main platform, e.g. `@jessica` (at most 100 characters).
+    #[schema(value_type = Option<Handle>)]
     pub handle: Option<String>,
 }
 
@@ -33,9 +38,14 @@ pub struct Creator {
 
 const COLUMNS: &str = "id, name, handle, created_at";
 
-#[utoipa::path(post, path = "/v1/creators", tag = "creators", request_body = CreateCreator,
-    security(("api_key" = [])),
-    responses((status = 201, body = Creator), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/creators", tag = "creators", operation_id = "create_creator",
+    request_body = CreateCreator, security(("api_key" = [])),
+    responses((status = 201, body = Creator),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody, description = "`invalid_name`, `invalid_handle`, or `invalid_body` (a \
+            missing, mistyped or unknown field)")))]
 pub async fn create(
     State(state): State<AppState>,
     brand: Brand,
@@ -64,8 +74,11 @@ pub async fn create_creator(db: &PgPool, brand_id: Uuid, body: &CreateCreator) -
     Ok(creator)
 }
 
-#[utoipa::path(get, path = "/v1/creators", tag = "creators", params(Page), security(("api_key" = [])),
-    responses((status = 200, body = List<Creator>), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/creators", tag = "creators", operation_id = "list_creators", params(Page),
+    security(("api_key" = [])),
+    responses((status = 200, body = List<Creator>, description = "the brand's creators, newest first"),
+        (status = 400, body = ErrorBody, description = "`invalid_limit`, `invalid_cursor`, `invalid_query`"),
+        (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     brand: Brand,
@@ -99,8 +112,10 @@ struct SeqCreator {
     creator: Creator,
 }
 
-#[utoipa::path(get, path = "/v1/creators/{id}", tag = "creators", security(("api_key" = [])),
-    responses((status = 200, body = Creator), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/creators/{id}", tag = "creators", operation_id = "get_creator",
+    params(("id" = Uuid, Path, description = "the creator")), security(("api_key" = [])),
+    responses((status = 200, body = Creator), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "not a creator of this brand")))]
 pub async fn get(
     State(state): State<AppState>,
     brand: Brand,

@@ -13,7 +13,9 @@ use super::error::Error;
 use super::AppState;
 use crate::client::ClientKey;
 
-/// `axum::Json`, with rejections as [`Error`]s (422 for bad fields, 400 for bad JSON, 413 for size).
+/// `axum::Json`, with rejections as [`Error`]s (422 for bad fields, 400 for bad JSON, 413 for size): the
+/// fast path for the edge's click batches. Public bodies are read by [`super::json::Json`], as their
+/// OpenAPI schemas describe them.
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(Error))]
 pub struct Json<T>(pub T);
@@ -52,9 +54,11 @@ pub const MAX_LIMIT: i64 = 200;
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Page {
-    /// At most this many items (1–200, default 50).
+    /// At most this many items (1–200, default 50; else 400 `invalid_limit`).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
+    #[param(value_type = Option<crate::schema::Cursor>)]
     pub cursor: Option<String>,
 }
 
@@ -77,7 +81,7 @@ impl Page {
     }
 }
 
-fn decode_cursor(cursor: &str) -> Result<i64, Error> {
+pub(crate) fn decode_cursor(cursor: &str) -> Result<i64, Error> {
     let invalid = || Error::bad_request("invalid_cursor", "cursor is not one this API returned");
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;

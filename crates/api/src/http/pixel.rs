@@ -131,13 +131,18 @@ impl EventName {
 /// which keeps the request free of a CORS preflight).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"pixel_id": "px_2vnnh22f4y6dgu83", "event": "purchase",
+    "cs_ref": "5f0c6a3e9b2d4c1fa7e8d9c0b1a2f3e4", "order_id": "1042", "value": "129.99", "currency": "USD",
+    "url": "https://shop.example/checkout/thank-you"}))]
 pub struct PixelEvent {
+    #[schema(value_type = crate::schema::PixelId)]
     pub pixel_id: String,
     pub event: EventName,
     /// The click id from the landing URL or the `_cs_ref` cookie.
+    #[schema(value_type = Option<crate::schema::ClickRef>)]
     pub cs_ref: Option<String>,
-    /// Required for purchases; a string (or an integer), at most 128 characters.
-    #[schema(value_type = Option<String>)]
+    /// Required for purchases; a string (or a number), at most 128 characters.
+    #[schema(value_type = Option<crate::schema::PixelOrderId>)]
     pub order_id: Option<Value>,
     /// Decimal amount as a string ("129.99"); required for purchases.
     #[schema(value_type = Option<String>)]
@@ -145,6 +150,7 @@ pub struct PixelEvent {
     /// ISO 4217 code; required with `value`.
     pub currency: Option<String>,
     /// The page; stored without query string or fragment.
+    #[schema(value_type = Option<crate::schema::PageUrl>)]
     pub url: Option<String>,
 }
 
@@ -224,9 +230,9 @@ fn page_url(raw: &str) -> Result<String, Error> {
     Ok(url.into())
 }
 
-#[utoipa::path(post, path = "/v1/pixel/events", tag = "pixel", request_body = PixelEvent,
+#[utoipa::path(post, path = "/v1/pixel/events", tag = "pixel", operation_id = "pixel_event", request_body = PixelEvent,
     responses((status = 202, body = Accepted),
-        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON (or not UTF-8)"),
         (status = 404, body = ErrorBody, description = "`not_found`: an unknown pixel id, or one not shaped like a \
             pixel id (`px_` and 16 lowercase code characters), answered before any limit or lookup"),
         (status = 422, body = ErrorBody, description = "an invalid field, or `amount_too_large` (a purchase above the \
@@ -244,7 +250,7 @@ pub async fn event(
         StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
         status => Error::Invalid { status, code: "invalid_body", message: e.body_text() },
     })?;
-    let body: PixelEvent = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+    let body: PixelEvent = super::json::from_slice(&body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => Error::invalid_field("invalid_body", e.to_string()),
         _ => Error::bad_request("malformed_json", e.to_string()),
     })?;

@@ -15,9 +15,11 @@ use shared::{ContentType, Platform};
 
 use super::auth::Brand;
 use super::error::{Error, ErrorBody, ResultExt};
-use super::extract::{Json, List, Page, Path, Query};
+use super::extract::{List, Page, Path, Query};
+use super::json::Json;
 use super::AppState;
-use crate::domain::{DestinationUrl, PromoCode};
+use crate::domain::{self, PromoCode};
+use crate::schema::{Cursor, DestinationUrl, PromoCodeText};
 
 pub mod stats;
 
@@ -26,14 +28,20 @@ const CODE_ATTEMPTS: usize = 8;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"destination_url": "https://shop.example/products/linen-shirt?color=sand",
+    "platform": "instagram", "content_type": "reel", "promo_code": "JESS20", "share_revenue": true}))]
 pub struct CreateLink {
     /// Absolute http(s) URL, at most 2048 characters, not on the tracking domain.
+    #[schema(value_type = DestinationUrl)]
     pub destination_url: String,
+    /// One of the brand's campaigns (else 404).
     pub campaign_id: Option<Uuid>,
+    /// One of the brand's creators (else 404).
     pub creator_id: Option<Uuid>,
     pub platform: Option<Platform>,
     pub content_type: Option<ContentType>,
     /// Unique among the brand's active links, compared case-insensitively.
+    #[schema(value_type = Option<PromoCodeText>)]
     pub promo_code: Option<String>,
     #[serde(default)]
     pub share_revenue: bool,
@@ -42,7 +50,10 @@ pub struct CreateLink {
 /// Any creation field but the code. An absent field is left alone; `null` clears an optional one.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"destination_url": "https://shop.example/products/linen-shirt?color=olive", "promo_code": null}))]
 pub struct UpdateLink {
+    /// Absolute http(s) URL, at most 2048 characters, not on the tracking domain; `null` leaves it alone.
+    #[schema(value_type = Option<DestinationUrl>)]
     pub destination_url: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
@@ -57,7 +68,7 @@ pub struct UpdateLink {
     #[schema(value_type = Option<ContentType>)]
     pub content_type: Option<Option<ContentType>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<PromoCodeText>)]
     pub promo_code: Option<Option<String>>,
     pub share_revenue: Option<bool>,
 }
@@ -133,7 +144,7 @@ impl LinkRow {
 
 /// The writable fields of a link, validated.
 pub struct LinkFields {
-    destination_url: DestinationUrl,
+    destination_url: domain::DestinationUrl,
     campaign_id: Option<Uuid>,
     creator_id: Option<Uuid>,
     platform: Option<Platform>,
@@ -164,8 +175,8 @@ impl CreateLink {
     }
 }
 
-fn parse_destination(state: &AppState, raw: &str) -> Result<DestinationUrl, Error> {
-    DestinationUrl::parse(raw, &state.config.tracking_base_url)
+fn parse_destination(state: &AppState, raw: &str) -> Result<domain::DestinationUrl, Error> {
+    domain::DestinationUrl::parse(raw, &state.config.tracking_base_url)
         .map_err(|e| Error::invalid_field("invalid_destination_url", e.to_string()))
 }
 
@@ -189,9 +200,17 @@ fn is_code_collision(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.constraint() == Some("links_code_key"))
 }
 
-#[utoipa::path(post, path = "/v1/links", tag = "links", request_body = CreateLink, security(("api_key" = [])),
-    responses((status = 201, body = Link), (status = 404, body = ErrorBody, description = "creator or campaign not found"),
-        (status = 409, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/links", tag = "links", operation_id = "create_link", request_body = CreateLink,
+    security(("api_key" = [])),
+    responses((status = 201, body = Link),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "the creator or campaign is not the brand's"),
+        (status = 409, body = ErrorBody, description = "`promo_code_taken`"),
+        (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody, description = "`invalid_destination_url`, `invalid_promo_code`, or \
+            `invalid_body` (a missing, mistyped or unknown field)")))]
 pub async fn create(
     State(state): State<AppState>,
     brand: Brand,
@@ -257,13 +276,22 @@ pub struct LinkFilter {
     pub creator_id: Option<Uuid>,
     pub platform: Option<Platform>,
     pub content_type: Option<ContentType>,
+    /// `true`: only active links; `false`: only deleted ones.
     pub active: Option<bool>,
+    /// At most this many links (1–200, default 50; else 400 `invalid_limit`).
+    #[param(minimum = 1, maximum = 200, default = 50)]
     pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    #[param(value_type = Option<Cursor>)]
     pub cursor: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/links", tag = "links", params(LinkFilter), security(("api_key" = [])),
-    responses((status = 200, body = List<Link>), (status = 400, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/links", tag = "links", operation_id = "list_links", params(LinkFilter),
+    security(("api_key" = [])),
+    responses((status = 200, body = List<Link>, description = "the brand's links matching the filters, newest first"),
+        (status = 400, body = ErrorBody, description = "`invalid_limit`, `invalid_cursor`, or `invalid_query` (a \
+            malformed filter)"),
+        (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     brand: Brand,
@@ -314,8 +342,10 @@ pub async fn find(conn: &mut PgConnection, brand_id: Uuid, id: Uuid, for_update:
         .ok_or(Error::NotFound("link"))
 }
 
-#[utoipa::path(get, path = "/v1/links/{id}", tag = "links", security(("api_key" = [])),
-    responses((status = 200, body = Link), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/links/{id}", tag = "links", operation_id = "get_link",
+    params(("id" = Uuid, Path, description = "the link")), security(("api_key" = [])),
+    responses((status = 200, body = Link, description = "the link, deleted ones included (`active: false`)"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "not a link of this brand")))]
 pub async fn get(State(state): State<AppState>, brand: Brand, Path(id): Path<Uuid>) -> Result<axum::Json<Link>, Error> {
     Ok(axum::Json(get_link(&state, brand.id, id).await?))
 }
@@ -326,9 +356,19 @@ pub async fn get_link(state: &AppState, brand_id: Uuid, id: Uuid) -> Result<Link
     find(&mut conn, brand_id, id, false).await?.into_link(state)
 }
 
-#[utoipa::path(patch, path = "/v1/links/{id}", tag = "links", request_body = UpdateLink, security(("api_key" = [])),
-    responses((status = 200, body = Link), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
-        (status = 422, body = ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/links/{id}", tag = "links", operation_id = "update_link", request_body = UpdateLink,
+    params(("id" = Uuid, Path, description = "the link")), security(("api_key" = [])),
+    responses((status = 200, body = Link),
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "not a link of this brand, or the creator or campaign is not \
+            the brand's"),
+        (status = 409, body = ErrorBody, description = "`promo_code_taken`, or `link_deleted` (a deleted link \
+            cannot be changed)"),
+        (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody, description = "`invalid_destination_url`, `invalid_promo_code`, or \
+            `invalid_body` (a mistyped or unknown field)")))]
 pub async fn update(
     State(state): State<AppState>,
     brand: Brand,
@@ -358,7 +398,7 @@ pub async fn update(
     let fields = LinkFields {
         destination_url: match destination {
             Some(d) => d,
-            None => DestinationUrl::parse(&current.destination_url, &state.config.tracking_base_url)
+            None => domain::DestinationUrl::parse(&current.destination_url, &state.config.tracking_base_url)
                 .map_err(anyhow::Error::from)?,
         },
         campaign_id: body.campaign_id.unwrap_or(current.campaign_id),
@@ -392,8 +432,12 @@ pub async fn update(
     Ok(axum::Json(row.into_link(&state)?))
 }
 
-#[utoipa::path(delete, path = "/v1/links/{id}", tag = "links", security(("api_key" = [])),
-    responses((status = 204, description = "deactivated (also when it already was)"), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/links/{id}", tag = "links", operation_id = "delete_link",
+    params(("id" = Uuid, Path, description = "the link")), security(("api_key" = [])),
+    description = "Soft delete: the link is deactivated (`active: false`, `deleted_at` set) and stops redirecting, \
+        but it, its clicks and its conversions stay readable.",
+    responses((status = 204, description = "deactivated (also when it already was)"), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "not a link of this brand")))]
 pub async fn delete(State(state): State<AppState>, brand: Brand, Path(id): Path<Uuid>) -> Result<StatusCode, Error> {
     deactivate(&state.db, brand.id, id).await?;
     Ok(StatusCode::NO_CONTENT)

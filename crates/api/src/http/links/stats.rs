@@ -20,16 +20,19 @@ use super::super::AppState;
 use crate::attribution::Status;
 use crate::reports::Window;
 use crate::revenue::{self, CurrencyFigures, Figures};
+use crate::schema::Instant;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct WindowParams {
     /// Inclusive start (RFC 3339, from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z; else 400
-    /// `invalid_query`); default: the beginning.
+    /// `invalid_query`); default: the beginning. Not after `to` (else 400 `invalid_window`).
     #[serde(default, deserialize_with = "crate::reports::optional_instant")]
+    #[param(value_type = Option<Instant>)]
     pub from: Option<DateTime<Utc>>,
     /// Exclusive end (RFC 3339, same range as `from`); default: open (now).
     #[serde(default, deserialize_with = "crate::reports::optional_instant")]
+    #[param(value_type = Option<Instant>)]
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -188,11 +191,12 @@ impl Tally {
     }
 }
 
-#[utoipa::path(get, path = "/v1/links/{id}/stats", tag = "links", params(WindowParams), security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/links/{id}/stats", tag = "links", operation_id = "link_stats",
+    params(("id" = Uuid, Path, description = "the link"), WindowParams), security(("api_key" = [])),
     responses((status = 200, body = LinkStats),
         (status = 400, body = ErrorBody, description = "`invalid_query` (a malformed or out-of-range date), \
             `invalid_window` (`from` after `to`)"),
-        (status = 404, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "not a link of this brand")))]
 pub async fn get(
     State(state): State<AppState>,
     brand: Brand,

@@ -14,32 +14,37 @@ use utoipa::ToSchema;
 
 use super::auth::Brand;
 use super::error::{Error, ErrorBody};
-use super::extract::{Json, List, Page, Path, Query};
+use super::extract::{List, Page, Path, Query};
+use super::json::Json;
 use super::AppState;
+use crate::schema::{ShopDomain as ShopDomainText, WebhookSecret as WebhookSecretText};
 use crate::shopify::shops::{self, Shop};
 use crate::shopify::{ShopDomain, WebhookSecret};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"shop_domain": "northwind-linen.myshopify.com",
+    "webhook_secret": "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"}))]
 pub struct ConnectShop {
     /// The shop's `*.myshopify.com` domain (what Shopify sends in `X-Shopify-Shop-Domain`), any case.
-    #[schema(example = "northwind-linen.myshopify.com")]
+    #[schema(value_type = ShopDomainText)]
     pub shop_domain: String,
     /// The secret Shopify signs this shop's webhooks with. 1–256 characters; never returned.
-    #[schema(example = "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")]
+    #[schema(value_type = WebhookSecretText)]
     pub webhook_secret: String,
 }
 
-#[utoipa::path(put, path = "/v1/integrations/shopify", tag = "shopify", request_body = ConnectShop,
-    security(("api_key" = [])),
+#[utoipa::path(put, path = "/v1/integrations/shopify", tag = "shopify", operation_id = "connect_shop",
+    request_body = ConnectShop, security(("api_key" = [])),
     description = "Claims the shop for this brand, or replaces its secret. The claim is `pending` until a \
         delivery signed with its secret verifies; the claim that verifies owns the shop. The answer depends \
         only on this brand's claim, never on what other brands hold.",
     responses((status = 200, body = Shop, description = "claimed, or its secret replaced"),
-        (status = 400, body = ErrorBody, description = "malformed JSON"),
-        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody, description = "not `application/json`"),
-        (status = 422, body = ErrorBody, description = "`invalid_shop_domain`, `invalid_webhook_secret`")))]
+        (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
+        (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, body = ErrorBody, description = "`invalid_shop_domain`, `invalid_webhook_secret`, or \
+            `invalid_body` (a missing, mistyped or unknown field)")))]
 pub async fn connect(
     State(state): State<AppState>,
     brand: Brand,
@@ -52,8 +57,10 @@ pub async fn connect(
     Ok(axum::Json(shops::connect(&state.db, &state.shopify_shops, brand.id, &shop, &secret).await?))
 }
 
-#[utoipa::path(get, path = "/v1/integrations/shopify", tag = "shopify", params(Page), security(("api_key" = [])),
-    responses((status = 200, body = List<Shop>), (status = 400, body = ErrorBody, description = "bad `limit` or `cursor`"),
+#[utoipa::path(get, path = "/v1/integrations/shopify", tag = "shopify", operation_id = "list_shops", params(Page),
+    security(("api_key" = [])),
+    responses((status = 200, body = List<Shop>, description = "the brand's shops, newest first"),
+        (status = 400, body = ErrorBody, description = "`invalid_limit`, `invalid_cursor`, `invalid_query`"),
         (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -65,8 +72,10 @@ pub async fn list(
     Ok(axum::Json(List::from_rows(rows, page)))
 }
 
-#[utoipa::path(delete, path = "/v1/integrations/shopify/{shop_domain}", tag = "shopify", security(("api_key" = [])),
-    params(("shop_domain" = String, Path, description = "the shop's domain, any case")),
+#[utoipa::path(delete, path = "/v1/integrations/shopify/{shop_domain}", tag = "shopify", operation_id = "disconnect_shop",
+    security(("api_key" = [])),
+    params(("shop_domain" = ShopDomainText, Path, description = "the shop's domain, any case (any other string \
+        names no shop: 404)")),
     responses((status = 204, description = "disconnected: its webhooks are no longer credited to this brand"),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "not a shop of this brand")))]

@@ -89,7 +89,7 @@ fn check_age(headers: &HeaderMap, now: DateTime<Utc>, max_age: chrono::Duration)
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/webhooks/shopify", tag = "shopify",
+#[utoipa::path(post, path = "/v1/webhooks/shopify", tag = "shopify", operation_id = "shopify_webhook",
     params(
         ("X-Shopify-Hmac-Sha256" = String, Header, description = "base64 HMAC-SHA256 of the raw body with the shop's webhook secret"),
         ("X-Shopify-Shop-Domain" = String, Header, description = "the shop's myshopify.com domain"),
