@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit and property tests, the pixel's tests, the API against a fresh PostgreSQL database
 # per test, and the end-to-end tests that start the API binary and the worker under `wrangler dev` (and
-# drive Debian's Chromium through a purchase and through the brand dashboard).
+# drive Debian's Chromium through a purchase and through the brand dashboard), then schemathesis against the
+# API's OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-postgres.sh
@@ -13,3 +14,5 @@ node --test crates/api/static/
 # The end-to-end tests start the real `api` binary.
 cargo build -p api --bin api --quiet
 cargo test --workspace "$@"
+# The API against its own OpenAPI document: schemathesis, every check, on the binary built above.
+bash scripts/schemathesis.sh
