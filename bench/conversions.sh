@@ -39,7 +39,8 @@ insert into order_refs (brand_id, order_id, cs_ref_id, source)
   select :'brand', 'earlier-' || g, gen_random_uuid(), 'api' from generate_series(1, 100000, 2) g;
 insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
   select :'brand', 'earlier-' || g, sha256(g::text::bytea), 201, '{}' from generate_series(1, 100000) g;
-analyze;
+vacuum analyze;
+checkpoint;
 SQL
 
 WORK=$(mktemp -d)

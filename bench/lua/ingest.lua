@@ -33,13 +33,16 @@ local function uuid4()
   return table.concat(t)
 end
 
+-- Clicks of the last day: ingestion refuses clicks older than its horizon (CLICK_MAX_AGE_DAYS, 14 days).
+local now_ms = os.time() * 1000
+
 request = function()
   local events = {}
   for i = 1, 100 do
     local link = links[math.random(1, #links)]
     events[i] = string.format(
       '{"v":1,"click_id":"%s","code":"%s","link_id":"%s","occurred_at_ms":%d,"visitor_id":"%s","new_visitor":true,"bot":false,"country":"%s","referrer_host":"l.instagram.com","user_agent":"%s"}',
-      uuid4(), link.code, link.id, 1764000000000 + math.random(0, 86400000), uuid4(),
+      uuid4(), link.code, link.id, now_ms - math.random(0, 86400000), uuid4(),
       countries[math.random(1, #countries)], agents[math.random(1, #agents)])
   end
   return wrk.format(nil, nil, nil, '{"clicks":[' .. table.concat(events, ",") .. ']}')
