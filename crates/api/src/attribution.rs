@@ -494,7 +494,7 @@ async fn credit(
 /// and [`credit`], on everything stored. It reads two CTEs defined before it: `o`, the order's facts
 /// (`occurred_at`, `discount_codes`, `currency`, `verified_at`, `test`, `cancelled_at`, `confirm_by`,
 /// `status`), and `evidence`, its click ids (`cs_ref_id`, `source`). `$1` is the brand and `$2` the order
-/// id; `window` and `now` are the placeholders of the attribution window and of the moment judged at.
+/// id; `window` and `now` are the SQL parameters (such as `$3`) that hold the attribution window and the moment judged at.
 fn judgement(window: &str, now: &str) -> String {
     format!(
         "claims as (
