@@ -67,6 +67,11 @@ pub struct Config {
     /// `RETAIN_SHOPIFY_BODIES_DAYS`, `RETAIN_OUTBOX_DAYS`, `RETAIN_PAGE_VIEWS_DAYS`: how long processed
     /// Shopify delivery bodies, finished KV outbox rows and pixel page views are kept (30, 7, 90 days).
     pub retention: crate::retention::Retention,
+    /// `ALLOW_PRIVATE_TARGETS`: a development setting; `true` lets webhooks (and destination checks) reach
+    /// plain http, loopback, private and link-local addresses. Default `false`.
+    pub allow_private_targets: bool,
+    /// `WEBHOOK_TIMEOUT_SECONDS`: how long an outbound webhook delivery waits for a 2xx (default 10).
+    pub webhook_timeout: std::time::Duration,
 }
 
 /// `DASHBOARD_SECURE_COOKIES`: `auto` (default), `true` or `false`.
@@ -146,10 +151,24 @@ impl Config {
                 outbox: retention_days("RETAIN_OUTBOX_DAYS", &get("RETAIN_OUTBOX_DAYS", "7"))?,
                 page_views: retention_days("RETAIN_PAGE_VIEWS_DAYS", &get("RETAIN_PAGE_VIEWS_DAYS", "90"))?,
             },
+            allow_private_targets: match get("ALLOW_PRIVATE_TARGETS", "false").as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => bail!("ALLOW_PRIVATE_TARGETS={other:?} must be true or false"),
+            },
+            webhook_timeout: std::time::Duration::from_secs(parse_positive::<u64>(
+                "WEBHOOK_TIMEOUT_SECONDS",
+                &get("WEBHOOK_TIMEOUT_SECONDS", "10"),
+            )?),
         })
     }
 
     /// `https://trk.creatorscore.io/abcd2345`.
+    /// Where outbound requests may go.
+    pub fn target_policy(&self) -> crate::webhooks::TargetPolicy {
+        crate::webhooks::TargetPolicy { allow_private: self.allow_private_targets }
+    }
+
     pub fn short_url(&self, code: &str) -> String {
         format!("{}/{code}", self.tracking_base_url.as_str().trim_end_matches('/'))
     }

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod limits;
+pub mod links;
 pub mod money;
 pub mod pixels;
 pub mod reports;
@@ -25,5 +26,6 @@ pub mod shopify;
 pub mod sync;
 pub mod telemetry;
 pub mod users;
+pub mod webhooks;
 
 pub use config::Config;

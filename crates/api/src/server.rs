@@ -1,6 +1,7 @@
 //! Running the HTTP server until SIGINT or SIGTERM, then draining in-flight requests.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -35,7 +36,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Processed Shopify bodies, finished outbox rows and old page views removed, hourly (see `retention`).
     let retention = tokio::spawn(crate::retention::run(db.clone(), config.retention, stopped.clone()));
     // Pending orders whose confirmation window closed become unconfirmed.
-    let sweep = tokio::spawn(crate::conversions::run_confirmation_sweep(db.clone(), Duration::from_secs(60), stopped));
+    let sweep =
+        tokio::spawn(crate::conversions::run_confirmation_sweep(db.clone(), Duration::from_secs(60), stopped.clone()));
+    // Outbound webhooks, delivered off the request path.
+    let deliverer = crate::webhooks::Deliverer::new(Arc::new(config.clone()))?;
+    let webhooks = tokio::spawn(crate::webhooks::run(db.clone(), deliverer, Duration::from_millis(500), stopped));
     // The dashboard's dummy password hash, made now so that the first sign-in with an unknown email does
     // not take longer than the others.
     tokio::task::spawn_blocking(crate::users::dummy_hash);
@@ -64,6 +69,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     reattribution.await?;
     sweep.await?;
     retention.await?;
+    webhooks.await?;
     tracing::info!("api stopped");
     Ok(())
 }

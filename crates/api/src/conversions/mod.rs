@@ -118,6 +118,12 @@ impl Row {
     }
 }
 
+/// An order from a stored snapshot of its row (`to_jsonb` of the columns a list selects): what the
+/// Conversions API keeps as a request's answer, and what an order's webhook event carries.
+pub fn from_snapshot(snapshot: serde_json::Value) -> Result<Conversion, serde_json::Error> {
+    serde_json::from_value::<Row>(snapshot).map(|row| row.into_conversion().1)
+}
+
 const COLUMNS: &str = "c.seq, c.order_id, c.status, c.amount_minor, c.refunded_minor, c.currency, c.link_id,
      l.creator_id, c.method, c.click_id, c.occurred_at, c.credited_at, c.source, c.verified_at, c.confirm_by,
      c.cancelled_at, c.discount_codes";

@@ -262,9 +262,9 @@ async fn replay(db: &PgPool, brand_id: Uuid, key: &str, hash: &[u8]) -> Result<A
     if stored_hash != hash {
         return Err(ConversionError::IdempotencyConflict);
     }
-    let row: super::Row =
-        serde_json::from_value(response).map_err(|e| ConversionError::Database(sqlx::Error::Decode(Box::new(e))))?;
-    Ok(Answer { created: status_code == 201, conversion: row.into_conversion().1 })
+    let conversion =
+        super::from_snapshot(response).map_err(|e| ConversionError::Database(sqlx::Error::Decode(Box::new(e))))?;
+    Ok(Answer { created: status_code == 201, conversion })
 }
 
 /// Records a refund of an order the brand has; a refund id already recorded for this order counts once.

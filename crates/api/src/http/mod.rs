@@ -31,6 +31,7 @@ pub mod links;
 mod openapi;
 pub mod pixel;
 pub mod shopify;
+mod webhooks;
 
 pub use error::Error;
 
@@ -104,7 +105,13 @@ pub fn router(state: AppState) -> Router {
         .route("/integrations/shopify/{shop_domain}", delete(shopify::disconnect))
         // Orders can be far larger than anything else sent to /v1; the route's own body limit wins over the
         // outer one, and it has a concurrency limit of its own.
-        .route("/webhooks/shopify", shopify::webhooks::route(state.config.shopify_webhook_concurrency));
+        .route("/webhooks/shopify", shopify::webhooks::route(state.config.shopify_webhook_concurrency))
+        .route("/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/webhooks/{id}", get(webhooks::get).patch(webhooks::update).delete(webhooks::delete))
+        .route("/webhooks/{id}/rotate-secret", post(webhooks::rotate_secret))
+        .route("/webhooks/{id}/test", post(webhooks::send_test))
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/webhooks/{id}/deliveries/{delivery_id}/retry", post(webhooks::retry));
 
     let routes = Router::new()
         .nest("/v1", v1.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))

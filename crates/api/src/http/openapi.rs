@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{attribution, campaigns, conversions, creator_view, creators, links, pixel, shopify, AppState};
+use super::{attribution, campaigns, conversions, creator_view, creators, links, pixel, shopify, webhooks, AppState};
 use crate::money::MaxOrderValue;
 use crate::schema::{CurrencyCode, Cursor, IdempotencyKey, Instant, OrderRef, ShopDomain, TokenPrefix};
 
@@ -26,6 +26,8 @@ use crate::schema::{CurrencyCode, Cursor, IdempotencyKey, Instant, OrderRef, Sho
         conversions::list, conversions::create, conversions::refund, conversions::cancel,
         pixel::event,
         shopify::connect, shopify::list, shopify::disconnect, shopify::webhooks::receive,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete, webhooks::rotate_secret,
+        webhooks::send_test, webhooks::deliveries, webhooks::retry,
     ),
     // What parameters refer to (bodies' schemas are collected from the bodies).
     components(schemas(Cursor, Instant, IdempotencyKey, OrderRef, TokenPrefix, ShopDomain)),

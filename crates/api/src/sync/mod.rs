@@ -58,16 +58,6 @@ pub trait KvSink: Send + Sync {
     fn delete(&self, deletes: &[KvDelete]) -> impl Future<Output = Result<Applied, PushError>> + Send;
 }
 
-/// Records that `link` changed, in the caller's transaction.
-pub async fn enqueue(tx: &mut sqlx::PgConnection, link: &crate::http::links::LinkRow) -> Result<(), sqlx::Error> {
-    sqlx::query("insert into link_sync_outbox (link_id, version) values ($1, $2)")
-        .bind(link.id)
-        .bind(link.version)
-        .execute(tx)
-        .await?;
-    Ok(())
-}
-
 /// Pushes one batch of pending changes. Returns how many outbox rows it settled (done, or parked when
 /// KV refused their record); 0 when there was nothing to do or another process holds the lock. Fails
 /// when part of the batch is unsettled (KV down, slow or refusing the request itself): what was settled

@@ -5,8 +5,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -78,69 +77,7 @@ fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Optio
     Option::<T>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Link {
-    pub id: Uuid,
-    /// 8 characters of `abcdefghjkmnpqrstuvwxyz23456789`.
-    pub code: String,
-    pub short_url: String,
-    pub destination_url: String,
-    pub campaign_id: Option<Uuid>,
-    pub creator_id: Option<Uuid>,
-    pub platform: Option<Platform>,
-    pub content_type: Option<ContentType>,
-    pub promo_code: Option<String>,
-    pub share_revenue: bool,
-    pub active: bool,
-    pub created_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-}
-
-/// A `links` row as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LinkRow {
-    pub id: Uuid,
-    pub seq: i64,
-    pub code: String,
-    pub destination_url: String,
-    pub campaign_id: Option<Uuid>,
-    pub creator_id: Option<Uuid>,
-    pub platform: Option<String>,
-    pub content_type: Option<String>,
-    pub promo_code: Option<String>,
-    pub share_revenue: bool,
-    pub active: bool,
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-}
-
-pub const LINK_COLUMNS: &str = "id, seq, code, destination_url, campaign_id, creator_id, platform, content_type, \
-     promo_code, share_revenue, active, version, created_at, deleted_at";
-
-impl LinkRow {
-    fn into_link(self, state: &AppState) -> Result<Link, Error> {
-        // The table's check constraints only admit known names, so a parse failure is a bug.
-        let platform = self.platform.as_deref().map(str::parse::<Platform>).transpose().map_err(anyhow::Error::from)?;
-        let content_type =
-            self.content_type.as_deref().map(str::parse::<ContentType>).transpose().map_err(anyhow::Error::from)?;
-        Ok(Link {
-            short_url: state.config.short_url(&self.code),
-            id: self.id,
-            code: self.code,
-            destination_url: self.destination_url,
-            campaign_id: self.campaign_id,
-            creator_id: self.creator_id,
-            platform,
-            content_type,
-            promo_code: self.promo_code,
-            share_revenue: self.share_revenue,
-            active: self.active,
-            created_at: self.created_at,
-            deleted_at: self.deleted_at,
-        })
-    }
-}
+pub use crate::links::{Link, LinkRow, LINK_COLUMNS};
 
 /// The writable fields of a link, validated.
 pub struct LinkFields {
@@ -231,7 +168,7 @@ pub async fn create_link(state: &AppState, brand_id: Uuid, fields: &LinkFields) 
     for _ in 0..CODE_ATTEMPTS {
         let code = (state.codes)();
         match insert_link(&state.db, brand_id, code.as_str(), fields).await {
-            Ok(row) => return row.into_link(state),
+            Ok(row) => return row.into_link(&state.config).map_err(Error::from),
             Err(e) if is_code_collision(&e) => {
                 tracing::info!(code = %code, "tracking code collision, drawing another");
             }
@@ -252,8 +189,11 @@ async fn insert_link(db: &PgPool, brand_id: Uuid, code: &str, f: &LinkFields) ->
              returning {LINK_COLUMNS}
          ), sync as (
              insert into link_sync_outbox (link_id, version) select id, version from link
+         ), event as (
+             select emit_webhook_event($2, 'link.created', to_jsonb(link), null) from link
          )
-         select * from link"
+         -- The event is a query, run only when read: the join reads it.
+         select link.* from link cross join event"
     ))
     .bind(Uuid::new_v4())
     .bind(brand_id)
@@ -327,7 +267,7 @@ pub async fn list_links(state: &AppState, brand_id: Uuid, filter: &LinkFilter) -
     }
     query.push(" order by seq desc limit ").push_bind(page.limit + 1);
     let rows = query.build_query_as::<LinkRow>().fetch_all(&state.db).await?;
-    let rows = rows.into_iter().map(|r| Ok((r.seq, r.into_link(state)?))).collect::<Result<Vec<_>, Error>>()?;
+    let rows = rows.into_iter().map(|r| Ok((r.seq, r.into_link(&state.config)?))).collect::<Result<Vec<_>, Error>>()?;
     Ok(List::from_rows(rows, page))
 }
 
@@ -353,7 +293,7 @@ pub async fn get(State(state): State<AppState>, brand: Brand, Path(id): Path<Uui
 /// The brand's link with this id; another brand's is a 404 like a missing one.
 pub async fn get_link(state: &AppState, brand_id: Uuid, id: Uuid) -> Result<Link, Error> {
     let mut conn = state.db.acquire().await?;
-    find(&mut conn, brand_id, id, false).await?.into_link(state)
+    Ok(find(&mut conn, brand_id, id, false).await?.into_link(&state.config)?)
 }
 
 #[utoipa::path(patch, path = "/v1/links/{id}", tag = "links", operation_id = "update_link", request_body = UpdateLink,
@@ -427,9 +367,9 @@ pub async fn update(
         .fetch_one(&mut *tx)
         .await,
     )?;
-    crate::sync::enqueue(&mut tx, &row).await?;
+    crate::links::record_change(&mut tx, brand.id, &row, "link.updated").await?;
     tx.commit().await?;
-    Ok(axum::Json(row.into_link(&state)?))
+    Ok(axum::Json(row.into_link(&state.config)?))
 }
 
 #[utoipa::path(delete, path = "/v1/links/{id}", tag = "links", operation_id = "delete_link",
@@ -456,7 +396,7 @@ pub async fn deactivate(db: &PgPool, brand_id: Uuid, id: Uuid) -> Result<(), Err
         .bind(id)
         .fetch_one(&mut *tx)
         .await?;
-        crate::sync::enqueue(&mut tx, &row).await?;
+        crate::links::record_change(&mut tx, brand_id, &row, "link.deactivated").await?;
     }
     tx.commit().await?;
     Ok(())
