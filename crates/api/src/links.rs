@@ -101,3 +101,27 @@ pub async fn record_change(
     .await?;
     Ok(())
 }
+
+/// What names a link in an export: its code and its creator's name.
+#[derive(Debug, Clone)]
+pub struct LinkLabel {
+    pub code: String,
+    pub creator_name: Option<String>,
+}
+
+/// The labels of the brand's links among `ids`.
+pub async fn labels(
+    db: &sqlx::PgPool,
+    brand_id: Uuid,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, LinkLabel>, sqlx::Error> {
+    let rows: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
+        "select l.id, l.code, c.name from links l left join creators c on c.id = l.creator_id
+         where l.brand_id = $1 and l.id = any($2)",
+    )
+    .bind(brand_id)
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(id, code, creator_name)| (id, LinkLabel { code, creator_name })).collect())
+}

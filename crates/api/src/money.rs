@@ -66,6 +66,20 @@ impl Money {
         Ok(Money { amount_minor, currency: code })
     }
 
+    /// `"129.99"`: the amount in major units, with the currency's own number of decimals.
+    pub fn decimal(&self) -> String {
+        let places = u32::from(Currency::from_code(&self.currency).and_then(|c| c.exponent()).unwrap_or(2));
+        let scale = 10u64.checked_pow(places).unwrap_or(1);
+        let sign = if self.amount_minor < 0 { "-" } else { "" };
+        let minor = self.amount_minor.unsigned_abs();
+        let (whole, fraction) = (minor / scale, minor % scale);
+        if places == 0 {
+            format!("{sign}{whole}")
+        } else {
+            format!("{sign}{whole}.{fraction:0width$}", width = places as usize)
+        }
+    }
+
     /// Parses `"129.99"` in `"USD"` into 12999 minor units, digit by digit: no floating point anywhere.
     /// Trailing zeros beyond the currency's precision are accepted (`"10.500"` USD is 1050); any other
     /// extra digit is refused rather than rounded (`"19.999"` USD).

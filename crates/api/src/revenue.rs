@@ -97,6 +97,69 @@ pub fn counts(status: Status) -> bool {
     COUNTED.contains(&status)
 }
 
+/// The lateral joins that give a `links l` row its all-time totals: `clicks` and `unique_clicks` from the
+/// rollups, and `figures`, its orders as every report counts them (a JSON array of
+/// [`CurrencyFigures`], null without any; read it with [`figures_of`]).
+pub fn link_totals_lateral() -> String {
+    format!(
+        "left join lateral (
+             select coalesce(sum(clicks), 0)::bigint as clicks, coalesce(sum(unique_clicks), 0)::bigint as unique_clicks
+             from link_daily_all where link_id = l.id
+         ) d on true
+         left join lateral (
+             select jsonb_agg(to_jsonb(per_currency)) as figures
+             from (select currency, {FIGURES} from conversions where link_id = l.id and {REPORTED}
+                   group by currency) per_currency
+         ) c on true"
+    )
+}
+
+/// The per-currency rows [`link_totals_lateral`] returns as `figures`.
+pub fn currency_rows(json: Option<serde_json::Value>) -> Vec<CurrencyFigures> {
+    json.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default()
+}
+
+/// Adds up a link's per-currency figures, as [`link_totals_lateral`] returns them.
+pub fn figures_of(json: Option<serde_json::Value>) -> Figures {
+    let mut figures = Figures::default();
+    for row in &currency_rows(json) {
+        figures.add(row);
+    }
+    figures
+}
+
+/// A link's all-time totals.
+#[derive(Debug, Clone, Default)]
+pub struct LinkTotals {
+    pub clicks: i64,
+    pub unique_clicks: i64,
+    /// One row per currency of its counted and pending orders.
+    pub per_currency: Vec<CurrencyFigures>,
+}
+
+/// The all-time totals of the brand's links among `ids`.
+pub async fn link_totals(
+    db: &sqlx::PgPool,
+    brand_id: uuid::Uuid,
+    ids: &[uuid::Uuid],
+) -> Result<std::collections::HashMap<uuid::Uuid, LinkTotals>, sqlx::Error> {
+    let rows: Vec<(uuid::Uuid, i64, i64, Option<serde_json::Value>)> = sqlx::query_as(&format!(
+        "select l.id, d.clicks, d.unique_clicks, c.figures from links l {lateral}
+         where l.brand_id = $1 and l.id = any($2)",
+        lateral = link_totals_lateral()
+    ))
+    .bind(brand_id)
+    .bind(ids)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, clicks, unique_clicks, figures)| {
+            (id, LinkTotals { clicks, unique_clicks, per_currency: currency_rows(figures) })
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ use super::auth::Brand;
 use super::error::{Error, ErrorBody};
 use super::extract::Query;
 use super::AppState;
+use crate::money::Money;
 use crate::reports::{Window, EARLIEST};
 use crate::revenue::{self, CurrencyFigures, Figures};
 use crate::schema::Instant;
@@ -141,11 +142,16 @@ pub async fn report(
     brand: Brand,
     Query(params): Query<AttributionParams>,
 ) -> Result<axum::Json<Attribution>, Error> {
+    Ok(axum::Json(attribution(&state, brand.id, &params).await?))
+}
+
+/// The report the parameters ask for: `to` defaults to now, `from` to 30 days before `to`.
+async fn attribution(state: &AppState, brand_id: Uuid, params: &AttributionParams) -> Result<Attribution, Error> {
     let to = params.to.unwrap_or_else(Utc::now);
     // `to` is in the accepted range, so 30 days before it is a date PostgreSQL holds too.
     let from = params.from.unwrap_or_else(|| to.checked_sub_signed(Duration::days(30)).unwrap_or(EARLIEST));
-    let data = attribution_rows(&state.db, brand.id, params.group_by, from, to).await?;
-    Ok(axum::Json(Attribution { group_by: params.group_by, from, to, data }))
+    let data = attribution_rows(&state.db, brand_id, params.group_by, from, to).await?;
+    Ok(Attribution { group_by: params.group_by, from, to, data })
 }
 
 /// The brand's clicks, unique clicks, conversions and revenue in `[from, to)`, one row per group, most
@@ -297,4 +303,74 @@ pub async fn daily_totals(
         days.entry(day).or_default().figures.add(&figures);
     }
     Ok(days)
+}
+
+const EXPORT_COLUMNS: [&str; 12] = [
+    "group_by",
+    "key",
+    "from",
+    "to",
+    "clicks",
+    "unique_clicks",
+    "conversions",
+    "pending_conversions",
+    "conversion_rate",
+    "currency",
+    "revenue",
+    "pending_revenue",
+];
+
+#[utoipa::path(get, path = "/v1/attribution.csv", tag = "attribution", operation_id = "export_attribution",
+    params(AttributionParams), security(("api_key" = [])),
+    description = "The attribution report as CSV (RFC 4180, UTF-8, header row): the same groups, window and figures \
+        as `GET /v1/attribution`. A group with revenue in several currencies has one row per currency, its counts on \
+        the first. Cells a spreadsheet would run as formulas start with `'`.",
+    responses((status = 200, content_type = "text/csv", body = String, description = "the CSV file"),
+        (status = 400, body = ErrorBody, description = "`invalid_query`, `invalid_window`"),
+        (status = 401, body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    brand: Brand,
+    Query(params): Query<AttributionParams>,
+) -> Result<axum::response::Response, Error> {
+    use super::csv::{amount, instant};
+    let report = attribution(&state, brand.id, &params).await?;
+    let group_by =
+        serde_json::to_value(report.group_by).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let (from, to) = (instant(Some(report.from)), instant(Some(report.to)));
+    let mut rows = Vec::new();
+    for row in report.data {
+        let mut currencies: Vec<&str> = row.figures.revenue.iter().map(|m| m.currency.as_str()).collect();
+        for m in &row.figures.pending_revenue {
+            if !currencies.contains(&m.currency.as_str()) {
+                currencies.push(&m.currency);
+            }
+        }
+        currencies.sort_unstable();
+        let find = |list: &[Money], currency: &str| {
+            list.iter().find(|m| m.currency == currency).map(amount).unwrap_or_else(|| "0".to_owned())
+        };
+        let lines: Vec<Option<&str>> =
+            if currencies.is_empty() { vec![None] } else { currencies.into_iter().map(Some).collect() };
+        for (i, currency) in lines.into_iter().enumerate() {
+            let first = i == 0;
+            let counts = |n: i64| if first { n.to_string() } else { String::new() };
+            rows.push(vec![
+                group_by.clone(),
+                row.key.clone().unwrap_or_default(),
+                from.clone(),
+                to.clone(),
+                counts(row.clicks),
+                counts(row.unique_clicks),
+                counts(row.figures.conversions),
+                counts(row.figures.pending_conversions),
+                if first { format!("{:.4}", row.conversion_rate) } else { String::new() },
+                currency.unwrap_or_default().to_owned(),
+                currency.map(|c| find(&row.figures.revenue, c)).unwrap_or_default(),
+                currency.map(|c| find(&row.figures.pending_revenue, c)).unwrap_or_default(),
+            ]);
+        }
+    }
+    let filename = format!("attribution-{group_by}.csv");
+    Ok(super::csv::download(&filename, &EXPORT_COLUMNS, futures_util::stream::once(async move { Ok(rows) })))
 }

@@ -157,3 +157,142 @@ fn order_in_path(order_id: &str) -> Result<&str, Error> {
         && !order_id.chars().any(char::is_control);
     stored_shape.then_some(order_id).ok_or(Error::NotFound("conversion"))
 }
+
+/// Which orders an export holds: the list's filters, every matching order.
+#[derive(Debug, Default, Clone, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportFilter {
+    /// Orders placed at or after this time.
+    #[serde(default, deserialize_with = "crate::reports::optional_instant")]
+    #[param(value_type = Option<Instant>)]
+    pub from: Option<chrono::DateTime<Utc>>,
+    /// Orders placed before this time.
+    #[serde(default, deserialize_with = "crate::reports::optional_instant")]
+    #[param(value_type = Option<Instant>)]
+    pub to: Option<chrono::DateTime<Utc>>,
+    /// Only orders credited to this creator.
+    pub creator_id: Option<uuid::Uuid>,
+    /// Only orders credited to this link.
+    pub link_id: Option<uuid::Uuid>,
+    /// Only orders of this status.
+    pub status: Option<Status>,
+}
+
+/// Orders read per page of an export.
+const EXPORT_PAGE: i64 = 1000;
+
+const EXPORT_COLUMNS: [&str; 21] = [
+    "order_id",
+    "status",
+    "occurred_at",
+    "currency",
+    "amount",
+    "refunded",
+    "net",
+    "counted_as",
+    "method",
+    "click_id",
+    "credited_at",
+    "link_id",
+    "link_code",
+    "short_url",
+    "creator_id",
+    "creator_name",
+    "source",
+    "verified_at",
+    "confirm_by",
+    "cancelled_at",
+    "discount_codes",
+];
+
+#[utoipa::path(get, path = "/v1/conversions.csv", tag = "attribution", operation_id = "export_conversions",
+    params(ExportFilter), security(("api_key" = [])),
+    description = "Every order matching the filters, newest first, as CSV (RFC 4180, UTF-8, header row), streamed: \
+        one row per order with its status, amounts (major units), the credit that explains it (method, click, link, \
+        creator, times) and whether it counts in revenue. Cells a spreadsheet would run as formulas start with `'`.",
+    responses((status = 200, content_type = "text/csv", body = String, description = "the CSV file"),
+        (status = 400, body = ErrorBody, description = "`invalid_query`: a malformed filter or an out-of-range date"),
+        (status = 401, body = ErrorBody)))]
+pub async fn export(
+    State(state): State<AppState>,
+    brand: Brand,
+    Query(filter): Query<ExportFilter>,
+) -> Result<axum::response::Response, Error> {
+    let list_filter = ConversionFilter {
+        from: filter.from,
+        to: filter.to,
+        creator_id: filter.creator_id,
+        link_id: filter.link_id,
+        status: filter.status,
+        limit: None,
+        cursor: None,
+    };
+    let pages = futures_util::stream::unfold(Some(None::<i64>), move |next| {
+        let (state, filter) = (state.clone(), list_filter.clone());
+        async move {
+            let before = next?;
+            let page = export_page(&state, brand.id, &filter, before).await;
+            let next = match &page {
+                Ok((_, Some(last))) => Some(Some(*last)),
+                _ => None,
+            };
+            Some((page.map(|(rows, _)| rows), next))
+        }
+    });
+    Ok(super::csv::download("conversions.csv", &EXPORT_COLUMNS, pages))
+}
+
+/// Where an order counts in reports: `revenue` (`conversions` and `revenue`), `pending` (apart), or `none`.
+fn counted_as(status: Status) -> &'static str {
+    if crate::revenue::counts(status) {
+        "revenue"
+    } else if status == crate::revenue::PENDING {
+        "pending"
+    } else {
+        "none"
+    }
+}
+
+/// One page of the export before `before` (a sequence number), and where the next one starts.
+async fn export_page(
+    state: &AppState,
+    brand_id: uuid::Uuid,
+    filter: &ConversionFilter,
+    before: Option<i64>,
+) -> Result<(super::csv::Rows, Option<i64>), Error> {
+    use super::csv::{amount, instant, text};
+    let orders = conversions::list(&state.db, brand_id, filter, before, EXPORT_PAGE).await?;
+    let next = if orders.len() as i64 == EXPORT_PAGE { orders.last().map(|(seq, _)| *seq) } else { None };
+    let ids: Vec<uuid::Uuid> = orders.iter().filter_map(|(_, c)| c.link_id).collect();
+    let labels = crate::links::labels(&state.db, brand_id, &ids).await?;
+    let rows = orders
+        .into_iter()
+        .map(|(_, c)| {
+            let label = c.link_id.and_then(|id| labels.get(&id));
+            vec![
+                c.order_id,
+                c.status.to_string(),
+                instant(Some(c.occurred_at)),
+                c.amount.currency.clone(),
+                amount(&c.amount),
+                amount(&c.refunded),
+                amount(&c.net),
+                counted_as(c.status).to_owned(),
+                text(c.method),
+                text(c.click_id),
+                instant(c.credited_at),
+                text(c.link_id),
+                text(label.map(|l| l.code.clone())),
+                text(label.map(|l| state.config.short_url(&l.code))),
+                text(c.creator_id),
+                text(label.and_then(|l| l.creator_name.clone())),
+                c.source,
+                instant(c.verified_at),
+                instant(c.confirm_by),
+                instant(c.cancelled_at),
+                c.discount_codes.join(" "),
+            ]
+        })
+        .collect();
+    Ok((rows, next))
+}

@@ -23,7 +23,7 @@ use super::json;
 use super::AppState;
 use crate::creator_tokens::{self, Expiry, TokenError, TokenInfo};
 use crate::money::Money;
-use crate::revenue::{self, CurrencyFigures, Figures};
+use crate::revenue;
 use crate::schema::TokenPrefix;
 
 impl From<TokenError> for Error {
@@ -189,7 +189,7 @@ struct MyLinkRow {
     active: bool,
     clicks: i64,
     unique_clicks: i64,
-    /// The link's figures per currency, as JSON rows of [`CurrencyFigures`].
+    /// The link's figures per currency, as JSON rows of [`crate::revenue::CurrencyFigures`].
     figures: Option<serde_json::Value>,
 }
 
@@ -207,21 +207,11 @@ pub async fn my_links(
     let rows: Vec<MyLinkRow> = sqlx::query_as(&format!(
         "select l.seq, l.id, l.code, l.destination_url, l.platform, l.content_type, l.promo_code, l.share_revenue,
                 l.active,
-                coalesce(d.clicks, 0) as clicks, coalesce(d.unique_clicks, 0) as unique_clicks, c.figures
-         from links l
-         left join lateral (
-             select sum(clicks)::bigint as clicks, sum(unique_clicks)::bigint as unique_clicks
-             from link_daily_all where link_id = l.id
-         ) d on true
-         left join lateral (
-             select jsonb_agg(to_jsonb(per_currency)) as figures
-             from (select currency, {figures} from conversions where link_id = l.id and {reported}
-                   group by currency) per_currency
-         ) c on true
+                d.clicks, d.unique_clicks, c.figures
+         from links l {lateral}
          where l.creator_id = $1 and ($2::bigint is null or l.seq < $2)
          order by l.seq desc limit $3",
-        figures = revenue::FIGURES,
-        reported = revenue::REPORTED,
+        lateral = revenue::link_totals_lateral(),
     ))
     .bind(creator.id)
     .bind(page.before_seq)
@@ -231,7 +221,7 @@ pub async fn my_links(
     let items = rows
         .into_iter()
         .map(|r| {
-            let figures = figures_of(r.figures);
+            let figures = revenue::figures_of(r.figures);
             let link = MyLink {
                 short_url: state.config.short_url(&r.code),
                 id: r.id,
@@ -253,14 +243,4 @@ pub async fn my_links(
         })
         .collect();
     Ok(axum::Json(List::from_rows(items, page)))
-}
-
-/// Adds up a link's per-currency figures, as the lateral query returns them.
-fn figures_of(json: Option<serde_json::Value>) -> Figures {
-    let rows: Vec<CurrencyFigures> = json.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
-    let mut figures = Figures::default();
-    for row in &rows {
-        figures.add(row);
-    }
-    figures
 }

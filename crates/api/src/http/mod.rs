@@ -21,6 +21,7 @@ mod campaigns;
 pub mod conversions;
 mod creator_view;
 mod creators;
+mod csv;
 pub mod dashboard;
 pub mod error;
 pub(crate) mod extract;
@@ -95,6 +96,9 @@ pub fn router(state: AppState) -> Router {
         .route("/creators/{id}/tokens/{prefix}", delete(creator_view::revoke_token))
         .route("/me/links", get(creator_view::my_links))
         .route("/attribution", get(attribution::report))
+        .route("/attribution.csv", get(attribution::export))
+        .route("/conversions.csv", get(conversions::export))
+        .route("/links.csv", get(links::export))
         .route("/conversions", get(conversions::list).post(conversions::create))
         .route("/conversions/{order_id}/refunds", post(conversions::refund))
         .route("/conversions/{order_id}/cancel", post(conversions::cancel))

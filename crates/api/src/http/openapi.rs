@@ -22,7 +22,7 @@ use crate::schema::{CurrencyCode, Cursor, IdempotencyKey, Instant, OrderRef, Sho
         campaigns::create, campaigns::list, campaigns::get,
         links::create, links::list, links::get, links::update, links::delete, links::stats::get,
         creator_view::create_token, creator_view::list_tokens, creator_view::revoke_token, creator_view::my_links,
-        attribution::report,
+        attribution::report, attribution::export, conversions::export, links::export,
         conversions::list, conversions::create, conversions::refund, conversions::cancel,
         pixel::event,
         shopify::connect, shopify::list, shopify::disconnect, shopify::webhooks::receive,

@@ -168,17 +168,7 @@ pub fn content_type_label(c: ContentType) -> &'static str {
 
 /// `129.99 USD`: minor units written with the currency's own number of decimals.
 pub fn money(m: &Money) -> String {
-    let places = iso_currency::Currency::from_code(&m.currency).and_then(|c| c.exponent()).unwrap_or(2);
-    let places = u32::from(places);
-    let scale = 10i64.checked_pow(places).unwrap_or(1);
-    let sign = if m.amount_minor < 0 { "-" } else { "" };
-    let (whole, fraction) =
-        (m.amount_minor.unsigned_abs() / scale.unsigned_abs(), m.amount_minor.unsigned_abs() % scale.unsigned_abs());
-    if places == 0 {
-        format!("{sign}{whole} {}", m.currency)
-    } else {
-        format!("{sign}{whole}.{fraction:0width$} {}", m.currency, width = places as usize)
-    }
+    format!("{} {}", m.decimal(), m.currency)
 }
 
 /// Several currencies on one line, or a dash for none.
