@@ -10,7 +10,7 @@
 //   node tests/browser/dashboard.mjs
 //
 //   TIMEOUT_MS  how long to wait for each step (default 15000); CHROMIUM  the browser (default /usr/bin/chromium)
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -237,6 +237,32 @@ async function main() {
     await page.locator("#by-creator + .table-scroll").getByRole("link", { name: "Jessica (@jessica)" }).waitFor();
     check(await page.locator("figure.chart svg rect").count() >= 30, "the chart has no bar per day");
     await shot(page, "08-attribution");
+
+    scenario = "export the links and orders as CSV";
+    await page.goto(`${config.base}/brand/attribution/links`);
+    const [linksCsv] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Export CSV" }).click()]);
+    const linksText = readFileSync(await linksCsv.path(), "utf8");
+    check(linksText.startsWith("id,code,short_url,"), `the links export starts ${linksText.slice(0, 40)}`);
+    check(linksText.includes(`,${jessLink.code},`) && linksText.includes("\r\n"), "the links export lacks Jessica's link");
+    await page.goto(`${config.base}/brand/attribution`);
+    const [ordersCsv] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Orders", exact: true }).click()]);
+    const ordersText = readFileSync(await ordersCsv.path(), "utf8");
+    check(ordersText.startsWith("order_id,status,") && ordersText.includes("A-1001,"), `the orders export reads ${ordersText.slice(0, 200)}`);
+
+    scenario = "add a webhook endpoint and send it a test event";
+    await page.getByRole("link", { name: "Webhooks", exact: true }).click();
+    await page.getByRole("heading", { name: "Webhooks", level: 1 }).waitFor();
+    await page.getByLabel("Endpoint URL").fill("https://hooks.brand.example/creatorscore");
+    await page.getByLabel("conversion.created", { exact: false }).check();
+    await page.getByRole("button", { name: "Add endpoint" }).click();
+    await page.getByText("Its signing secret is shown only now").waitFor();
+    check((await page.locator("code.secret").textContent()).startsWith("whsec_"), "no signing secret shown");
+    await shot(page, "09-webhook-added");
+    await page.getByRole("link", { name: "https://hooks.brand.example/creatorscore" }).click();
+    await page.getByRole("button", { name: "Send test event" }).click();
+    await page.getByText("Test event queued").waitFor();
+    await page.getByRole("cell", { name: "webhook.test" }).waitFor();
+    await shot(page, "09-webhook-test-event");
 
     scenario = "deactivate a link";
     await page.goto(`${config.base}/brand/attribution/links`);

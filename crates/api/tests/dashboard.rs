@@ -896,3 +896,98 @@ async fn the_creators_page_revokes_a_creators_tokens_with_the_sessions_form_toke
     assert_eq!(refused.status, StatusCode::NOT_FOUND);
     assert_eq!(api.send(Method::GET, "/v1/me/links", Some(&their_token), None).await.status, StatusCode::OK);
 }
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_webhooks_page_adds_an_endpoint_shows_its_secret_once_and_acts_on_it(pool: PgPool) {
+    let api = Api::with_state(AppState::new(pool, support::config(&[("ALLOW_PRIVATE_TARGETS", "true")]))).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    let csrf = browser.signed_in("jess@acme.example").await;
+    let page = browser.get("/brand/webhooks").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("No endpoints yet."));
+
+    let refused = browser
+        .post("/brand/webhooks", &[("csrf", &csrf), ("url", "ftp://hooks.example.com/"), ("events", "link.created")])
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("must use https"), "{}", refused.body);
+    let added = browser
+        .post(
+            "/brand/webhooks",
+            &[
+                ("csrf", &csrf),
+                ("url", "http://127.0.0.1:9/hook"),
+                ("description", "payouts"),
+                ("events", "conversion.created"),
+                ("events", "conversion.refunded"),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::OK);
+    assert!(added.body.contains("whsec_"), "the secret is shown once");
+    let endpoints = api.get("/v1/webhooks").await.body;
+    let endpoint = &endpoints["data"][0];
+    assert_eq!(endpoint["events"], json!(["conversion.created", "conversion.refunded"]));
+    let id = endpoint["id"].as_str().unwrap();
+    let listed = browser.get("/brand/webhooks").await;
+    assert!(listed.body.contains("http://127.0.0.1:9/hook") && !listed.body.contains("whsec_"));
+
+    let sent = browser.post(&format!("/brand/webhooks/{id}/test"), &[("csrf", &csrf)]).await;
+    assert_eq!(sent.location(), Some(format!("/brand/webhooks/{id}?done=test").as_str()));
+    let detail = browser.get(&format!("/brand/webhooks/{id}?done=test")).await;
+    assert!(detail.body.contains("webhook.test") && detail.body.contains("Test event queued"));
+    let delivery =
+        api.get(&format!("/v1/webhooks/{id}/deliveries")).await.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let retried = browser.post(&format!("/brand/webhooks/{id}/deliveries/{delivery}/retry"), &[("csrf", &csrf)]).await;
+    assert_eq!(retried.status, StatusCode::SEE_OTHER);
+    browser.post(&format!("/brand/webhooks/{id}/disable"), &[("csrf", &csrf)]).await;
+    assert_eq!(api.get(&format!("/v1/webhooks/{id}")).await.body["disabled_reason"], "manual");
+    let rotated = browser.post(&format!("/brand/webhooks/{id}/rotate-secret"), &[("csrf", &csrf)]).await;
+    assert!(rotated.body.contains("whsec_") && rotated.body.contains("old one too"));
+    // Without the form token nothing happens.
+    let forged = browser.post(&format!("/brand/webhooks/{id}/delete"), &[("csrf", "nope")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    // An endpoint disabled for failing is announced on the links list.
+    sqlx::query("update webhook_endpoints set enabled = false, disabled_reason = 'failing', disabled_at = now()")
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    assert!(browser.get("/brand/attribution/links").await.body.contains("disabled after five days"));
+
+    // Another brand's endpoint is not found.
+    let other = api.other_brand().await;
+    let theirs = other.create("/v1/webhooks", json!({"url": "http://127.0.0.1:9/x", "events": ["link.created"]})).await;
+    let foreign = browser.get(&format!("/brand/webhooks/{}", theirs["id"].as_str().unwrap())).await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    let deleted = browser.post(&format!("/brand/webhooks/{id}/delete"), &[("csrf", &csrf)]).await;
+    assert_eq!(deleted.location(), Some("/brand/webhooks"));
+    assert_eq!(api.get("/v1/webhooks").await.body["data"], json!([]));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_dashboard_exports_links_orders_and_reports_as_csv(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    api.create("/v1/links", json!({"destination_url": "https://shop.example/"})).await;
+    let mut browser = Browser::new(&api);
+    browser.signed_in("jess@acme.example").await;
+    let links = browser.get("/brand/attribution/links").await;
+    assert!(links.body.contains("/brand/attribution/links.csv"));
+    for (uri, first_column) in [
+        ("/brand/attribution/links.csv", "id,code,short_url"),
+        ("/brand/attribution/orders.csv?days=7", "order_id,status"),
+        ("/brand/attribution.csv?days=7&group_by=creator", "group_by,key"),
+    ] {
+        let page = browser.get(uri).await;
+        assert_eq!(page.status, StatusCode::OK, "{uri}");
+        assert_eq!(page.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+        assert!(page.body.starts_with(first_column), "{uri}: {}", page.body);
+    }
+    let attribution = browser.get("/brand/attribution?days=7").await;
+    assert!(attribution.body.contains("/brand/attribution/orders.csv?days=7"));
+    // Signed out, an export is a sign-in redirect, not a file.
+    let mut stranger = Browser::new(&api);
+    assert_eq!(stranger.get("/brand/attribution/links.csv").await.status, StatusCode::SEE_OTHER);
+}

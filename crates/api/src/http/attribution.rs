@@ -333,8 +333,17 @@ pub async fn export(
     brand: Brand,
     Query(params): Query<AttributionParams>,
 ) -> Result<axum::response::Response, Error> {
+    export_csv(&state, brand.id, &params).await
+}
+
+/// The attribution export, for the REST API and the dashboard alike.
+pub async fn export_csv(
+    state: &AppState,
+    brand_id: Uuid,
+    params: &AttributionParams,
+) -> Result<axum::response::Response, Error> {
     use super::csv::{amount, instant};
-    let report = attribution(&state, brand.id, &params).await?;
+    let report = attribution(state, brand_id, params).await?;
     let group_by =
         serde_json::to_value(report.group_by).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     let (from, to) = (instant(Some(report.from)), instant(Some(report.to)));

@@ -217,7 +217,12 @@ pub async fn export(
     State(state): State<AppState>,
     brand: Brand,
     Query(filter): Query<ExportFilter>,
-) -> Result<axum::response::Response, Error> {
+) -> axum::response::Response {
+    export_csv(state, brand.id, filter)
+}
+
+/// The orders export, for the REST API and the dashboard alike.
+pub fn export_csv(state: AppState, brand_id: uuid::Uuid, filter: ExportFilter) -> axum::response::Response {
     let list_filter = ConversionFilter {
         from: filter.from,
         to: filter.to,
@@ -231,7 +236,7 @@ pub async fn export(
         let (state, filter) = (state.clone(), list_filter.clone());
         async move {
             let before = next?;
-            let page = export_page(&state, brand.id, &filter, before).await;
+            let page = export_page(&state, brand_id, &filter, before).await;
             let next = match &page {
                 Ok((_, Some(last))) => Some(Some(*last)),
                 _ => None,
@@ -239,7 +244,7 @@ pub async fn export(
             Some((page.map(|(rows, _)| rows), next))
         }
     });
-    Ok(super::csv::download("conversions.csv", &EXPORT_COLUMNS, pages))
+    super::csv::download("conversions.csv", &EXPORT_COLUMNS, pages)
 }
 
 /// Where an order counts in reports: `revenue` (`conversions` and `revenue`), `pending` (apart), or `none`.

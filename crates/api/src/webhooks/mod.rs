@@ -481,6 +481,14 @@ pub async fn send_test(db: &PgPool, brand_id: Uuid, endpoint_id: Uuid) -> Result
     row.map(|r| delivery(r).1).ok_or(WebhookError::NotFound("webhook endpoint"))
 }
 
+/// How many of the brand's endpoints were disabled for failing (the dashboard says so on every list).
+pub async fn failing_count(db: &PgPool, brand_id: Uuid) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("select count(*) from webhook_endpoints where brand_id = $1 and disabled_reason = 'failing'")
+        .bind(brand_id)
+        .fetch_one(db)
+        .await
+}
+
 /// Emits an event about `object` (as the REST API shows it) in the caller's transaction, for the
 /// brand's enabled endpoints subscribed to `event_type`: nothing when there are none.
 pub async fn emit(

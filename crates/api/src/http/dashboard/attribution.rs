@@ -11,8 +11,10 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::super::attribution::{attribution_rows, daily_totals, rate, AttributionRow, DayTotals, GroupBy};
-use super::super::conversions::list_conversions;
+use super::super::attribution::{
+    attribution_rows, daily_totals, rate, AttributionParams, AttributionRow, DayTotals, GroupBy,
+};
+use super::super::conversions::{list_conversions, ExportFilter};
 use super::super::error::Error;
 use super::super::AppState;
 use super::links::Names;
@@ -44,6 +46,36 @@ fn period(today: NaiveDate, days: u64) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = today.checked_sub_days(Days::new(days.saturating_sub(1))).unwrap_or(today);
     let end = today.checked_add_days(Days::new(1)).unwrap_or(today);
     (midnight(start), midnight(end))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    days: Option<u64>,
+    group_by: GroupBy,
+}
+
+/// `GET /brand/attribution.csv?days=&group_by=`: one of the page's reports, for its period.
+pub async fn export(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<ExportQuery>,
+) -> Result<Response, DashError> {
+    let days = query.days.filter(|d| PERIODS.contains(d)).unwrap_or(30);
+    let (from, to) = period(Utc::now().date_naive(), days);
+    let params = AttributionParams { group_by: query.group_by, from: Some(from), to: Some(to) };
+    Ok(super::super::attribution::export_csv(&state, session.brand.id, &params).await?)
+}
+
+/// `GET /brand/attribution/orders.csv?days=`: the period's orders, as the page lists them.
+pub async fn export_orders(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<AttributionQuery>,
+) -> Result<Response, DashError> {
+    let days = query.days.filter(|d| PERIODS.contains(d)).unwrap_or(30);
+    let (from, to) = period(Utc::now().date_naive(), days);
+    let filter = ExportFilter { from: Some(from), to: Some(to), ..Default::default() };
+    Ok(super::super::conversions::export_csv(state, session.brand.id, filter))
 }
 
 /// `GET /brand/attribution?days=7|30|90`.
@@ -95,6 +127,13 @@ pub async fn page(
             }
         }
         p.period { (from.format("%b %-d, %Y")) " – " ((to - chrono::Duration::days(1)).format("%b %-d, %Y")) " (UTC)" }
+        nav.exports aria-label="Export this period as CSV" {
+            span { "Export CSV: " }
+            a href=(format!("/brand/attribution/orders.csv?days={days}")) download { "Orders" }
+            @for (group, label) in [("creator", "By creator"), ("link", "By link"), ("campaign", "By campaign")] {
+                a href=(format!("/brand/attribution.csv?days={days}&group_by={group}")) download { (label) }
+            }
+        }
         ul.totals aria-label="Totals for the period" {
             li { span.label { "Clicks" } span.value data-total="clicks" { (total.clicks) } }
             li { span.label { "Unique clicks" } span.value data-total="unique_clicks" { (total.unique_clicks) } }

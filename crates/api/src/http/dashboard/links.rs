@@ -124,13 +124,26 @@ pub async fn list(
     let ids: Vec<Uuid> = page.data.iter().map(|l| l.id).collect();
     let totals = stats::totals(&state.db, session.brand.id, &ids).await?;
     let names = Names::load(&state, session.brand.id).await?;
+    let failing_webhooks = crate::webhooks::failing_count(&state.db, session.brand.id).await?;
     let selected = |id: Option<Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
     // A New Link started from a filtered list starts with the same campaign and creator.
     let new_link = list_url(campaign_id, creator_id, None).replacen("/links", "/links/new", 1);
     let content = html! {
         div.page-head {
             h1 { "Tracking Links" }
-            a.button.primary href=(new_link) { "New Link" }
+            div.head-actions {
+                a.button href=(list_url(campaign_id, creator_id, None).replacen("/links", "/links.csv", 1)) download {
+                    "Export CSV"
+                }
+                a.button.primary href=(new_link) { "New Link" }
+            }
+        }
+        @if failing_webhooks > 0 {
+            p.alert role="alert" {
+                (failing_webhooks) @if failing_webhooks == 1 { " webhook endpoint was" } @else { " webhook endpoints were" }
+                " disabled after five days of failed deliveries. "
+                a href="/brand/webhooks" { "Review webhooks" }
+            }
         }
         @if query.deactivated.is_some() {
             p.notice role="status" { "Link deactivated. It no longer redirects; its clicks and conversions are kept." }
@@ -174,6 +187,18 @@ pub async fn list(
         }
     };
     Ok(views::page("Tracking Links", &session, Section::Links, content).into_response())
+}
+
+/// `GET /brand/attribution/links.csv`: the listed links (same filters) with their all-time figures.
+pub async fn export(
+    State(state): State<AppState>,
+    session: Session,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, DashError> {
+    let campaign_id = optional_id(query.campaign_id.as_deref(), "campaign_id")?;
+    let creator_id = optional_id(query.creator_id.as_deref(), "creator_id")?;
+    let filter = rest::LinkExportFilter { campaign_id, creator_id, ..Default::default() };
+    Ok(rest::export_csv(state, session.brand.id, filter))
 }
 
 fn link_row(link: &Link, (clicks, conversions): (i64, i64), names: &Names) -> Markup {

@@ -25,6 +25,7 @@ mod links;
 mod pages;
 pub mod session;
 mod views;
+mod webhooks;
 
 pub use session::SignInLimits;
 
@@ -130,13 +131,20 @@ pub fn router() -> Router<AppState> {
         .route("/sign-in", get(pages::sign_in_form).post(pages::sign_in))
         .route("/sign-out", axum::routing::post(pages::sign_out))
         .route("/attribution", get(attribution::page))
+        .route("/attribution.csv", get(attribution::export))
+        .route("/attribution/orders.csv", get(attribution::export_orders))
         .route("/attribution/links", get(links::list).post(links::create))
+        .route("/attribution/links.csv", get(links::export))
         .route("/attribution/links/new", get(links::new_form))
         .route("/attribution/links/{id}", get(links::detail))
         .route("/attribution/links/{id}/deactivate", get(links::confirm_deactivate).post(links::deactivate))
         .route("/creators", get(creators::page).post(creators::create))
         .route("/creators/{id}/revoke-tokens", axum::routing::post(creators::revoke_tokens))
         .route("/campaigns", get(campaigns::page).post(campaigns::create))
+        .route("/webhooks", get(webhooks::page).post(webhooks::create))
+        .route("/webhooks/{id}", get(webhooks::detail))
+        .route("/webhooks/{id}/{action}", axum::routing::post(webhooks::act))
+        .route("/webhooks/{id}/deliveries/{delivery_id}/retry", axum::routing::post(webhooks::retry))
         .fallback(|| async { DashError::Api(Error::NotFound("page")) })
         .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES));
     let assets = Router::new()

@@ -451,12 +451,17 @@ pub async fn export(
     State(state): State<AppState>,
     brand: Brand,
     Query(filter): Query<LinkExportFilter>,
-) -> Result<axum::response::Response, Error> {
+) -> axum::response::Response {
+    export_csv(state, brand.id, filter)
+}
+
+/// The links export, for the REST API and the dashboard alike.
+pub fn export_csv(state: AppState, brand_id: Uuid, filter: LinkExportFilter) -> axum::response::Response {
     let pages = futures_util::stream::unfold(Some(None::<String>), move |cursor| {
         let (state, filter) = (state.clone(), filter.clone());
         async move {
             let cursor = cursor?;
-            let page = export_page(&state, brand.id, filter, cursor).await;
+            let page = export_page(&state, brand_id, filter, cursor).await;
             let next = match &page {
                 Ok((_, Some(next))) => Some(Some(next.clone())),
                 _ => None,
@@ -464,7 +469,7 @@ pub async fn export(
             Some((page.map(|(rows, _)| rows), next))
         }
     });
-    Ok(super::csv::download("links.csv", &EXPORT_COLUMNS, pages))
+    super::csv::download("links.csv", &EXPORT_COLUMNS, pages)
 }
 
 /// One page of the links export at `cursor`, and the next page's cursor.
