@@ -59,6 +59,9 @@ create table webhook_deliveries (
 create index webhook_deliveries_pending on webhook_deliveries (endpoint_id, seq) where status = 'pending';
 create index webhook_deliveries_endpoint on webhook_deliveries (endpoint_id, seq desc);
 create index webhook_deliveries_event on webhook_deliveries (event_id);
+-- Retention (crates/api/src/retention.rs): ended deliveries by age, then events by age.
+create index webhook_deliveries_ended on webhook_deliveries (last_attempt_at) where status <> 'pending';
+create index webhook_events_created on webhook_events (created_at);
 
 -- Emits an event for the brand's enabled endpoints subscribed to its type: nothing when there are none.
 create function emit_webhook_event(p_brand uuid, p_type text, p_object jsonb, p_previous jsonb) returns void

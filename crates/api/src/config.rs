@@ -64,8 +64,9 @@ pub struct Config {
     pub shopify_max_delivery_age: chrono::Duration,
     /// `SHOPIFY_WEBHOOK_CONCURRENCY`: Shopify deliveries handled at once; beyond it, 503 (default 64).
     pub shopify_webhook_concurrency: usize,
-    /// `RETAIN_SHOPIFY_BODIES_DAYS`, `RETAIN_OUTBOX_DAYS`, `RETAIN_PAGE_VIEWS_DAYS`: how long processed
-    /// Shopify delivery bodies, finished KV outbox rows and pixel page views are kept (30, 7, 90 days).
+    /// `RETAIN_SHOPIFY_BODIES_DAYS`, `RETAIN_OUTBOX_DAYS`, `RETAIN_PAGE_VIEWS_DAYS`,
+    /// `RETAIN_WEBHOOK_DELIVERIES_DAYS`: how long processed Shopify delivery bodies, finished KV outbox rows,
+    /// pixel page views and ended webhook deliveries are kept (30, 7, 90, 30 days).
     pub retention: crate::retention::Retention,
     /// `ALLOW_PRIVATE_TARGETS`: a development setting; `true` lets webhooks (and destination checks) reach
     /// plain http, loopback, private and link-local addresses. Default `false`.
@@ -150,6 +151,10 @@ impl Config {
                 shopify_bodies: retention_days("RETAIN_SHOPIFY_BODIES_DAYS", &get("RETAIN_SHOPIFY_BODIES_DAYS", "30"))?,
                 outbox: retention_days("RETAIN_OUTBOX_DAYS", &get("RETAIN_OUTBOX_DAYS", "7"))?,
                 page_views: retention_days("RETAIN_PAGE_VIEWS_DAYS", &get("RETAIN_PAGE_VIEWS_DAYS", "90"))?,
+                webhook_deliveries: retention_days(
+                    "RETAIN_WEBHOOK_DELIVERIES_DAYS",
+                    &get("RETAIN_WEBHOOK_DELIVERIES_DAYS", "30"),
+                )?,
             },
             allow_private_targets: match get("ALLOW_PRIVATE_TARGETS", "false").as_str() {
                 "true" | "1" | "yes" => true,

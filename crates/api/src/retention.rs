@@ -7,6 +7,9 @@
 //!   redelivery or `api shopify replay`), however old it is.
 //! - The KV outbox (`RETAIN_OUTBOX_DAYS`): rows whose change reached KV (`done_at` set) are deleted;
 //!   pending ones are never touched.
+//! - Outbound webhook deliveries (`RETAIN_WEBHOOK_DELIVERIES_DAYS`): deliveries that ended (delivered,
+//!   or failed after every retry) longer ago are deleted, then events no delivery refers to any more;
+//!   pending ones are never touched.
 //! - Pixel page views (`RETAIN_PAGE_VIEWS_DAYS`): only `page_view` events are deleted. Purchases, cart
 //!   and checkout events, orders, their click references and everything else attribution stands on
 //!   are kept for ever.
@@ -39,11 +42,18 @@ pub struct Retention {
     pub outbox: Duration,
     /// `RETAIN_PAGE_VIEWS_DAYS` (default 90): page views received longer ago are deleted.
     pub page_views: Duration,
+    /// `RETAIN_WEBHOOK_DELIVERIES_DAYS` (default 30): webhook deliveries that ended longer ago are deleted.
+    pub webhook_deliveries: Duration,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Retention { shopify_bodies: Duration::days(30), outbox: Duration::days(7), page_views: Duration::days(90) }
+        Retention {
+            shopify_bodies: Duration::days(30),
+            outbox: Duration::days(7),
+            page_views: Duration::days(90),
+            webhook_deliveries: Duration::days(30),
+        }
     }
 }
 
@@ -56,6 +66,10 @@ pub struct Purged {
     pub outbox_rows: u64,
     /// Page views deleted.
     pub page_views: u64,
+    /// Ended webhook deliveries deleted.
+    pub webhook_deliveries: u64,
+    /// Webhook events deleted (no delivery referred to them any more).
+    pub webhook_events: u64,
     /// Statements run (each touching at most the batch size).
     pub batches: u64,
 }
@@ -86,6 +100,21 @@ const PAGE_VIEWS: Kind = Kind {
               where event = 'page_view' and received_at < $1 order by received_at limit $2)",
 };
 
+const WEBHOOK_DELIVERIES: Kind = Kind {
+    name: "ended webhook deliveries",
+    sql: "delete from webhook_deliveries where id in (
+              select id from webhook_deliveries
+              where status <> 'pending' and last_attempt_at < $1 order by last_attempt_at limit $2)",
+};
+
+const WEBHOOK_EVENTS: Kind = Kind {
+    name: "delivered webhook events",
+    sql: "delete from webhook_events where id in (
+              select id from webhook_events e
+              where created_at < $1 and not exists (select 1 from webhook_deliveries d where d.event_id = e.id)
+              order by created_at limit $2)",
+};
+
 /// Removes what `policy` no longer keeps at `now`, `batch` rows per statement. `None` when another
 /// process holds the retention lock (it is doing the same work). Stops between two statements once
 /// `stopped` turns true; the next pass goes on from there.
@@ -110,6 +139,9 @@ pub async fn purge(
             drain(&mut conn, &SHOPIFY_BODIES, before(policy.shopify_bodies), batch, stopped, batches).await?;
         purged.outbox_rows = drain(&mut conn, &OUTBOX, before(policy.outbox), batch, stopped, batches).await?;
         purged.page_views = drain(&mut conn, &PAGE_VIEWS, before(policy.page_views), batch, stopped, batches).await?;
+        let webhooks = before(policy.webhook_deliveries);
+        purged.webhook_deliveries = drain(&mut conn, &WEBHOOK_DELIVERIES, webhooks, batch, stopped, batches).await?;
+        purged.webhook_events = drain(&mut conn, &WEBHOOK_EVENTS, webhooks, batch, stopped, batches).await?;
         Ok::<_, sqlx::Error>(())
     }
     .await;

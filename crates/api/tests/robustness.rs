@@ -167,17 +167,24 @@ async fn latest(pool: &PgPool, sql: &str) -> DateTime<Utc> {
 }
 
 #[test]
-fn retention_defaults_to_30_7_and_90_days_and_refuses_nonsense() {
+fn retention_defaults_to_30_7_90_and_30_days_and_refuses_nonsense() {
     let config = support::config(&[]);
-    assert_eq!(config.retention, Retention { shopify_bodies: days(30), outbox: days(7), page_views: days(90) });
+    let defaults =
+        Retention { shopify_bodies: days(30), outbox: days(7), page_views: days(90), webhook_deliveries: days(30) };
+    assert_eq!(config.retention, defaults);
     assert_eq!(config.retention, Retention::default());
     let set = support::config(&[
         ("RETAIN_SHOPIFY_BODIES_DAYS", "3"),
         ("RETAIN_OUTBOX_DAYS", "1"),
         ("RETAIN_PAGE_VIEWS_DAYS", "36500"),
+        ("RETAIN_WEBHOOK_DELIVERIES_DAYS", "2"),
     ]);
-    assert_eq!(set.retention, Retention { shopify_bodies: days(3), outbox: days(1), page_views: days(36_500) });
-    for name in ["RETAIN_SHOPIFY_BODIES_DAYS", "RETAIN_OUTBOX_DAYS", "RETAIN_PAGE_VIEWS_DAYS"] {
+    let set_to =
+        Retention { shopify_bodies: days(3), outbox: days(1), page_views: days(36_500), webhook_deliveries: days(2) };
+    assert_eq!(set.retention, set_to);
+    for name in
+        ["RETAIN_SHOPIFY_BODIES_DAYS", "RETAIN_OUTBOX_DAYS", "RETAIN_PAGE_VIEWS_DAYS", "RETAIN_WEBHOOK_DELIVERIES_DAYS"]
+    {
         for bad in ["0", "-1", "36501", "a week", "1.5"] {
             let err = api::Config::from_lookup(|n| (n == name).then(|| bad.to_owned())).unwrap_err();
             assert!(err.to_string().contains(name), "{name}={bad}: {err}");
@@ -211,7 +218,7 @@ async fn processed_shopify_bodies_go_after_30_days_but_their_rows_and_failed_del
     ];
 
     let early = purge_at(&api.pool, processed_at + days(30) - Duration::seconds(1)).await;
-    assert_eq!(early, Purged { batches: 3, ..Purged::default() });
+    assert_eq!(early, Purged { batches: 5, ..Purged::default() });
     assert_eq!(bodies().await, kept);
 
     let due = purge_at(&api.pool, processed_at + days(30) + Duration::seconds(1)).await;
@@ -293,8 +300,9 @@ async fn retention_deletes_in_bounded_batches(pool: PgPool) {
     }
     let received = latest(&api.pool, "select max(received_at) from pixel_events").await;
     let purged = purge_with(&api.pool, received + days(91), 2).await.unwrap();
-    // One statement each for bodies and outbox (nothing to do), three for 2 + 2 + 1 page views.
-    assert_eq!(purged, Purged { page_views: 5, batches: 5, ..Purged::default() });
+    // One statement each for bodies, outbox, webhook deliveries and events (nothing to do), three for
+    // 2 + 2 + 1 page views.
+    assert_eq!(purged, Purged { page_views: 5, batches: 7, ..Purged::default() });
     assert_eq!(api.count("pixel_events").await, 0);
 }
 
@@ -323,4 +331,28 @@ async fn one_process_at_a_time_purges_and_a_stopping_one_stops_between_statement
         .await
         .unwrap();
     assert!(free);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn ended_webhook_deliveries_go_after_30_days_and_pending_ones_stay(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let created =
+        api.create("/v1/webhooks", json!({"url": "https://hooks.example.com/in", "events": ["link.created"]})).await;
+    api.create("/v1/links", json!({"destination_url": "https://a.example"})).await;
+    api.create("/v1/links", json!({"destination_url": "https://b.example"})).await;
+    // The first was delivered; the second is still being retried.
+    let ended = latest(
+        &api.pool,
+        "update webhook_deliveries set status = 'delivered', last_attempt_at = now(), delivered_at = now()
+         where seq = (select min(seq) from webhook_deliveries) returning last_attempt_at",
+    )
+    .await;
+    purge_at(&api.pool, ended + days(30) - Duration::seconds(1)).await;
+    assert_eq!((api.count("webhook_deliveries").await, api.count("webhook_events").await), (2, 2));
+    let due = purge_at(&api.pool, ended + days(30) + Duration::seconds(1)).await;
+    assert_eq!((due.webhook_deliveries, due.webhook_events), (1, 1));
+    purge_at(&api.pool, ended + days(3650)).await;
+    assert_eq!((api.count("webhook_deliveries").await, api.count("webhook_events").await), (1, 1));
+    let deliveries = api.get(&format!("/v1/webhooks/{}/deliveries", created["id"].as_str().unwrap())).await.body;
+    assert_eq!(deliveries["data"][0]["status"], "pending", "a pending delivery is never removed");
 }

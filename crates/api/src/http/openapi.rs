@@ -74,7 +74,118 @@ pub fn refined(max: MaxOrderValue) -> Value {
         {"properties": {"expires_at": {"type": "null"}}},
         {"properties": {"expires_in_days": {"type": "null"}}},
     ]);
+    outbound_webhooks(&mut doc);
     doc
+}
+
+/// The events outbound webhooks deliver (OpenAPI 3.1 `webhooks`): one operation per event type with an
+/// example built from the same types the REST API answers with, the signature headers, and the event
+/// envelope's schema.
+fn outbound_webhooks(doc: &mut Value) {
+    use crate::webhooks::deliver::render;
+    let link = crate::links::LinkRow {
+        id: uuid::Uuid::from_u128(0x8f14e45f_ceea_467f_a0e6_0f8a2b3c4d5e),
+        seq: 1,
+        code: "k7m2p9qa".into(),
+        destination_url: "https://shop.example/products/linen-shirt".into(),
+        campaign_id: None,
+        creator_id: Some(uuid::Uuid::from_u128(0x3c59dc04_8e88_4a2b_9f1c_7d6e5f4a3b2c)),
+        platform: Some("instagram".into()),
+        content_type: Some("reel".into()),
+        promo_code: Some("JESS20".into()),
+        share_revenue: true,
+        active: true,
+        version: 1,
+        created_at: "2026-11-20T15:58:02Z".parse().unwrap_or_default(),
+        deleted_at: None,
+    };
+    let order = json!({
+        "seq": 1, "order_id": "1042", "status": "verified", "amount_minor": 12999, "refunded_minor": 0,
+        "currency": "USD", "link_id": link.id, "creator_id": link.creator_id, "method": "click",
+        "click_id": "5f0c6a3e-9b2d-4c1f-a7e8-d9c0b1a2f3e4", "occurred_at": "2026-11-20T16:05:41Z",
+        "credited_at": "2026-11-20T16:05:42Z", "source": "api", "verified_at": "2026-11-20T16:05:42Z",
+        "confirm_by": null, "cancelled_at": null, "discount_codes": ["JESS20"],
+    });
+    let config = crate::config::Config::from_lookup(|_| None).ok();
+    let link_object = config
+        .as_ref()
+        .and_then(|c| link.clone().into_link(c).ok())
+        .and_then(|l| serde_json::to_value(l).ok())
+        .unwrap_or(Value::Null);
+    let mut deactivated = link_object.clone();
+    deactivated["active"] = json!(false);
+    deactivated["deleted_at"] = json!("2026-11-28T09:12:00Z");
+    let mut cancelled = order.clone();
+    cancelled["status"] = json!("cancelled");
+    cancelled["cancelled_at"] = json!("2026-11-21T10:00:00Z");
+    let mut refunded = order.clone();
+    refunded["refunded_minor"] = json!(2500);
+    let at = "2026-11-20T16:05:42Z".parse().unwrap_or_default();
+    let id = uuid::Uuid::from_u128(0x0b9d2c1e_4f6a_4e8b_9c3d_2a1b0c9d8e7f);
+    let examples: Vec<(&str, &str, Value, Option<Value>)> = vec![
+        ("link.created", "A link was created (REST or dashboard).", link_object.clone(), None),
+        ("link.updated", "A link was changed.", link_object, None),
+        ("link.deactivated", "A link was deactivated: it no longer redirects.", deactivated, None),
+        ("conversion.created", "An order was recorded, whatever reported it; `data` is the order as             `GET /v1/conversions` lists it.", order.clone(), None),
+        ("conversion.status_changed", "An order's status changed (pending → verified, cancelled, …);             `previous_attributes.status` is the status before.", cancelled, Some(json!({"status": "verified"}))),
+        ("conversion.refunded", "An order's refunded amount grew; `previous_attributes.refunded` is what it was.",
+            refunded, Some(json!({"refunded_minor": 0}))),
+        ("link.destination_broken", "A link's destination stopped answering successfully (sent once links have             destination health checks).", Value::Null, None),
+    ];
+    let headers = json!([
+        {"name": "webhook-id", "in": "header", "required": true, "schema": {"type": "string"},
+         "description": "The event's id: the same on every retry; deduplicate by it."},
+        {"name": "webhook-timestamp", "in": "header", "required": true, "schema": {"type": "string", "pattern": "^[0-9]+$"},
+         "description": "Unix seconds when this attempt was sent; refuse ones far from your clock to stop replays."},
+        {"name": "webhook-signature", "in": "header", "required": true, "schema": {"type": "string"},
+         "description": "Space-separated `v1,<base64 HMAC-SHA256 of \"{webhook-id}.{webhook-timestamp}.{body}\">`,              keyed with the base64-decoded part of the endpoint's secret after `whsec_`; two during a secret rotation."},
+    ]);
+    let mut webhooks = serde_json::Map::new();
+    for (kind, description, object, previous) in examples {
+        let example = match (&config, object.is_null()) {
+            (Some(config), false) => {
+                let body = render(config, id, kind, at, object_for(kind, object), previous);
+                serde_json::from_str(&body).unwrap_or(Value::Null)
+            }
+            _ => json!({"id": id, "type": kind, "created_at": "2026-11-20T16:05:42.000Z", "data": {
+                "link_id": "8f14e45f-ceea-467f-a0e6-0f8a2b3c4d5e", "destination_url": "https://shop.example/gone",
+                "status_code": 404}}),
+        };
+        webhooks.insert(kind.to_owned(), json!({"post": {
+            "operationId": format!("webhook_{}", kind.replace('.', "_")),
+            "tags": ["webhooks"],
+            "summary": kind,
+            "description": format!("{description} Delivered at least once, in order per endpoint, retried with                 back-off for more than three days until the endpoint answers 2xx within the timeout (10 s)."),
+            "parameters": headers,
+            "requestBody": {"required": true, "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/WebhookEvent"}, "example": example}}},
+            "responses": {"2XX": {"description": "received; any other answer (or none in time) is retried"}},
+        }}));
+    }
+    doc["webhooks"] = Value::Object(webhooks);
+    doc["components"]["schemas"]["WebhookEvent"] = json!({
+        "type": "object",
+        "required": ["id", "type", "created_at", "data"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid", "description": "Also the `webhook-id` header."},
+            "type": {"type": "string", "enum": crate::webhooks::EVENT_TYPES.iter().chain([&crate::webhooks::TEST_EVENT]).collect::<Vec<_>>()},
+            "created_at": {"type": "string", "format": "date-time"},
+            "data": {"type": "object", "description": "The object as the REST API shows it when the event happened:                 a link (`link.*`) or an order (`conversion.*`)."},
+            "previous_attributes": {"type": "object", "description": "For changes: the changed attributes as they were."},
+        },
+    });
+}
+
+/// The object an event of `kind` stores: a link's stored row, or an order's.
+fn object_for(kind: &str, object: Value) -> Value {
+    if !kind.starts_with("link.") {
+        return object;
+    }
+    // A link event keeps the stored row; rebuild it from the REST shape for the example.
+    let mut row = object;
+    row["seq"] = json!(1);
+    row["version"] = json!(1);
+    row
 }
 
 /// The currencies with minor units, grouped by their number of minor-unit digits.
@@ -216,5 +327,23 @@ mod tests {
         assert_eq!(usd["properties"]["amount_minor"]["maximum"], 50_000);
         assert!(doc["components"]["schemas"]["CreateToken"]["anyOf"].is_array());
         assert!(doc["components"]["schemas"]["PixelEvent"]["allOf"].is_array());
+    }
+
+    #[test]
+    fn every_outbound_event_type_is_documented_with_an_example_of_its_own() {
+        let doc = refined(MaxOrderValue::default());
+        let webhooks = doc["webhooks"].as_object().unwrap();
+        assert_eq!(webhooks.len(), crate::webhooks::EVENT_TYPES.len());
+        for (kind, item) in webhooks {
+            let example = &item["post"]["requestBody"]["content"]["application/json"]["example"];
+            assert_eq!(example["type"], json!(kind));
+            assert!(example["data"].is_object(), "{kind}: {example}");
+            assert_eq!(item["post"]["parameters"].as_array().unwrap().len(), 3);
+        }
+        let created = &webhooks["link.created"]["post"]["requestBody"]["content"]["application/json"]["example"];
+        assert_eq!(created["data"]["short_url"], "https://trk.creatorscore.io/k7m2p9qa");
+        let order = &webhooks["conversion.refunded"]["post"]["requestBody"]["content"]["application/json"]["example"];
+        assert_eq!(order["data"]["net"], json!({"amount_minor": 10499, "currency": "USD"}));
+        assert_eq!(order["previous_attributes"], json!({"refunded": {"amount_minor": 0, "currency": "USD"}}));
     }
 }
