@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Load test of the links API on a release build over loopback:
 #   POST /v1/links (creates), and GET /v1/links?creator_id= with 100,000 links in the brand.
-# Usage: bash bench/links.sh [seconds per run, default 10] [runs, default 3]
+# With WITH_WEBHOOK=1 the brand has a webhook endpoint (a local receiver) subscribed to link.created, so
+# every create also writes its event, which the API delivers meanwhile.
+# Usage: [WITH_WEBHOOK=1] bash bench/links.sh [seconds per run, default 10] [runs, default 3]
 source "$(dirname "$0")/lib.sh"
 SECS=${1:-10}
 RUNS=${2:-3}
 
 bench_build_api
+if [ "${WITH_WEBHOOK:-0}" = 1 ]; then export ALLOW_PRIVATE_TARGETS=true; fi
 bench_start_api
 out=$("$ROOT/target/release/api" brand create --name "Bench brand")
 export KEY=$(awk '/^api_key:/ {print $2}' <<<"$out")
@@ -27,6 +30,14 @@ insert into links (id, brand_id, code, destination_url, creator_id, platform)
   on conflict do nothing;
 analyze;
 SQL
+if [ "${WITH_WEBHOOK:-0}" = 1 ]; then
+  node "$ROOT/bench/receiver.mjs" 18090 &
+  RECEIVER_PID=$!
+  trap 'kill $API_PID $RECEIVER_PID 2>/dev/null || true' EXIT
+  for _ in $(seq 1 50); do curl -sf http://127.0.0.1:18090/count >/dev/null && break; sleep 0.1; done
+  curl -sf -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    -d '{"url":"http://127.0.0.1:18090/hook","events":["link.created"]}' "http://$BENCH_ADDR/v1/webhooks" >/dev/null
+fi
 CREATOR=$(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select id from creators limit 1")
 echo "links in brand: $(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from links")"
 

@@ -25,6 +25,8 @@ export EDGE_INGEST_TOKEN="${EDGE_INGEST_TOKEN:-$(new_token)}"
 export KV_SYNC_TOKEN="${KV_SYNC_TOKEN:-$(new_token)}"
 export KV_SINK="${KV_SINK:-worker}"
 export KV_SYNC_URL="${KV_SYNC_URL:-http://127.0.0.1:$EDGE_PORT}"
+# Local development: webhook endpoints may be local receivers over plain http.
+export ALLOW_PRIVATE_TARGETS="${ALLOW_PRIVATE_TARGETS:-true}"
 
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done; }

@@ -91,7 +91,8 @@ pub async fn record_change(
     sqlx::query(&format!(
         "with sync as (insert into link_sync_outbox (link_id, version) values ($1, $2))
          select emit_webhook_event($3, $4, (select to_jsonb(l) from (select {LINK_COLUMNS} from links where id = $1) l),
-                                   null)"
+                                   null)
+         where exists (select 1 from webhook_endpoints where brand_id = $3 and enabled)"
     ))
     .bind(link.id)
     .bind(link.version)

@@ -102,6 +102,15 @@ pub const DESTINATION_URL_PATTERN: &str = concat!("^", authority!(), "/", url_re
 /// the `/`, so at most 2047 characters.
 pub const BARE_DESTINATION_URL_PATTERN: &str = concat!("^", authority!(), "(?:[?#]", url_rest!(), ")?$");
 
+/// A webhook endpoint: `https://`, a host name of two to four labels (never an address, which could be a
+/// private one, and never a single label such as `localhost`), an optional port, and what may follow.
+pub const WEBHOOK_URL_PATTERN: &str = concat!(
+    r"^https://(?:[A-Za-z0-9]{1,20}(?:-[A-Za-z0-9]{1,20}){0,2}\.){1,3}",
+    r"[A-Za-z][A-Za-z0-9]{0,19}(?:-[A-Za-z0-9]{1,20}){0,2}(?::[0-9]{1,4})?(?:[/?#]",
+    url_rest!(),
+    ")?$"
+);
+
 /// A click id: 32 hexadecimal digits, or a hyphenated UUID, of a version 4 UUID.
 macro_rules! click_id {
     () => {
@@ -313,6 +322,29 @@ string_schema!(
     |b: ObjectBuilder| b.examples(["5f0c6a3e9b2d4c1fa7e8d9c0b1a2f3e4"])
 );
 
+string_schema!(
+    WebhookUrl,
+    WEBHOOK_URL_PATTERN,
+    "An https URL, at most 2048 characters, that is not and does not resolve to a loopback, private or \
+     link-local address (else 422 `invalid_url`).",
+    |b: ObjectBuilder| b.max_length(Some(2048)).examples(["https://hooks.brand.example/creatorscore"])
+);
+
+/// An event type an outbound webhook endpoint subscribes to.
+pub struct WebhookEventType;
+
+impl PartialSchema for WebhookEventType {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(crate::webhooks::EVENT_TYPES))
+            .description(Some("An event type (anything else: 422 `invalid_events`)."))
+            .into()
+    }
+}
+
+impl ToSchema for WebhookEventType {}
+
 /// An ISO 4217 code of a currency with minor units, the ones [`crate::money::Money`] accepts (in any
 /// case; the canonical uppercase codes are listed).
 pub struct CurrencyCode;
@@ -405,6 +437,12 @@ pub(crate) mod tests {
             for url in [longest(&with_path, domain::MAX_URL_LEN), with_path, bare_longest, bare] {
                 prop_assert!(domain::DestinationUrl::parse(&url, &tracking).is_ok(), "{url:?}");
             }
+        }
+
+        #[test]
+        fn webhook_urls_the_pattern_admits_are_accepted_when_saved(url in matching(WEBHOOK_URL_PATTERN)) {
+            let strict = crate::webhooks::TargetPolicy { allow_private: false };
+            prop_assert!(strict.check_url(&url, true).is_ok(), "{url:?}");
         }
 
         #[test]

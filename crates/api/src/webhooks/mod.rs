@@ -101,11 +101,14 @@ pub struct EndpointWithSecret {
 pub struct NewEndpoint {
     /// An https URL (at most 2,048 characters) that is not, and does not resolve to, a loopback, private or
     /// link-local address.
+    #[schema(value_type = crate::schema::WebhookUrl)]
     pub url: String,
     /// 1–7 of the event types.
+    #[schema(value_type = Vec<crate::schema::WebhookEventType>, min_items = 1)]
     pub events: Vec<String>,
     /// At most 500 characters.
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub description: Option<String>,
 }
 
@@ -113,8 +116,12 @@ pub struct NewEndpoint {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointPatch {
+    #[schema(value_type = Option<crate::schema::WebhookUrl>)]
     pub url: Option<String>,
+    #[schema(value_type = Option<Vec<crate::schema::WebhookEventType>>, min_items = 1)]
     pub events: Option<Vec<String>>,
+    /// At most 500 characters; empty removes it.
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// `true` enables it again (deliveries that were waiting resume, in order); `false` pauses it.
     pub enabled: Option<bool>,
@@ -177,12 +184,16 @@ fn checked_events(events: &[String]) -> Result<Vec<String>, WebhookError> {
     Ok(kept)
 }
 
+/// A description: at most 500 characters, control characters (which PostgreSQL or a page could choke on)
+/// turned into spaces, surrounding whitespace trimmed; empty is none.
 fn checked_description(description: Option<&str>) -> Result<Option<String>, WebhookError> {
-    let Some(text) = description.map(str::trim).filter(|d| !d.is_empty()) else { return Ok(None) };
-    if text.chars().count() > 500 || text.chars().any(|c| c.is_control() && c != '\n') {
+    let Some(raw) = description else { return Ok(None) };
+    if raw.chars().count() > 500 {
         return Err(invalid("invalid_description", "description must be at most 500 characters"));
     }
-    Ok(Some(text.to_owned()))
+    let text: String = raw.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let text = text.trim();
+    Ok((!text.is_empty()).then(|| text.to_owned()))
 }
 
 const COLUMNS: &str = "id, url, description, events, enabled, disabled_reason, disabled_at, failing_since, created_at,

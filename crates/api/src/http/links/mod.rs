@@ -190,10 +190,12 @@ async fn insert_link(db: &PgPool, brand_id: Uuid, code: &str, f: &LinkFields) ->
          ), sync as (
              insert into link_sync_outbox (link_id, version) select id, version from link
          ), event as (
+             -- Only brands with an endpoint pay for the event (a probe of a small index otherwise).
              select emit_webhook_event($2, 'link.created', to_jsonb(link), null) from link
+             where exists (select 1 from webhook_endpoints where brand_id = $2 and enabled)
          )
          -- The event is a query, run only when read: the join reads it.
-         select link.* from link cross join event"
+         select link.* from link left join event on true"
     ))
     .bind(Uuid::new_v4())
     .bind(brand_id)
