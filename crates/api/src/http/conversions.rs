@@ -232,17 +232,9 @@ pub fn export_csv(state: AppState, brand_id: uuid::Uuid, filter: ExportFilter) -
         limit: None,
         cursor: None,
     };
-    let pages = futures_util::stream::unfold(Some(None::<i64>), move |next| {
+    let pages = super::csv::paged(move |before: Option<i64>| {
         let (state, filter) = (state.clone(), list_filter.clone());
-        async move {
-            let before = next?;
-            let page = export_page(&state, brand_id, &filter, before).await;
-            let next = match &page {
-                Ok((_, Some(last))) => Some(Some(*last)),
-                _ => None,
-            };
-            Some((page.map(|(rows, _)| rows), next))
-        }
+        async move { export_page(&state, brand_id, &filter, before).await }
     });
     super::csv::download("conversions.csv", &EXPORT_COLUMNS, pages)
 }

@@ -62,6 +62,27 @@ where
         .into_response()
 }
 
+/// The pages of an export read one after the other: `page(cursor)` answers a page's rows and the next
+/// page's cursor (`None` after the last page); the first page is read with `None`. A failure ends the
+/// stream after yielding it.
+pub fn paged<C, F, Fut>(page: F) -> impl Stream<Item = Result<Rows, Error>> + Send + 'static
+where
+    C: Send + 'static,
+    F: Fn(Option<C>) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(Rows, Option<C>), Error>> + Send + 'static,
+{
+    futures_util::stream::unfold(Some(None), move |cursor: Option<Option<C>>| {
+        let next_page = cursor.map(&page);
+        async move {
+            let (rows, next) = match next_page?.await {
+                Ok((rows, next)) => (Ok(rows), next.map(Some)),
+                Err(e) => (Err(e), None),
+            };
+            Some((rows, next))
+        }
+    })
+}
+
 /// An instant as exported: RFC 3339, UTC, whole seconds.
 pub fn instant(at: Option<DateTime<Utc>>) -> String {
     at.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true)).unwrap_or_default()

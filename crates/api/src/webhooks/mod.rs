@@ -65,7 +65,7 @@ fn invalid(code: &'static str, message: impl Into<String>) -> WebhookError {
 }
 
 /// An endpoint as the REST API shows it (never its secret, which is shown once).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Endpoint {
     pub id: Uuid,
     pub url: String,
@@ -128,7 +128,7 @@ pub struct EndpointPatch {
 }
 
 /// One event for one endpoint, as `GET /v1/webhooks/{id}/deliveries` lists it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct Delivery {
     pub id: Uuid,
     pub event_id: Uuid,
@@ -199,36 +199,6 @@ fn checked_description(description: Option<&str>) -> Result<Option<String>, Webh
 const COLUMNS: &str = "id, url, description, events, enabled, disabled_reason, disabled_at, failing_since, created_at,
      updated_at";
 
-type EndpointRow = (
-    Uuid,
-    String,
-    Option<String>,
-    Vec<String>,
-    bool,
-    Option<String>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    DateTime<Utc>,
-    DateTime<Utc>,
-);
-
-fn endpoint(row: EndpointRow) -> Endpoint {
-    let (id, url, description, events, enabled, disabled_reason, disabled_at, failing_since, created_at, updated_at) =
-        row;
-    Endpoint {
-        id,
-        url,
-        description,
-        events,
-        enabled,
-        disabled_reason,
-        disabled_at,
-        failing_since,
-        created_at,
-        updated_at,
-    }
-}
-
 /// Registers an endpoint; its secret is in the answer and nowhere else.
 pub async fn create(
     db: &PgPool,
@@ -250,7 +220,7 @@ pub async fn create(
     if count >= MAX_ENDPOINTS {
         return Err(WebhookError::TooMany);
     }
-    let row: EndpointRow = sqlx::query_as(&format!(
+    let row: Endpoint = sqlx::query_as(&format!(
         "insert into webhook_endpoints (id, brand_id, url, description, events, secret)
          values ($1, $2, $3, $4, $5, $6) returning {COLUMNS}"
     ))
@@ -263,28 +233,28 @@ pub async fn create(
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(EndpointWithSecret { endpoint: endpoint(row), secret })
+    Ok(EndpointWithSecret { endpoint: row, secret })
 }
 
 /// The brand's endpoints, newest first (at most [`MAX_ENDPOINTS`]).
 pub async fn list<'e>(db: impl PgExecutor<'e>, brand_id: Uuid) -> Result<Vec<Endpoint>, WebhookError> {
-    let rows: Vec<EndpointRow> =
+    let rows: Vec<Endpoint> =
         sqlx::query_as(&format!("select {COLUMNS} from webhook_endpoints where brand_id = $1 order by seq desc"))
             .bind(brand_id)
             .fetch_all(db)
             .await?;
-    Ok(rows.into_iter().map(endpoint).collect())
+    Ok(rows)
 }
 
 /// One of the brand's endpoints.
 pub async fn get<'e>(db: impl PgExecutor<'e>, brand_id: Uuid, id: Uuid) -> Result<Endpoint, WebhookError> {
-    let row: Option<EndpointRow> =
+    let row: Option<Endpoint> =
         sqlx::query_as(&format!("select {COLUMNS} from webhook_endpoints where brand_id = $1 and id = $2"))
             .bind(brand_id)
             .bind(id)
             .fetch_optional(db)
             .await?;
-    row.map(endpoint).ok_or(WebhookError::NotFound("webhook endpoint"))
+    row.ok_or(WebhookError::NotFound("webhook endpoint"))
 }
 
 /// Changes an endpoint. Enabling it clears why it was disabled, and its deliveries resume in order.
@@ -304,7 +274,7 @@ pub async fn update(
         Some(text) => Some(checked_description(Some(text))?.unwrap_or_default()),
         None => None,
     };
-    let row: Option<EndpointRow> = sqlx::query_as(&format!(
+    let row: Option<Endpoint> = sqlx::query_as(&format!(
         "update webhook_endpoints set
              url = coalesce($3, url),
              events = coalesce($4, events),
@@ -329,7 +299,7 @@ pub async fn update(
     .bind(patch.enabled)
     .fetch_optional(db)
     .await?;
-    row.map(endpoint).ok_or(WebhookError::NotFound("webhook endpoint"))
+    row.ok_or(WebhookError::NotFound("webhook endpoint"))
 }
 
 /// Removes an endpoint and its deliveries.
@@ -355,7 +325,7 @@ pub async fn rotate_secret(
     now: DateTime<Utc>,
 ) -> Result<EndpointWithSecret, WebhookError> {
     let secret = new_secret();
-    let row: Option<EndpointRow> = sqlx::query_as(&format!(
+    let row: Option<Endpoint> = sqlx::query_as(&format!(
         "update webhook_endpoints set previous_secret = secret, previous_secret_until = $4, secret = $3,
              updated_at = now()
          where brand_id = $1 and id = $2
@@ -367,60 +337,20 @@ pub async fn rotate_secret(
     .bind(now + ROTATION_OVERLAP)
     .fetch_optional(db)
     .await?;
-    let endpoint = row.map(endpoint).ok_or(WebhookError::NotFound("webhook endpoint"))?;
+    let endpoint = row.ok_or(WebhookError::NotFound("webhook endpoint"))?;
     Ok(EndpointWithSecret { endpoint, secret })
 }
 
-const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.event_id, ev.type, d.status, d.attempts, d.last_status_code,
-     d.last_error, d.last_attempt_at, case when d.status = 'pending' then d.next_attempt_at end, d.delivered_at,
-     d.created_at";
+const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.event_id, ev.type as event_type, d.status, d.attempts,
+     d.last_status_code, d.last_error, d.last_attempt_at,
+     case when d.status = 'pending' then d.next_attempt_at end as next_attempt_at, d.delivered_at, d.created_at";
 
-type DeliveryRow = (
-    i64,
-    Uuid,
-    Uuid,
-    String,
-    String,
-    i32,
-    Option<i32>,
-    Option<String>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    DateTime<Utc>,
-);
-
-fn delivery(row: DeliveryRow) -> (i64, Delivery) {
-    let (
-        seq,
-        id,
-        event_id,
-        event_type,
-        status,
-        attempts,
-        last_status_code,
-        last_error,
-        last_attempt_at,
-        next_attempt_at,
-        delivered_at,
-        created_at,
-    ) = row;
-    (
-        seq,
-        Delivery {
-            id,
-            event_id,
-            event_type,
-            status,
-            attempts,
-            last_status_code,
-            last_error,
-            last_attempt_at,
-            next_attempt_at,
-            delivered_at,
-            created_at,
-        },
-    )
+/// A delivery with its sequence number (the list's cursor).
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    seq: i64,
+    #[sqlx(flatten)]
+    delivery: Delivery,
 }
 
 /// One page of an endpoint's deliveries, newest first, each with its sequence number (the cursor):
@@ -444,7 +374,7 @@ pub async fn deliveries(
     .bind(limit)
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(delivery).collect())
+    Ok(rows.into_iter().map(|r| (r.seq, r.delivery)).collect())
 }
 
 /// Tries a delivery again now (one more attempt; a failed one that fails again stays failed). A
@@ -468,7 +398,7 @@ pub async fn retry(
     .bind(delivery_id)
     .fetch_optional(db)
     .await?;
-    row.map(|r| delivery(r).1).ok_or(WebhookError::NotFound("delivery"))
+    row.map(|r| r.delivery).ok_or(WebhookError::NotFound("delivery"))
 }
 
 /// Sends the endpoint a `webhook.test` event (queued like any other, delivered to it alone).
@@ -489,7 +419,7 @@ pub async fn send_test(db: &PgPool, brand_id: Uuid, endpoint_id: Uuid) -> Result
     .bind(TEST_EVENT)
     .fetch_optional(db)
     .await?;
-    row.map(|r| delivery(r).1).ok_or(WebhookError::NotFound("webhook endpoint"))
+    row.map(|r| r.delivery).ok_or(WebhookError::NotFound("webhook endpoint"))
 }
 
 /// How many of the brand's endpoints were disabled for failing (the dashboard says so on every list).

@@ -48,6 +48,13 @@ fn period(today: NaiveDate, days: u64) -> (DateTime<Utc>, DateTime<Utc>) {
     (midnight(start), midnight(end))
 }
 
+/// The period a page or an export asks for (one of [`PERIODS`], else 30 days), and its bounds.
+fn chosen_period(days: Option<u64>) -> (u64, DateTime<Utc>, DateTime<Utc>) {
+    let days = days.filter(|d| PERIODS.contains(d)).unwrap_or(30);
+    let (from, to) = period(Utc::now().date_naive(), days);
+    (days, from, to)
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ExportQuery {
     days: Option<u64>,
@@ -60,8 +67,7 @@ pub async fn export(
     session: Session,
     Query(query): Query<ExportQuery>,
 ) -> Result<Response, DashError> {
-    let days = query.days.filter(|d| PERIODS.contains(d)).unwrap_or(30);
-    let (from, to) = period(Utc::now().date_naive(), days);
+    let (_, from, to) = chosen_period(query.days);
     let params = AttributionParams { group_by: query.group_by, from: Some(from), to: Some(to) };
     Ok(super::super::attribution::export_csv(&state, session.brand.id, &params).await?)
 }
@@ -72,8 +78,7 @@ pub async fn export_orders(
     session: Session,
     Query(query): Query<AttributionQuery>,
 ) -> Result<Response, DashError> {
-    let days = query.days.filter(|d| PERIODS.contains(d)).unwrap_or(30);
-    let (from, to) = period(Utc::now().date_naive(), days);
+    let (_, from, to) = chosen_period(query.days);
     let filter = ExportFilter { from: Some(from), to: Some(to), ..Default::default() };
     Ok(super::super::conversions::export_csv(state, session.brand.id, filter))
 }
@@ -84,8 +89,7 @@ pub async fn page(
     session: Session,
     Query(query): Query<AttributionQuery>,
 ) -> Result<Response, DashError> {
-    let days = query.days.filter(|d| PERIODS.contains(d)).unwrap_or(30);
-    let (from, to) = period(Utc::now().date_naive(), days);
+    let (days, from, to) = chosen_period(query.days);
     let brand = session.brand.id;
     let (by_link, by_creator, by_campaign, per_day) = tokio::try_join!(
         attribution_rows(&state.db, brand, GroupBy::Link, from, to),

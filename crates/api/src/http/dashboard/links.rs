@@ -48,6 +48,16 @@ pub struct ListQuery {
     deactivated: Option<String>,
 }
 
+impl ListQuery {
+    /// The campaign and creator the list is filtered by.
+    fn filters(&self) -> Result<(Option<Uuid>, Option<Uuid>), DashError> {
+        Ok((
+            optional_id(self.campaign_id.as_deref(), "campaign_id")?,
+            optional_id(self.creator_id.as_deref(), "creator_id")?,
+        ))
+    }
+}
+
 /// Names of the brand's creators and campaigns, for dropdowns and for rows.
 pub struct Names {
     pub creators: Vec<(String, String)>,
@@ -108,8 +118,7 @@ pub async fn list(
     session: Session,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, DashError> {
-    let campaign_id = optional_id(query.campaign_id.as_deref(), "campaign_id")?;
-    let creator_id = optional_id(query.creator_id.as_deref(), "creator_id")?;
+    let (campaign_id, creator_id) = query.filters()?;
     let filter = LinkFilter {
         campaign_id,
         creator_id,
@@ -195,8 +204,7 @@ pub async fn export(
     session: Session,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, DashError> {
-    let campaign_id = optional_id(query.campaign_id.as_deref(), "campaign_id")?;
-    let creator_id = optional_id(query.creator_id.as_deref(), "creator_id")?;
+    let (campaign_id, creator_id) = query.filters()?;
     let filter = rest::LinkExportFilter { campaign_id, creator_id, ..Default::default() };
     Ok(rest::export_csv(state, session.brand.id, filter))
 }

@@ -459,17 +459,9 @@ pub async fn export(
 
 /// The links export, for the REST API and the dashboard alike.
 pub fn export_csv(state: AppState, brand_id: Uuid, filter: LinkExportFilter) -> axum::response::Response {
-    let pages = futures_util::stream::unfold(Some(None::<String>), move |cursor| {
+    let pages = super::csv::paged(move |cursor: Option<String>| {
         let (state, filter) = (state.clone(), filter.clone());
-        async move {
-            let cursor = cursor?;
-            let page = export_page(&state, brand_id, filter, cursor).await;
-            let next = match &page {
-                Ok((_, Some(next))) => Some(Some(next.clone())),
-                _ => None,
-            };
-            Some((page.map(|(rows, _)| rows), next))
-        }
+        async move { export_page(&state, brand_id, filter, cursor).await }
     });
     super::csv::download("links.csv", &EXPORT_COLUMNS, pages)
 }
