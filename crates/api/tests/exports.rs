@@ -5,9 +5,9 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
-use chrono::{Duration, SecondsFormat, Utc};
+use chrono::{Duration, Utc};
 use http_body_util::BodyExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use sqlx::PgPool;
 use support::{Api, Click};
 use tower::ServiceExt;
@@ -42,26 +42,6 @@ fn table(records: &[Vec<String>]) -> Vec<std::collections::HashMap<String, Strin
     records[1..].iter().map(|r| header.iter().cloned().zip(r.iter().cloned()).collect()).collect()
 }
 
-async fn report(api: &Api, order_id: &str, amount_minor: i64, cs_ref: Option<Uuid>, codes: &[&str]) -> Value {
-    let mut body = json!({"order_id": order_id, "amount": {"amount_minor": amount_minor, "currency": "USD"},
-        "occurred_at": (Utc::now() - Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Secs, true),
-        "discount_codes": codes});
-    if let Some(click) = cs_ref {
-        body["cs_ref"] = json!(click.simple().to_string());
-    }
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/v1/conversions")
-        .header(header::AUTHORIZATION, format!("Bearer {}", api.key))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("idempotency-key", Uuid::new_v4().to_string())
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = api.router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
-}
-
 #[sqlx::test(migrations = "../../migrations")]
 async fn the_orders_export_explains_every_credited_dollar_and_neutralises_formulas(pool: PgPool) {
     let api = Api::new(pool).await;
@@ -69,8 +49,8 @@ async fn the_orders_export_explains_every_credited_dollar_and_neutralises_formul
     let link =
         api.create("/v1/links", json!({"destination_url": "https://shop.example/", "creator_id": creator["id"]})).await;
     let click = api.click(&[Click::new(&link, Uuid::new_v4(), Utc::now() - Duration::minutes(5))]).await[0];
-    report(&api, "A,1 \"quoted\"", 12_999, Some(click), &["=HYPERLINK(\"http://evil.example\")"]).await;
-    report(&api, "B-2", 500, None, &[]).await;
+    api.report_order("A,1 \"quoted\"", 12_999, Some(click), &["=HYPERLINK(\"http://evil.example\")"]).await;
+    api.report_order("B-2", 500, None, &[]).await;
     api.post("/v1/conversions/B-2/cancel", json!({})).await;
 
     let (status, content_type, records) = csv(&api, "/v1/conversions.csv", &api.key).await;
@@ -148,8 +128,8 @@ async fn the_links_and_attribution_exports_hold_the_figures_of_their_json(pool: 
             Click::new(&shared, Uuid::new_v4(), Utc::now() - Duration::minutes(8)),
         ])
         .await;
-    report(&api, "1", 10_000, Some(clicks[0]), &[]).await;
-    report(&api, "2", 2_550, Some(clicks[1]), &[]).await;
+    api.report_order("1", 10_000, Some(clicks[0]), &[]).await;
+    api.report_order("2", 2_550, Some(clicks[1]), &[]).await;
 
     let (_, _, records) = csv(&api, "/v1/links.csv", &api.key).await;
     let rows = table(&records);

@@ -10,18 +10,18 @@ use std::sync::{Arc, Mutex};
 
 use api::http::AppState;
 use api::webhooks::{self, Deliverer};
-use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
-use http_body_util::BodyExt;
+
 use serde_json::{json, Value};
 use sha2::Sha256;
 use sqlx::PgPool;
 use support::{Api, Click};
-use tower::ServiceExt;
+
 use uuid::Uuid;
 
 /// One request a receiver got.
@@ -127,26 +127,6 @@ async fn deliver(api: &Api, deliverer: &Deliverer, now: DateTime<Utc>) -> usize 
     }
 }
 
-/// Reports an order through the Conversions API.
-async fn report(api: &Api, order_id: &str, amount_minor: i64, cs_ref: Option<Uuid>) -> Value {
-    let mut body = json!({"order_id": order_id, "amount": {"amount_minor": amount_minor, "currency": "USD"},
-        "occurred_at": (Utc::now() - Duration::minutes(1)).to_rfc3339_opts(SecondsFormat::Secs, true)});
-    if let Some(click) = cs_ref {
-        body["cs_ref"] = json!(click.simple().to_string());
-    }
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/v1/conversions")
-        .header("authorization", format!("Bearer {}", api.key))
-        .header("content-type", "application/json")
-        .header("idempotency-key", format!("key-{order_id}"))
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = api.router.clone().oneshot(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::CREATED);
-    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
-}
-
 #[sqlx::test(migrations = "../../migrations")]
 async fn link_and_order_events_arrive_signed_in_order_as_the_rest_api_shows_the_objects(pool: PgPool) {
     let (api, deliverer) = dev_api(pool).await;
@@ -160,7 +140,7 @@ async fn link_and_order_events_arrive_signed_in_order_as_the_rest_api_shows_the_
     let link_id = link["id"].as_str().unwrap();
     api.patch(&format!("/v1/links/{link_id}"), json!({"promo_code": "JESS20"})).await;
     let click = api.click(&[Click::new(&link, Uuid::new_v4(), Utc::now() - Duration::minutes(5))]).await[0];
-    let order = report(&api, "1001", 12_999, Some(click)).await;
+    let order = api.report_order("1001", 12_999, Some(click), &[]).await;
     let refund = json!({"refund_id": "r-1", "amount": {"amount_minor": 2_500, "currency": "USD"},
         "occurred_at": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)});
     assert_eq!(api.post("/v1/conversions/1001/refunds", refund).await.status, StatusCode::CREATED);
@@ -223,7 +203,7 @@ async fn an_endpoint_gets_only_the_events_it_subscribed_to_and_other_brands_get_
     let links_endpoint = subscribe(&api, &links.url, &["link.created"]).await;
     subscribe(&other, &others.url, &webhooks::EVENT_TYPES).await;
     api.create("/v1/links", json!({"destination_url": "https://shop.example/"})).await;
-    report(&api, "2001", 5_000, None).await;
+    api.report_order("2001", 5_000, None, &[]).await;
     // A paused endpoint is sent nothing, and events of the pause are not queued for it; what was queued
     // before waits, and goes once it is enabled again.
     let id = links_endpoint["id"].as_str().unwrap();

@@ -195,6 +195,27 @@ impl Api {
         api::attribution::reattribute_queued(&self.pool, 500).await.unwrap()
     }
 
+    /// Reports a USD order placed a minute ago through the Conversions API (a fresh `Idempotency-Key`),
+    /// naming `cs_ref` and `discount_codes`; returns the order, failing the test unless the answer is 201.
+    pub async fn report_order(&self, order_id: &str, amount_minor: i64, cs_ref: Option<Uuid>, codes: &[&str]) -> Value {
+        let mut body = json!({"order_id": order_id, "amount": {"amount_minor": amount_minor, "currency": "USD"},
+            "occurred_at": (Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(), "discount_codes": codes});
+        if let Some(click) = cs_ref {
+            body["cs_ref"] = json!(click.simple().to_string());
+        }
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/conversions")
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.key))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", Uuid::new_v4().to_string())
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&self.pool).await.unwrap()
     }
