@@ -3,10 +3,12 @@
 
 pub mod attribution;
 pub mod brands;
+pub mod campaigns;
 pub mod client;
 pub mod config;
 pub mod conversions;
 pub mod creator_tokens;
+pub mod creators;
 pub mod db;
 pub mod domain;
 pub mod http;

@@ -11,6 +11,30 @@ use shared::{ContentType, Platform};
 
 use crate::config::Config;
 
+/// Why a request about links, creators or campaigns was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// A field is invalid; `code` is the stable error code, the message names the field.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// Not one of the brand's (another brand's object looks exactly like a missing one).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with what is stored (a promo code in use, a deleted link).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl LinkError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        LinkError::Invalid { code, message: message.into() }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Link {
     pub id: Uuid,

@@ -2,42 +2,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
-use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Brand;
 use super::error::{Error, ErrorBody};
-use super::extract::{List, Page, PageRequest, Path, Query};
+use super::extract::{List, Page, Path, Query};
 use super::json::Json;
 use super::AppState;
-use crate::domain::Name;
-use crate::schema::DisplayName;
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(example = json!({"name": "Spring drop"}))]
-pub struct CreateCampaign {
-    /// 1–200 characters once trimmed.
-    #[schema(value_type = DisplayName)]
-    pub name: String,
-}
-
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
-pub struct Campaign {
-    pub id: Uuid,
-    pub name: String,
-    pub created_at: DateTime<Utc>,
-}
-
-#[derive(sqlx::FromRow)]
-struct SeqCampaign {
-    seq: i64,
-    #[sqlx(flatten)]
-    campaign: Campaign,
-}
+use crate::campaigns::{self, Campaign, CreateCampaign};
 
 #[utoipa::path(post, path = "/v1/campaigns", tag = "campaigns", operation_id = "create_campaign",
     request_body = CreateCampaign, security(("api_key" = [])),
@@ -52,21 +24,7 @@ pub async fn create(
     brand: Brand,
     Json(body): Json<CreateCampaign>,
 ) -> Result<(StatusCode, axum::Json<Campaign>), Error> {
-    Ok((StatusCode::CREATED, axum::Json(create_campaign(&state.db, brand.id, &body).await?)))
-}
-
-/// Validates and stores a campaign of the brand.
-pub async fn create_campaign(db: &PgPool, brand_id: Uuid, body: &CreateCampaign) -> Result<Campaign, Error> {
-    let name = Name::parse(&body.name, 200).map_err(|e| Error::invalid_field("invalid_name", format!("name {e}")))?;
-    let campaign = sqlx::query_as::<_, Campaign>(
-        "insert into campaigns (id, brand_id, name) values ($1, $2, $3) returning id, name, created_at",
-    )
-    .bind(Uuid::new_v4())
-    .bind(brand_id)
-    .bind(name.into_inner())
-    .fetch_one(db)
-    .await?;
-    Ok(campaign)
+    Ok((StatusCode::CREATED, axum::Json(campaigns::create(&state.db, brand.id, &body).await?)))
 }
 
 #[utoipa::path(get, path = "/v1/campaigns", tag = "campaigns", operation_id = "list_campaigns", params(Page),
@@ -79,23 +37,9 @@ pub async fn list(
     brand: Brand,
     Query(page): Query<Page>,
 ) -> Result<axum::Json<List<Campaign>>, Error> {
-    Ok(axum::Json(list_campaigns(&state.db, brand.id, page.parse()?).await?))
-}
-
-/// One page of the brand's campaigns, newest first.
-pub async fn list_campaigns(db: &PgPool, brand_id: Uuid, page: PageRequest) -> Result<List<Campaign>, Error> {
-    let rows = sqlx::query_as::<_, SeqCampaign>(
-        "select seq, id, name, created_at from campaigns
-         where brand_id = $1 and ($2::bigint is null or seq < $2)
-         order by seq desc limit $3",
-    )
-    .bind(brand_id)
-    .bind(page.before_seq)
-    .bind(page.limit + 1)
-    .fetch_all(db)
-    .await?;
-    let rows = rows.into_iter().map(|r| (r.seq, r.campaign)).collect();
-    Ok(List::from_rows(rows, page))
+    let page = page.parse()?;
+    let rows = campaigns::list(&state.db, brand.id, page.before_seq, page.limit + 1).await?;
+    Ok(axum::Json(List::from_rows(rows, page)))
 }
 
 #[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "campaigns", operation_id = "get_campaign",
@@ -107,11 +51,5 @@ pub async fn get(
     brand: Brand,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Campaign>, Error> {
-    sqlx::query_as::<_, Campaign>("select id, name, created_at from campaigns where id = $1 and brand_id = $2")
-        .bind(id)
-        .bind(brand.id)
-        .fetch_optional(&state.db)
-        .await?
-        .map(axum::Json)
-        .ok_or(Error::NotFound("campaign"))
+    campaigns::get(&state.db, brand.id, id).await?.map(axum::Json).ok_or(Error::NotFound("campaign"))
 }

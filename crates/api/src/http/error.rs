@@ -104,6 +104,19 @@ impl From<JsonRejection> for Error {
     }
 }
 
+impl From<crate::links::LinkError> for Error {
+    fn from(e: crate::links::LinkError) -> Self {
+        use crate::links::LinkError;
+        match e {
+            LinkError::Invalid { code, message } => Error::invalid_field(code, message),
+            LinkError::NotFound(what) => Error::NotFound(what),
+            LinkError::Conflict { code, message } => Error::Conflict { code, message },
+            LinkError::Database(db) => Error::Database(db),
+            LinkError::Internal(e) => Error::Internal(e),
+        }
+    }
+}
+
 impl From<QueryRejection> for Error {
     fn from(rejection: QueryRejection) -> Self {
         Error::bad_request("invalid_query", rejection.body_text())

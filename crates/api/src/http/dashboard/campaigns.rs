@@ -5,30 +5,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
-use sqlx::PgPool;
-use uuid::Uuid;
 
-use super::super::campaigns::{create_campaign, list_campaigns, Campaign, CreateCampaign};
 use super::super::error::Error;
-use super::super::extract::{Page, MAX_LIMIT};
 use super::super::AppState;
 use super::session::{CsrfForm, Posted, Session};
 use super::views::{self, FieldAttrs, Section};
 use super::DashError;
-
-/// Every campaign of the brand, newest first (for dropdowns), page by page through the REST listing.
-pub async fn all(db: &PgPool, brand_id: Uuid) -> Result<Vec<Campaign>, Error> {
-    let mut campaigns = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = list_campaigns(db, brand_id, Page { limit: Some(MAX_LIMIT), cursor }.parse()?).await?;
-        campaigns.extend(page.data);
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(campaigns),
-        }
-    }
-}
+use crate::campaigns::{self, Campaign, CreateCampaign};
+use crate::links::LinkError;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct CampaignForm {
@@ -97,7 +81,7 @@ pub async fn page(
     session: Session,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, DashError> {
-    let campaigns = all(&state.db, session.brand.id).await?;
+    let campaigns = campaigns::all(&state.db, session.brand.id).await?;
     Ok(render(&session, &campaigns, &CampaignForm::default(), None, query.created.is_some()).into_response())
 }
 
@@ -105,11 +89,11 @@ pub async fn page(
 pub async fn create(State(state): State<AppState>, posted: Posted<CampaignForm>) -> Result<Response, DashError> {
     let Posted { session, form } = posted;
     let body = CreateCampaign { name: form.name.clone() };
-    let error = match create_campaign(&state.db, session.brand.id, &body).await {
+    let error = match campaigns::create(&state.db, session.brand.id, &body).await {
         Ok(_) => return Ok(Redirect::to("/brand/campaigns?created=1").into_response()),
-        Err(e @ Error::Invalid { .. }) => e.to_string(),
-        Err(e) => return Err(e.into()),
+        Err(e @ LinkError::Invalid { .. }) => e.to_string(),
+        Err(e) => return Err(Error::from(e).into()),
     };
-    let campaigns = all(&state.db, session.brand.id).await?;
+    let campaigns = campaigns::all(&state.db, session.brand.id).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&session, &campaigns, &form, Some(&error), false)).into_response())
 }

@@ -12,28 +12,14 @@ use serde::Deserialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::super::creators::{create_creator, list_creators, CreateCreator, Creator};
 use super::super::error::Error;
-use super::super::extract::{Page, MAX_LIMIT};
 use super::super::AppState;
 use super::session::{CsrfForm, Posted, Session};
 use super::views::{self, FieldAttrs, Section};
 use super::DashError;
 use crate::creator_tokens;
-
-/// Every creator of the brand, newest first (for dropdowns), page by page through the REST listing.
-pub async fn all(db: &PgPool, brand_id: Uuid) -> Result<Vec<Creator>, Error> {
-    let mut creators = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = list_creators(db, brand_id, Page { limit: Some(MAX_LIMIT), cursor }.parse()?).await?;
-        creators.extend(page.data);
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(creators),
-        }
-    }
-}
+use crate::creators::{self, CreateCreator, Creator};
+use crate::links::LinkError;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct CreatorForm {
@@ -88,7 +74,7 @@ struct Roster {
 
 impl Roster {
     async fn load(db: &PgPool, brand_id: Uuid) -> Result<Self, DashError> {
-        let creators = all(db, brand_id).await?;
+        let creators = creators::all(db, brand_id).await?;
         let live_tokens = creator_tokens::live_counts(db, brand_id).await.map_err(Error::from)?.into_iter().collect();
         Ok(Roster { creators, live_tokens })
     }
@@ -185,14 +171,14 @@ pub async fn create(State(state): State<AppState>, posted: Posted<CreatorForm>) 
     let Posted { session, form } = posted;
     let handle = Some(form.handle.trim()).filter(|h| !h.is_empty()).map(str::to_owned);
     let body = CreateCreator { name: form.name.clone(), handle };
-    let error = match create_creator(&state.db, session.brand.id, &body).await {
+    let error = match creators::create(&state.db, session.brand.id, &body).await {
         Ok(_) => return Ok(Redirect::to("/brand/creators?created=1").into_response()),
-        Err(e @ Error::Invalid { code: "invalid_name" | "invalid_handle", .. }) => e,
-        Err(e) => return Err(e.into()),
+        Err(e @ LinkError::Invalid { code: "invalid_name" | "invalid_handle", .. }) => e,
+        Err(e) => return Err(Error::from(e).into()),
     };
     let message = error.to_string();
     let errors = match error {
-        Error::Invalid { code: "invalid_handle", .. } => (None, Some(message.as_str())),
+        LinkError::Invalid { code: "invalid_handle", .. } => (None, Some(message.as_str())),
         _ => (Some(message.as_str()), None),
     };
     let roster = Roster::load(&state.db, session.brand.id).await?;

@@ -20,7 +20,7 @@ use super::super::links::{self as rest, stats, CreateLink, Link, LinkFilter};
 use super::super::AppState;
 use super::session::{CsrfForm, Posted, Session};
 use super::views::{self, FieldAttrs, Section};
-use super::{attribution, campaigns, creators, DashError};
+use super::{attribution, DashError};
 use crate::conversions::ConversionFilter;
 use crate::reports::Window;
 
@@ -66,7 +66,7 @@ pub struct Names {
 
 impl Names {
     pub async fn load(state: &AppState, brand_id: Uuid) -> Result<Self, Error> {
-        let creators = creators::all(&state.db, brand_id)
+        let creators = crate::creators::all(&state.db, brand_id)
             .await?
             .into_iter()
             .map(|c| {
@@ -78,7 +78,7 @@ impl Names {
             })
             .collect();
         let campaigns =
-            campaigns::all(&state.db, brand_id).await?.into_iter().map(|c| (c.id.to_string(), c.name)).collect();
+            crate::campaigns::all(&state.db, brand_id).await?.into_iter().map(|c| (c.id.to_string(), c.name)).collect();
         Ok(Names { creators, campaigns })
     }
 
