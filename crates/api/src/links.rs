@@ -1,15 +1,21 @@
-//! A tracking link as stored and as the REST API shows it, and what every change of one records: the
-//! KV sync's outbox row and the webhook event, in the change's transaction.
+//! Tracking links: their rules and SQL (validation, creation with a fresh code, listing, changes,
+//! deactivation), a link as stored and as the REST API shows it, and what every change of one records:
+//! the KV sync's outbox row and the webhook event, in the change's transaction. The REST API and the
+//! dashboard are adapters of these. Every write runs in one transaction; a link is never hard-deleted
+//! (its clicks and conversions keep pointing at it), and its code is never given to another link.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use serde::{Deserialize, Deserializer, Serialize};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use shared::{ContentType, Platform};
+use shared::{Code, ContentType, Platform};
 
 use crate::config::Config;
+use crate::domain::{self, PromoCode};
 
 /// Why a request about links, creators or campaigns was refused.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +39,336 @@ impl LinkError {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
         LinkError::Invalid { code, message: message.into() }
     }
+}
+
+/// How many fresh codes to try before giving up; with 31^8 codes a second attempt is already rare.
+const CODE_ATTEMPTS: usize = 8;
+
+/// Where new tracking codes come from. Production draws them from the thread-local CSPRNG; tests
+/// substitute a fixed sequence to force a collision.
+pub type CodeSource = Arc<dyn Fn() -> Code + Send + Sync>;
+
+pub fn random_codes() -> CodeSource {
+    Arc::new(|| Code::generate(&mut rand::thread_rng()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"destination_url": "https://shop.example/products/linen-shirt?color=sand",
+    "platform": "instagram", "content_type": "reel", "promo_code": "JESS20", "share_revenue": true}))]
+pub struct CreateLink {
+    /// Absolute http(s) URL, at most 2048 characters, not on the tracking domain.
+    #[schema(value_type = crate::schema::DestinationUrl)]
+    pub destination_url: String,
+    /// One of the brand's campaigns (else 404).
+    pub campaign_id: Option<Uuid>,
+    /// One of the brand's creators (else 404).
+    pub creator_id: Option<Uuid>,
+    pub platform: Option<Platform>,
+    pub content_type: Option<ContentType>,
+    /// Unique among the brand's active links, compared case-insensitively.
+    #[schema(value_type = Option<crate::schema::PromoCodeText>)]
+    pub promo_code: Option<String>,
+    #[serde(default)]
+    pub share_revenue: bool,
+}
+
+/// Any creation field but the code. An absent field is left alone; `null` clears an optional one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"destination_url": "https://shop.example/products/linen-shirt?color=olive", "promo_code": null}))]
+pub struct UpdateLink {
+    /// Absolute http(s) URL, at most 2048 characters, not on the tracking domain; `null` leaves it alone.
+    #[schema(value_type = Option<crate::schema::DestinationUrl>)]
+    pub destination_url: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub campaign_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub creator_id: Option<Option<Uuid>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Platform>)]
+    pub platform: Option<Option<Platform>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<ContentType>)]
+    pub content_type: Option<Option<ContentType>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<crate::schema::PromoCodeText>)]
+    pub promo_code: Option<Option<String>>,
+    pub share_revenue: Option<bool>,
+}
+
+/// Distinguishes a field sent as `null` (`Some(None)`) from one left out (`None`, via `default`).
+fn present<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The writable fields of a link, validated.
+pub struct LinkFields {
+    destination_url: domain::DestinationUrl,
+    campaign_id: Option<Uuid>,
+    creator_id: Option<Uuid>,
+    platform: Option<Platform>,
+    content_type: Option<ContentType>,
+    promo_code: Option<PromoCode>,
+    share_revenue: bool,
+}
+
+impl CreateLink {
+    /// The fields, validated; or every invalid field's error, in field order (the REST API answers with
+    /// the first, the dashboard shows each beside its field). Creator, campaign and promo code
+    /// uniqueness are the database's to check, at insert.
+    pub fn validate(&self, config: &Config) -> Result<LinkFields, Vec<LinkError>> {
+        let destination = parse_destination(config, &self.destination_url);
+        let promo = parse_promo(self.promo_code.as_deref());
+        match (destination, promo) {
+            (Ok(destination_url), Ok(promo_code)) => Ok(LinkFields {
+                destination_url,
+                campaign_id: self.campaign_id,
+                creator_id: self.creator_id,
+                platform: self.platform,
+                content_type: self.content_type,
+                promo_code,
+                share_revenue: self.share_revenue,
+            }),
+            (destination, promo) => Err([destination.err(), promo.err()].into_iter().flatten().collect()),
+        }
+    }
+}
+
+fn parse_destination(config: &Config, raw: &str) -> Result<domain::DestinationUrl, LinkError> {
+    domain::DestinationUrl::parse(raw, &config.tracking_base_url)
+        .map_err(|e| LinkError::invalid("invalid_destination_url", e.to_string()))
+}
+
+fn parse_promo(raw: Option<&str>) -> Result<Option<PromoCode>, LinkError> {
+    raw.map(|p| PromoCode::parse(p).map_err(|e| LinkError::invalid("invalid_promo_code", e))).transpose()
+}
+
+/// Maps the constraints a link write can violate to what the client did wrong. Another brand's
+/// creator or campaign fails the composite foreign key exactly like a missing one: a 404 either way.
+fn write_error(e: sqlx::Error) -> LinkError {
+    let constraint = match &e {
+        sqlx::Error::Database(db) => db.constraint().map(str::to_owned),
+        _ => None,
+    };
+    match constraint.as_deref() {
+        Some("links_creator_fkey") => LinkError::NotFound("creator"),
+        Some("links_campaign_fkey") => LinkError::NotFound("campaign"),
+        Some("links_promo_code_key") => LinkError::Conflict {
+            code: "promo_code_taken",
+            message: "another active link of this brand already uses this promo code".into(),
+        },
+        _ => LinkError::Database(e),
+    }
+}
+
+fn is_code_collision(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.constraint() == Some("links_code_key"))
+}
+
+/// Creates the brand's link with a fresh code (drawing again on the rare collision). Another brand's
+/// creator or campaign is not found, a promo code in use a conflict.
+pub async fn create(
+    db: &PgPool,
+    config: &Config,
+    codes: &CodeSource,
+    brand_id: Uuid,
+    fields: &LinkFields,
+) -> Result<Link, LinkError> {
+    for _ in 0..CODE_ATTEMPTS {
+        let code = codes();
+        match insert(db, brand_id, code.as_str(), fields).await {
+            Ok(row) => return Ok(row.into_link(config)?),
+            Err(e) if is_code_collision(&e) => {
+                tracing::info!(code = %code, "tracking code collision, drawing another");
+            }
+            Err(e) => return Err(write_error(e)),
+        }
+    }
+    Err(anyhow::anyhow!("no free tracking code after {CODE_ATTEMPTS} attempts").into())
+}
+
+/// Inserts the link, its sync record and its event in one statement (so one implicit transaction and
+/// one round trip): all are written or none is.
+async fn insert(db: &PgPool, brand_id: Uuid, code: &str, f: &LinkFields) -> Result<LinkRow, sqlx::Error> {
+    sqlx::query_as::<_, LinkRow>(&format!(
+        "with link as (
+             insert into links (id, brand_id, code, destination_url, campaign_id, creator_id, platform, content_type,
+                                promo_code, share_revenue)
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             returning {LINK_COLUMNS}
+         ), sync as (
+             insert into link_sync_outbox (link_id, version) select id, version from link
+         ), event as (
+             -- Only brands with an endpoint pay for the event (a probe of a small index otherwise).
+             select emit_webhook_event($2, 'link.created', to_jsonb(link), null) from link
+             where exists (select 1 from webhook_endpoints where brand_id = $2 and enabled)
+         )
+         -- The event is a query, run only when read: the join reads it.
+         select link.* from link left join event on true"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(brand_id)
+    .bind(code)
+    .bind(f.destination_url.as_str())
+    .bind(f.campaign_id)
+    .bind(f.creator_id)
+    .bind(f.platform.map(Platform::as_str))
+    .bind(f.content_type.map(ContentType::as_str))
+    .bind(f.promo_code.as_ref().map(PromoCode::as_str))
+    .bind(f.share_revenue)
+    .fetch_one(db)
+    .await
+}
+
+/// Which of the brand's links a list shows.
+#[derive(Debug, Default, Clone)]
+pub struct LinkFilter {
+    pub campaign_id: Option<Uuid>,
+    pub creator_id: Option<Uuid>,
+    pub platform: Option<Platform>,
+    pub content_type: Option<ContentType>,
+    /// `true`: only active links; `false`: only deleted ones.
+    pub active: Option<bool>,
+}
+
+/// At most `limit` of the brand's links matching `filter` before `before_seq`, newest first, each with
+/// its sequence number (a list's cursor).
+pub async fn list(
+    db: &PgPool,
+    config: &Config,
+    brand_id: Uuid,
+    filter: &LinkFilter,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> Result<Vec<(i64, Link)>, LinkError> {
+    // Only the filters given become conditions, so the planner sees a query it can match to an index.
+    let mut query: QueryBuilder<Postgres> =
+        QueryBuilder::new(format!("select {LINK_COLUMNS} from links where brand_id = "));
+    query.push_bind(brand_id);
+    if let Some(id) = filter.campaign_id {
+        query.push(" and campaign_id = ").push_bind(id);
+    }
+    if let Some(id) = filter.creator_id {
+        query.push(" and creator_id = ").push_bind(id);
+    }
+    if let Some(platform) = filter.platform {
+        query.push(" and platform = ").push_bind(platform.as_str());
+    }
+    if let Some(content_type) = filter.content_type {
+        query.push(" and content_type = ").push_bind(content_type.as_str());
+    }
+    if let Some(active) = filter.active {
+        query.push(" and active = ").push_bind(active);
+    }
+    if let Some(seq) = before_seq {
+        query.push(" and seq < ").push_bind(seq);
+    }
+    query.push(" order by seq desc limit ").push_bind(limit);
+    let rows = query.build_query_as::<LinkRow>().fetch_all(db).await?;
+    Ok(rows.into_iter().map(|r| Ok((r.seq, r.into_link(config)?))).collect::<anyhow::Result<Vec<_>>>()?)
+}
+
+/// The brand's link with this id, locked for update when `for_update` is set.
+pub async fn find(conn: &mut PgConnection, brand_id: Uuid, id: Uuid, for_update: bool) -> Result<LinkRow, LinkError> {
+    let lock = if for_update { " for update" } else { "" };
+    sqlx::query_as::<_, LinkRow>(&format!("select {LINK_COLUMNS} from links where id = $1 and brand_id = $2{lock}"))
+        .bind(id)
+        .bind(brand_id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(LinkError::NotFound("link"))
+}
+
+/// The brand's link with this id; another brand's is not found, like a missing one.
+pub async fn get(db: &PgPool, config: &Config, brand_id: Uuid, id: Uuid) -> Result<Link, LinkError> {
+    let mut conn = db.acquire().await?;
+    Ok(find(&mut conn, brand_id, id, false).await?.into_link(config)?)
+}
+
+/// Changes the fields `body` names (a field sent as `null` is cleared); a deleted link cannot be changed.
+pub async fn update(
+    db: &PgPool,
+    config: &Config,
+    brand_id: Uuid,
+    id: Uuid,
+    body: &UpdateLink,
+) -> Result<Link, LinkError> {
+    let destination = body.destination_url.as_deref().map(|u| parse_destination(config, u)).transpose()?;
+    let promo = body.promo_code.as_ref().map(|p| parse_promo(p.as_deref())).transpose()?;
+
+    let mut tx = db.begin().await?;
+    let current = find(&mut tx, brand_id, id, true).await?;
+    if !current.active {
+        return Err(LinkError::Conflict { code: "link_deleted", message: "a deleted link cannot be changed".into() });
+    }
+    let platform = match body.platform {
+        Some(p) => p,
+        None => current.platform.as_deref().map(str::parse).transpose().map_err(anyhow::Error::from)?,
+    };
+    let content_type = match body.content_type {
+        Some(c) => c,
+        None => current.content_type.as_deref().map(str::parse).transpose().map_err(anyhow::Error::from)?,
+    };
+    let promo_code = match promo {
+        Some(p) => p,
+        None => current.promo_code.as_deref().map(PromoCode::parse).transpose().map_err(anyhow::Error::msg)?,
+    };
+    let fields = LinkFields {
+        destination_url: match destination {
+            Some(d) => d,
+            None => domain::DestinationUrl::parse(&current.destination_url, &config.tracking_base_url)
+                .map_err(anyhow::Error::from)?,
+        },
+        campaign_id: body.campaign_id.unwrap_or(current.campaign_id),
+        creator_id: body.creator_id.unwrap_or(current.creator_id),
+        platform,
+        content_type,
+        promo_code,
+        share_revenue: body.share_revenue.unwrap_or(current.share_revenue),
+    };
+    let row = sqlx::query_as::<_, LinkRow>(&format!(
+        "update links set destination_url = $3, campaign_id = $4, creator_id = $5, platform = $6,
+             content_type = $7, promo_code = $8, share_revenue = $9, version = version + 1, updated_at = now()
+         where id = $1 and brand_id = $2
+         returning {LINK_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(brand_id)
+    .bind(fields.destination_url.as_str())
+    .bind(fields.campaign_id)
+    .bind(fields.creator_id)
+    .bind(fields.platform.map(Platform::as_str))
+    .bind(fields.content_type.map(ContentType::as_str))
+    .bind(fields.promo_code.as_ref().map(PromoCode::as_str))
+    .bind(fields.share_revenue)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(write_error)?;
+    record_change(&mut tx, brand_id, &row, "link.updated").await?;
+    tx.commit().await?;
+    Ok(row.into_link(config)?)
+}
+
+/// Soft-deletes the brand's link: inactive, `deleted_at` set, the edge told; clicks and conversions
+/// stay. Deactivating an inactive link changes nothing and is not an error.
+pub async fn deactivate(db: &PgPool, brand_id: Uuid, id: Uuid) -> Result<(), LinkError> {
+    let mut tx = db.begin().await?;
+    let current = find(&mut tx, brand_id, id, true).await?;
+    if current.active {
+        let row = sqlx::query_as::<_, LinkRow>(&format!(
+            "update links set active = false, deleted_at = now(), version = version + 1, updated_at = now()
+             where id = $1 returning {LINK_COLUMNS}"
+        ))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        record_change(&mut tx, brand_id, &row, "link.deactivated").await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]

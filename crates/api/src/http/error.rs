@@ -129,18 +129,3 @@ impl From<PathRejection> for Error {
         Error::NotFound("resource")
     }
 }
-
-/// Turns a violation of a named database constraint into a domain error, so handlers never
-/// pre-check what the database already enforces (and never race with another request doing so).
-pub trait ResultExt<T> {
-    fn on_constraint(self, name: &str, f: impl FnOnce() -> Error) -> Result<T, Error>;
-}
-
-impl<T, E: Into<Error>> ResultExt<T> for Result<T, E> {
-    fn on_constraint(self, name: &str, f: impl FnOnce() -> Error) -> Result<T, Error> {
-        self.map_err(|e| match e.into() {
-            Error::Database(sqlx::Error::Database(db)) if db.constraint() == Some(name) => f(),
-            other => other,
-        })
-    }
-}

@@ -13,7 +13,6 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use shared::Code;
 
 mod attribution;
 mod auth;
@@ -39,13 +38,7 @@ pub use error::Error;
 /// Largest request body any endpoint accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Where new tracking codes come from. Production draws them from the thread-local CSPRNG; tests
-/// substitute a fixed sequence to force a collision.
-pub type CodeSource = Arc<dyn Fn() -> Code + Send + Sync>;
-
-pub fn random_codes() -> CodeSource {
-    Arc::new(|| Code::generate(&mut rand::thread_rng()))
-}
+pub use crate::links::{random_codes, CodeSource};
 
 /// What every handler can reach.
 #[derive(Clone)]

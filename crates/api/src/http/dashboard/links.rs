@@ -16,12 +16,14 @@ use shared::{ContentType, Platform};
 
 use super::super::conversions::list_conversions;
 use super::super::error::Error;
-use super::super::links::{self as rest, stats, CreateLink, Link, LinkFilter};
+use super::super::extract::{List, Page};
+use super::super::links::{self as rest, stats};
 use super::super::AppState;
 use super::session::{CsrfForm, Posted, Session};
 use super::views::{self, FieldAttrs, Section};
 use super::{attribution, DashError};
 use crate::conversions::ConversionFilter;
+use crate::links::{self, CreateLink, Link, LinkError, LinkFilter};
 use crate::reports::Window;
 
 /// Links per page of the list.
@@ -119,17 +121,13 @@ pub async fn list(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, DashError> {
     let (campaign_id, creator_id) = query.filters()?;
-    let filter = LinkFilter {
-        campaign_id,
-        creator_id,
-        limit: Some(PAGE_SIZE),
-        cursor: query.cursor.clone().filter(|c| !c.is_empty()),
-        ..Default::default()
-    };
-    let page = rest::list_links(&state, session.brand.id, &filter).await.map_err(|e| match e {
-        Error::Invalid { message, .. } => DashError::BadRequest(message),
-        other => DashError::Api(other),
-    })?;
+    let filter = LinkFilter { campaign_id, creator_id, ..Default::default() };
+    let request = Page { limit: Some(PAGE_SIZE), cursor: query.cursor.clone().filter(|c| !c.is_empty()) };
+    let request = request.parse().map_err(|e| DashError::BadRequest(e.to_string()))?;
+    let rows = links::list(&state.db, &state.config, session.brand.id, &filter, request.before_seq, request.limit + 1)
+        .await
+        .map_err(Error::from)?;
+    let page = List::from_rows(rows, request);
     let ids: Vec<Uuid> = page.data.iter().map(|l| l.id).collect();
     let totals = stats::totals(&state.db, session.brand.id, &ids).await?;
     let names = Names::load(&state, session.brand.id).await?;
@@ -292,15 +290,15 @@ impl LinkErrors {
     }
 
     /// Puts an error of the shared link code beside its field; errors about no field are given back.
-    fn place(&mut self, error: Error) -> Result<(), Error> {
+    fn place(&mut self, error: LinkError) -> Result<(), Error> {
         let message = error.to_string();
         let slot = match &error {
-            Error::Invalid { code: "invalid_destination_url", .. } => &mut self.destination_url,
-            Error::Invalid { code: "invalid_promo_code", .. } => &mut self.promo_code,
-            Error::Conflict { code: "promo_code_taken", .. } => &mut self.promo_code,
-            Error::NotFound("creator") => &mut self.creator_id,
-            Error::NotFound("campaign") => &mut self.campaign_id,
-            _ => return Err(error),
+            LinkError::Invalid { code: "invalid_destination_url", .. } => &mut self.destination_url,
+            LinkError::Invalid { code: "invalid_promo_code", .. } => &mut self.promo_code,
+            LinkError::Conflict { code: "promo_code_taken", .. } => &mut self.promo_code,
+            LinkError::NotFound("creator") => &mut self.creator_id,
+            LinkError::NotFound("campaign") => &mut self.campaign_id,
+            _ => return Err(error.into()),
         };
         *slot = Some(message);
         Ok(())
@@ -421,7 +419,7 @@ pub async fn create(State(state): State<AppState>, posted: Posted<LinkForm>) -> 
     let Posted { session, form } = posted;
     let mut errors = LinkErrors::default();
     let request = form.to_request(&mut errors);
-    let created = match request.validate(&state) {
+    let created = match request.validate(&state.config) {
         Err(invalid) => {
             for e in invalid {
                 errors.place(e)?;
@@ -429,7 +427,7 @@ pub async fn create(State(state): State<AppState>, posted: Posted<LinkForm>) -> 
             None
         }
         Ok(_) if errors.any() => None,
-        Ok(fields) => match rest::create_link(&state, session.brand.id, &fields).await {
+        Ok(fields) => match links::create(&state.db, &state.config, &state.codes, session.brand.id, &fields).await {
             Ok(link) => Some(link),
             Err(e) => {
                 errors.place(e)?;
@@ -462,7 +460,7 @@ pub async fn detail(
     Query(query): Query<DetailQuery>,
 ) -> Result<Response, DashError> {
     let id = link_id(path)?;
-    let link = rest::get_link(&state, session.brand.id, id).await?;
+    let link = links::get(&state.db, &state.config, session.brand.id, id).await.map_err(Error::from)?;
     let figures = {
         let mut conn = state.db.acquire().await?;
         stats::link_stats(&mut conn, id, Window { from: DateTime::<Utc>::UNIX_EPOCH, to: None }).await?
@@ -522,7 +520,7 @@ pub async fn confirm_deactivate(
     session: Session,
     path: Result<Path<Uuid>, PathRejection>,
 ) -> Result<Response, DashError> {
-    let link = rest::get_link(&state, session.brand.id, link_id(path)?).await?;
+    let link = links::get(&state.db, &state.config, session.brand.id, link_id(path)?).await.map_err(Error::from)?;
     let content = html! {
         h1 { "Deactivate link " code { (link.code) } "?" }
         @if link.active {
@@ -562,6 +560,6 @@ pub async fn deactivate(
     posted: Posted<DeactivateForm>,
 ) -> Result<Response, DashError> {
     let id = link_id(path)?;
-    rest::deactivate(&state.db, posted.session.brand.id, id).await?;
+    links::deactivate(&state.db, posted.session.brand.id, id).await.map_err(Error::from)?;
     Ok(Redirect::to("/brand/attribution/links?deactivated=1").into_response())
 }

@@ -205,7 +205,7 @@ pub async fn get(
 ) -> Result<axum::Json<LinkStats>, Error> {
     let window = params.resolve(DateTime::<Utc>::UNIX_EPOCH)?;
     let mut conn = state.db.acquire().await?;
-    super::find(&mut conn, brand.id, id, false).await?;
+    crate::links::find(&mut conn, brand.id, id, false).await?;
     Ok(axum::Json(link_stats(&mut conn, id, window).await?))
 }
 
