@@ -92,6 +92,15 @@ pub fn add_money(list: &mut Vec<Money>, currency: &str, amount_minor: i64) {
     }
 }
 
+/// Conversions per click: `conversions / clicks`, 0 without clicks.
+pub fn rate(conversions: i64, clicks: i64) -> f64 {
+    if clicks > 0 {
+        conversions as f64 / clicks as f64
+    } else {
+        0.0
+    }
+}
+
 /// Whether an order of this status counts in `conversions` and `revenue`.
 pub fn counts(status: Status) -> bool {
     COUNTED.contains(&status)

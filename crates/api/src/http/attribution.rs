@@ -232,14 +232,7 @@ struct KeyedFigures {
     figures: CurrencyFigures,
 }
 
-/// conversions / clicks, 0 without clicks.
-pub fn rate(conversions: i64, clicks: i64) -> f64 {
-    if clicks > 0 {
-        conversions as f64 / clicks as f64
-    } else {
-        0.0
-    }
-}
+pub use crate::revenue::rate;
 
 /// One UTC day of a brand's activity: human clicks, and the day's orders as reports count them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use shared::{ContentType, Platform};
 use super::super::conversions::list_conversions;
 use super::super::error::Error;
 use super::super::extract::{List, Page};
-use super::super::links::{self as rest, stats};
+use super::super::links as rest;
 use super::super::AppState;
 use super::session::{CsrfForm, Posted, Session};
 use super::views::{self, FieldAttrs, Section};
@@ -129,7 +129,11 @@ pub async fn list(
         .map_err(Error::from)?;
     let page = List::from_rows(rows, request);
     let ids: Vec<Uuid> = page.data.iter().map(|l| l.id).collect();
-    let totals = stats::totals(&state.db, session.brand.id, &ids).await?;
+    let totals: HashMap<Uuid, (i64, i64)> = crate::revenue::link_totals(&state.db, session.brand.id, &ids)
+        .await?
+        .into_iter()
+        .map(|(id, t)| (id, (t.clicks, t.per_currency.iter().map(|f| f.conversions).sum())))
+        .collect();
     let names = Names::load(&state, session.brand.id).await?;
     let failing_webhooks = crate::webhooks::failing_count(&state.db, session.brand.id).await?;
     let selected = |id: Option<Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
@@ -463,7 +467,7 @@ pub async fn detail(
     let link = links::get(&state.db, &state.config, session.brand.id, id).await.map_err(Error::from)?;
     let figures = {
         let mut conn = state.db.acquire().await?;
-        stats::link_stats(&mut conn, id, Window { from: DateTime::<Utc>::UNIX_EPOCH, to: None }).await?
+        crate::links::stats::link_stats(&mut conn, id, Window { from: DateTime::<Utc>::UNIX_EPOCH, to: None }).await?
     };
     let filter = ConversionFilter { link_id: Some(id), limit: Some(50), ..Default::default() };
     let orders = list_conversions(&state, session.brand.id, &filter).await?;

@@ -1,25 +1,17 @@
-//! `GET /v1/links/{id}/stats`: what one link did over a window.
-//!
-//! Whole UTC days come from the rollups kept at ingest (`link_daily_all`, `link_daily_dims_all`), partial days
-//! at the window's edges from the raw clicks, so the answer is exact and its cost does not grow with
-//! the link's history. Unique clicks are first clicks: a visitor's first human click on the link.
-
-use std::collections::BTreeMap;
+//! `GET /v1/links/{id}/stats`: what one link did over a window ([`crate::links::stats`]).
 
 use axum::extract::State;
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
-use utoipa::{IntoParams, ToSchema};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::super::auth::Brand;
 use super::super::error::{Error, ErrorBody};
 use super::super::extract::{Path, Query};
 use super::super::AppState;
-use crate::attribution::Status;
+use crate::links::stats::{link_stats, LinkStats};
 use crate::reports::Window;
-use crate::revenue::{self, CurrencyFigures, Figures};
 use crate::schema::Instant;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -46,151 +38,6 @@ impl WindowParams {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DayCount {
-    pub date: NaiveDate,
-    pub clicks: i64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct LinkStats {
-    /// Human clicks (bots excluded).
-    pub clicks: i64,
-    /// Visitors whose first human click on this link fell in the window.
-    pub unique_clicks: i64,
-    /// Clicks by bots and link-preview crawlers, left out of every other count.
-    pub bot_clicks: i64,
-    /// Orders credited to this link that count (`verified`, `unverified`), their revenue net of refunds
-    /// per currency, and `pending` orders apart.
-    #[serde(flatten)]
-    pub figures: Figures,
-    /// conversions / clicks (0 when there are no clicks).
-    pub conversion_rate: f64,
-    pub by_day: Vec<DayCount>,
-    pub by_country: BTreeMap<String, i64>,
-    pub by_device: BTreeMap<String, i64>,
-    pub by_browser: BTreeMap<String, i64>,
-    pub by_os: BTreeMap<String, i64>,
-}
-
-/// Counts accumulated over the parts of a window.
-#[derive(Default)]
-struct Tally {
-    clicks: i64,
-    unique_clicks: i64,
-    bot_clicks: i64,
-    by_day: BTreeMap<NaiveDate, i64>,
-    /// Country, device type, browser, OS.
-    dims: [BTreeMap<String, i64>; 4],
-}
-
-impl Tally {
-    fn add_dims(&mut self, rows: Vec<(i16, String, i64)>) {
-        for (dimension, value, count) in rows {
-            if let Some(map) = usize::try_from(dimension).ok().and_then(|d| self.dims.get_mut(d)) {
-                *map.entry(value).or_default() += count;
-            }
-        }
-    }
-
-    async fn add_days(
-        &mut self,
-        conn: &mut PgConnection,
-        link: Uuid,
-        start: NaiveDate,
-        end: Option<NaiveDate>,
-    ) -> Result<(), sqlx::Error> {
-        const DAYS: &str = "link_id = $1 and day >= $2 and ($3::date is null or day < $3)";
-        let (clicks, unique, bots): (i64, i64, i64) = sqlx::query_as(&format!(
-            "select coalesce(sum(clicks), 0)::bigint, coalesce(sum(unique_clicks), 0)::bigint,
-                    coalesce(sum(bot_clicks), 0)::bigint
-             from link_daily_all where {DAYS}"
-        ))
-        .bind(link)
-        .bind(start)
-        .bind(end)
-        .fetch_one(&mut *conn)
-        .await?;
-        self.clicks += clicks;
-        self.unique_clicks += unique;
-        self.bot_clicks += bots;
-        let days: Vec<(NaiveDate, i64)> = sqlx::query_as(&format!(
-            "select day, sum(clicks)::bigint from link_daily_all where {DAYS} group by day having sum(clicks) > 0"
-        ))
-        .bind(link)
-        .bind(start)
-        .bind(end)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (day, n) in days {
-            *self.by_day.entry(day).or_default() += n;
-        }
-        let dims = sqlx::query_as(&format!(
-            "select dimension, value, sum(clicks)::bigint from link_daily_dims_all where {DAYS} group by 1, 2"
-        ))
-        .bind(link)
-        .bind(start)
-        .bind(end)
-        .fetch_all(&mut *conn)
-        .await?;
-        self.add_dims(dims);
-        Ok(())
-    }
-
-    async fn add_raw(
-        &mut self,
-        conn: &mut PgConnection,
-        link: Uuid,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
-        const RANGE: &str = "link_id = $1 and occurred_at >= $2 and occurred_at < $3";
-        let (clicks, bots): (i64, i64) = sqlx::query_as(&format!(
-            "select count(*) filter (where not bot), count(*) filter (where bot) from clicks where {RANGE}"
-        ))
-        .bind(link)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut *conn)
-        .await?;
-        let unique: i64 = sqlx::query_scalar(
-            "select count(*) from link_visitors where link_id = $1 and first_click_at >= $2 and first_click_at < $3",
-        )
-        .bind(link)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut *conn)
-        .await?;
-        self.clicks += clicks;
-        self.bot_clicks += bots;
-        self.unique_clicks += unique;
-        let days: Vec<(NaiveDate, i64)> = sqlx::query_as(&format!(
-            "select (occurred_at at time zone 'UTC')::date, count(*) from clicks where {RANGE} and not bot group by 1"
-        ))
-        .bind(link)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (day, n) in days {
-            *self.by_day.entry(day).or_default() += n;
-        }
-        let dims = sqlx::query_as(&format!(
-            "select d.dimension, coalesce(d.value, 'unknown'), count(*) from clicks
-             cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser),
-                                        (3::smallint, os)) as d(dimension, value)
-             where {RANGE} and not bot group by 1, 2"
-        ))
-        .bind(link)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *conn)
-        .await?;
-        self.add_dims(dims);
-        Ok(())
-    }
-}
-
 #[utoipa::path(get, path = "/v1/links/{id}/stats", tag = "links", operation_id = "link_stats",
     params(("id" = Uuid, Path, description = "the link"), WindowParams), security(("api_key" = [])),
     responses((status = 200, body = LinkStats),
@@ -207,79 +54,4 @@ pub async fn get(
     let mut conn = state.db.acquire().await?;
     crate::links::find(&mut conn, brand.id, id, false).await?;
     Ok(axum::Json(link_stats(&mut conn, id, window).await?))
-}
-
-/// The stats of one link (whose brand the caller has already checked).
-pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> Result<LinkStats, Error> {
-    let split = window.split();
-    let mut tally = Tally::default();
-    if let Some((start, end)) = split.days {
-        tally.add_days(conn, link, start, end).await?;
-    }
-    for (from, to) in split.raw {
-        tally.add_raw(conn, link, from, to).await?;
-    }
-    let figures = conversions_of(conn, link, window.from, window.to_or(Utc::now())).await?;
-    let conversion_rate = super::super::attribution::rate(figures.conversions, tally.clicks);
-    let [by_country, by_device, by_browser, by_os] = tally.dims;
-    Ok(LinkStats {
-        clicks: tally.clicks,
-        unique_clicks: tally.unique_clicks,
-        bot_clicks: tally.bot_clicks,
-        figures,
-        conversion_rate,
-        by_day: tally.by_day.into_iter().map(|(date, clicks)| DayCount { date, clicks }).collect(),
-        by_country,
-        by_device,
-        by_browser,
-        by_os,
-    })
-}
-
-/// Orders credited to the link in the window, as reports count them.
-pub async fn conversions_of(
-    conn: &mut PgConnection,
-    link_id: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Figures, sqlx::Error> {
-    let rows: Vec<CurrencyFigures> = sqlx::query_as(&format!(
-        "select currency, {figures}
-         from conversions where link_id = $1 and occurred_at >= $2 and occurred_at < $3 and {reported}
-         group by currency",
-        figures = revenue::FIGURES,
-        reported = revenue::REPORTED,
-    ))
-    .bind(link_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(conn)
-    .await?;
-    let mut figures = Figures::default();
-    for row in &rows {
-        figures.add(row);
-    }
-    Ok(figures)
-}
-
-/// All-time human clicks and counted orders (as reports count them) of each of these links of the
-/// brand (for a page of a list: one round trip, the rollups read per link).
-pub async fn totals(
-    db: &sqlx::PgPool,
-    brand_id: Uuid,
-    ids: &[Uuid],
-) -> Result<std::collections::HashMap<Uuid, (i64, i64)>, sqlx::Error> {
-    let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(
-        "select l.id,
-                coalesce((select sum(d.clicks) from link_daily_all d where d.link_id = l.id), 0)::bigint,
-                (select count(*) from conversions c where c.link_id = l.id
-                 and c.status = any($3))
-         from links l where l.brand_id = $1 and l.id = any($2)",
-    )
-    .bind(brand_id)
-    .bind(ids)
-    .bind(revenue::COUNTED.map(Status::as_str).to_vec())
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|(id, clicks, conversions)| (id, (clicks, conversions))).collect())
 }
