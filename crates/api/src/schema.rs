@@ -325,9 +325,9 @@ string_schema!(
 string_schema!(
     WebhookUrl,
     WEBHOOK_URL_PATTERN,
-    "An https URL, at most 2048 characters, that is not and does not resolve to a loopback, private or \
-     link-local address (else 422 `invalid_url`).",
-    |b: ObjectBuilder| b.max_length(Some(2048)).examples(["https://hooks.brand.example/creatorscore"])
+    "An https URL, at most 2048 characters once normalised (an empty path becomes `/`), that is not and does not \
+     resolve to a loopback, private or link-local address (else 422 `invalid_url`).",
+    |b: ObjectBuilder| b.max_length(Some(2047)).examples(["https://hooks.brand.example/creatorscore"])
 );
 
 /// An event type an outbound webhook endpoint subscribes to.

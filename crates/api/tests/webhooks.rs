@@ -400,6 +400,11 @@ async fn private_targets_and_plain_http_are_refused_when_saved_and_when_delivere
     assert_eq!(bad_events.error_code(), "invalid_events");
     let no_events = api.post("/v1/webhooks", json!({"url": "https://hooks.example.com/", "events": []})).await;
     assert_eq!(no_events.error_code(), "invalid_events");
+    // 2,048 characters that normalising makes 2,049 (an empty path becomes `/`): refused, not stored.
+    let long = format!("https://hooks.example.com?{}", "0".repeat(2048 - 26));
+    assert_eq!(long.len(), 2048);
+    let too_long = api.post("/v1/webhooks", json!({"url": long, "events": ["link.created"]})).await;
+    assert_eq!((too_long.status, too_long.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_url"));
 
     // A name that resolved elsewhere when it was saved and resolves to loopback now: refused at delivery.
     let endpoint = subscribe(&api, "https://hooks.example.com/in", &["link.created"]).await;

@@ -161,6 +161,10 @@ async fn checked_url(policy: TargetPolicy, raw: &str) -> Result<String, WebhookE
     }
     let refused = |e: Refused| invalid("invalid_url", format!("url: {e}"));
     let url = policy.check_url(raw, true).map_err(refused)?;
+    // Normalising may add to the URL (a `/` for an empty path): the stored form is what must fit.
+    if url.as_str().len() > 2048 {
+        return Err(invalid("invalid_url", "url must be at most 2048 characters once normalised"));
+    }
     policy.resolve(&url).await.map_err(refused)?;
     Ok(url.to_string())
 }
