@@ -59,6 +59,15 @@ pub struct Figures {
 }
 
 impl Figures {
+    /// The figures of per-currency rows.
+    pub fn from_rows<'a>(rows: impl IntoIterator<Item = &'a CurrencyFigures>) -> Self {
+        let mut figures = Figures::default();
+        for row in rows {
+            figures.add(row);
+        }
+        figures
+    }
+
     /// Adds one currency's figures (rows of one report may come per currency in any order).
     pub fn add(&mut self, row: &CurrencyFigures) {
         self.conversions += row.conversions;
@@ -130,11 +139,7 @@ pub fn currency_rows(json: Option<serde_json::Value>) -> Vec<CurrencyFigures> {
 
 /// Adds up a link's per-currency figures, as [`link_totals_lateral`] returns them.
 pub fn figures_of(json: Option<serde_json::Value>) -> Figures {
-    let mut figures = Figures::default();
-    for row in &currency_rows(json) {
-        figures.add(row);
-    }
-    figures
+    Figures::from_rows(&currency_rows(json))
 }
 
 /// A link's all-time totals.

@@ -120,8 +120,8 @@ impl Row {
 
 /// An order from a stored snapshot of its row (`to_jsonb` of the columns a list selects): what the
 /// Conversions API keeps as a request's answer, and what an order's webhook event carries.
-pub fn from_snapshot(snapshot: serde_json::Value) -> Result<Conversion, serde_json::Error> {
-    serde_json::from_value::<Row>(snapshot).map(|row| row.into_conversion().1)
+pub fn from_snapshot(snapshot: &serde_json::Value) -> Result<Conversion, serde_json::Error> {
+    Row::deserialize(snapshot).map(|row| row.into_conversion().1)
 }
 
 const COLUMNS: &str = "c.seq, c.order_id, c.status, c.amount_minor, c.refunded_minor, c.currency, c.link_id,

@@ -263,7 +263,7 @@ async fn replay(db: &PgPool, brand_id: Uuid, key: &str, hash: &[u8]) -> Result<A
         return Err(ConversionError::IdempotencyConflict);
     }
     let conversion =
-        super::from_snapshot(response).map_err(|e| ConversionError::Database(sqlx::Error::Decode(Box::new(e))))?;
+        super::from_snapshot(&response).map_err(|e| ConversionError::Database(sqlx::Error::Decode(Box::new(e))))?;
     Ok(Answer { created: status_code == 201, conversion })
 }
 

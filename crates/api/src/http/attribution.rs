@@ -31,6 +31,17 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
+    /// The name a query spells it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupBy::Creator => "creator",
+            GroupBy::Link => "link",
+            GroupBy::Campaign => "campaign",
+            GroupBy::Platform => "platform",
+            GroupBy::ContentType => "content_type",
+        }
+    }
+
     /// The grouping expression over `links l`. A fixed string per variant: never built from input.
     fn key(self) -> &'static str {
         match self {
@@ -337,8 +348,7 @@ pub async fn export_csv(
 ) -> Result<axum::response::Response, Error> {
     use super::csv::{amount, instant};
     let report = attribution(state, brand_id, params).await?;
-    let group_by =
-        serde_json::to_value(report.group_by).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let group_by = report.group_by.as_str();
     let (from, to) = (instant(Some(report.from)), instant(Some(report.to)));
     let mut rows = Vec::new();
     for row in report.data {
@@ -358,7 +368,7 @@ pub async fn export_csv(
             let first = i == 0;
             let counts = |n: i64| if first { n.to_string() } else { String::new() };
             rows.push(vec![
-                group_by.clone(),
+                group_by.to_owned(),
                 row.key.clone().unwrap_or_default(),
                 from.clone(),
                 to.clone(),

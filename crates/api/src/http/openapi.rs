@@ -107,11 +107,8 @@ fn outbound_webhooks(doc: &mut Value) {
         "confirm_by": null, "cancelled_at": null, "discount_codes": ["JESS20"],
     });
     let config = crate::config::Config::from_lookup(|_| None).ok();
-    let link_object = config
-        .as_ref()
-        .and_then(|c| link.clone().into_link(c).ok())
-        .and_then(|l| serde_json::to_value(l).ok())
-        .unwrap_or(Value::Null);
+    // Events keep the stored row; rendering shows it as the REST API does.
+    let link_object = serde_json::to_value(&link).unwrap_or(Value::Null);
     let mut deactivated = link_object.clone();
     deactivated["active"] = json!(false);
     deactivated["deleted_at"] = json!("2026-11-28T09:12:00Z");
@@ -144,7 +141,7 @@ fn outbound_webhooks(doc: &mut Value) {
     for (kind, description, object, previous) in examples {
         let example = match (&config, object.is_null()) {
             (Some(config), false) => {
-                let body = render(config, id, kind, at, object_for(kind, object), previous);
+                let body = render(config, id, kind, at, &object, previous.as_ref());
                 serde_json::from_str(&body).unwrap_or(Value::Null)
             }
             _ => json!({"id": id, "type": kind, "created_at": "2026-11-20T16:05:42.000Z", "data": {
@@ -174,18 +171,6 @@ fn outbound_webhooks(doc: &mut Value) {
             "previous_attributes": {"type": "object", "description": "For changes: the changed attributes as they were."},
         },
     });
-}
-
-/// The object an event of `kind` stores: a link's stored row, or an order's.
-fn object_for(kind: &str, object: Value) -> Value {
-    if !kind.starts_with("link.") {
-        return object;
-    }
-    // A link event keeps the stored row; rebuild it from the REST shape for the example.
-    let mut row = object;
-    row["seq"] = json!(1);
-    row["version"] = json!(1);
-    row
 }
 
 /// The currencies with minor units, grouped by their number of minor-unit digits.

@@ -225,8 +225,9 @@ async fn insert(db: &PgPool, brand_id: Uuid, code: &str, f: &LinkFields) -> Resu
     .await
 }
 
-/// Which of the brand's links a list shows.
-#[derive(Debug, Default, Clone)]
+/// Which of the brand's links a list (or an export) shows.
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LinkFilter {
     pub campaign_id: Option<Uuid>,
     pub creator_id: Option<Uuid>,
@@ -392,7 +393,7 @@ pub struct Link {
 }
 
 /// A `links` row as stored (and as a webhook event keeps it: `to_jsonb` of [`LINK_COLUMNS`]).
-#[derive(Debug, Clone, sqlx::FromRow, Deserialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct LinkRow {
     pub id: Uuid,
     pub seq: i64,
@@ -438,8 +439,8 @@ impl LinkRow {
 }
 
 /// A link from a stored snapshot of its row, as the REST API shows it.
-pub fn from_snapshot(snapshot: serde_json::Value, config: &Config) -> anyhow::Result<Link> {
-    serde_json::from_value::<LinkRow>(snapshot)?.into_link(config)
+pub fn from_snapshot(snapshot: &serde_json::Value, config: &Config) -> anyhow::Result<Link> {
+    LinkRow::deserialize(snapshot)?.into_link(config)
 }
 
 /// Records a change of `link` in the caller's transaction, in one statement: the KV sync's outbox row,

@@ -207,9 +207,5 @@ pub async fn conversions_of(
     .bind(to)
     .fetch_all(conn)
     .await?;
-    let mut figures = Figures::default();
-    for row in &rows {
-        figures.add(row);
-    }
-    Ok(figures)
+    Ok(Figures::from_rows(&rows))
 }

@@ -100,28 +100,28 @@ pub fn render(
     id: Uuid,
     kind: &str,
     created_at: DateTime<Utc>,
-    object: Value,
-    previous: Option<Value>,
+    object: &Value,
+    previous: Option<&Value>,
 ) -> String {
     let (data, previous_attributes) = if kind.starts_with("link.") {
-        match crate::links::from_snapshot(object.clone(), config) {
-            Ok(link) => (serde_json::to_value(&link).unwrap_or(object), previous),
-            Err(_) => (object, previous),
+        match crate::links::from_snapshot(object, config) {
+            Ok(link) => (serde_json::to_value(&link).unwrap_or_else(|_| object.clone()), previous.cloned()),
+            Err(_) => (object.clone(), previous.cloned()),
         }
     } else if kind.starts_with("conversion.") {
-        match crate::conversions::from_snapshot(object.clone()) {
+        match crate::conversions::from_snapshot(object) {
             Ok(conversion) => {
                 let previous = previous.map(|p| match p.get("refunded_minor").and_then(Value::as_i64) {
                     Some(minor) => serde_json::json!({"refunded": crate::money::Money {
                         amount_minor: minor, currency: conversion.amount.currency.clone() }}),
-                    None => p,
+                    None => p.clone(),
                 });
-                (serde_json::to_value(&conversion).unwrap_or(object), previous)
+                (serde_json::to_value(&conversion).unwrap_or_else(|_| object.clone()), previous)
             }
-            Err(_) => (object, previous),
+            Err(_) => (object.clone(), previous.cloned()),
         }
     } else {
-        (object, previous)
+        (object.clone(), previous.cloned())
     };
     let payload = Payload {
         id,
@@ -244,8 +244,8 @@ async fn send_one(deliverer: &Deliverer, item: &Leased, now: DateTime<Utc>) -> O
         item.event_id,
         &item.event_type,
         item.event_created_at,
-        item.object.clone(),
-        item.previous.clone(),
+        &item.object,
+        item.previous.as_ref(),
     );
     let timestamp = now.timestamp();
     let mut signatures: Vec<String> = sign(&item.secret, &id, timestamp, &body).into_iter().collect();

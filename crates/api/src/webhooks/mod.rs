@@ -17,7 +17,7 @@ use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgExecutor, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -432,23 +432,4 @@ pub async fn failing_count(db: &PgPool, brand_id: Uuid) -> Result<i64, sqlx::Err
         .bind(brand_id)
         .fetch_one(db)
         .await
-}
-
-/// Emits an event about `object` (as the REST API shows it) in the caller's transaction, for the
-/// brand's enabled endpoints subscribed to `event_type`: nothing when there are none.
-pub async fn emit(
-    tx: &mut PgConnection,
-    brand_id: Uuid,
-    event_type: &'static str,
-    object: &impl Serialize,
-) -> Result<(), sqlx::Error> {
-    debug_assert!(EVENT_TYPES.contains(&event_type));
-    let object = serde_json::to_value(object).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("select emit_webhook_event($1, $2, $3, null)")
-        .bind(brand_id)
-        .bind(event_type)
-        .bind(object)
-        .execute(tx)
-        .await?;
-    Ok(())
 }

@@ -207,7 +207,7 @@ pub async fn export(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, DashError> {
     let (campaign_id, creator_id) = query.filters()?;
-    let filter = rest::LinkExportFilter { campaign_id, creator_id, ..Default::default() };
+    let filter = LinkFilter { campaign_id, creator_id, ..Default::default() };
     Ok(rest::export_csv(state, session.brand.id, filter))
 }
 

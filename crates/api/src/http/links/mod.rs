@@ -3,8 +3,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use utoipa::IntoParams;
 use uuid::Uuid;
 
 use shared::{ContentType, Platform};
@@ -15,7 +13,6 @@ use super::extract::{List, Page, Path, Query};
 use super::json::Json;
 use super::AppState;
 use crate::links::{self, LinkError};
-use crate::schema::Cursor;
 
 pub mod stats;
 
@@ -47,24 +44,7 @@ fn first_error(errors: Vec<LinkError>) -> Error {
     errors.into_iter().next().map_or_else(|| anyhow::anyhow!("validation failed without an error").into(), Error::from)
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct LinkFilter {
-    pub campaign_id: Option<Uuid>,
-    pub creator_id: Option<Uuid>,
-    pub platform: Option<Platform>,
-    pub content_type: Option<ContentType>,
-    /// `true`: only active links; `false`: only deleted ones.
-    pub active: Option<bool>,
-    /// At most this many links (1–200, default 50; else 400 `invalid_limit`).
-    #[param(minimum = 1, maximum = 200, default = 50)]
-    pub limit: Option<i64>,
-    /// `next_cursor` of the previous page.
-    #[param(value_type = Option<Cursor>)]
-    pub cursor: Option<String>,
-}
-
-#[utoipa::path(get, path = "/v1/links", tag = "links", operation_id = "list_links", params(LinkFilter),
+#[utoipa::path(get, path = "/v1/links", tag = "links", operation_id = "list_links", params(links::LinkFilter, Page),
     security(("api_key" = [])),
     responses((status = 200, body = List<Link>, description = "the brand's links matching the filters, newest first"),
         (status = 400, body = ErrorBody, description = "`invalid_limit`, `invalid_cursor`, or `invalid_query` (a \
@@ -73,30 +53,12 @@ pub struct LinkFilter {
 pub async fn list(
     State(state): State<AppState>,
     brand: Brand,
-    Query(filter): Query<LinkFilter>,
+    Query(filter): Query<links::LinkFilter>,
+    Query(page): Query<Page>,
 ) -> Result<axum::Json<List<Link>>, Error> {
-    Ok(axum::Json(list_links(&state, brand.id, &filter).await?))
-}
-
-impl LinkFilter {
-    /// The domain's filter, without the page.
-    pub fn links(&self) -> links::LinkFilter {
-        links::LinkFilter {
-            campaign_id: self.campaign_id,
-            creator_id: self.creator_id,
-            platform: self.platform,
-            content_type: self.content_type,
-            active: self.active,
-        }
-    }
-}
-
-/// One page of the brand's links matching `filter` (its `limit` and `cursor` included), newest first.
-pub async fn list_links(state: &AppState, brand_id: Uuid, filter: &LinkFilter) -> Result<List<Link>, Error> {
-    let page = Page { limit: filter.limit, cursor: filter.cursor.clone() }.parse()?;
-    let rows =
-        links::list(&state.db, &state.config, brand_id, &filter.links(), page.before_seq, page.limit + 1).await?;
-    Ok(List::from_rows(rows, page))
+    let page = page.parse()?;
+    let rows = links::list(&state.db, &state.config, brand.id, &filter, page.before_seq, page.limit + 1).await?;
+    Ok(axum::Json(List::from_rows(rows, page)))
 }
 
 #[utoipa::path(get, path = "/v1/links/{id}", tag = "links", operation_id = "get_link",
@@ -140,18 +102,6 @@ pub async fn delete(State(state): State<AppState>, brand: Brand, Path(id): Path<
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Which links an export holds: the list's filters, every matching link.
-#[derive(Debug, Default, Clone, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct LinkExportFilter {
-    pub campaign_id: Option<Uuid>,
-    pub creator_id: Option<Uuid>,
-    pub platform: Option<Platform>,
-    pub content_type: Option<ContentType>,
-    /// `true`: only active links; `false`: only deleted ones.
-    pub active: Option<bool>,
-}
-
 const EXPORT_COLUMNS: [&str; 22] = [
     "id",
     "code",
@@ -177,7 +127,7 @@ const EXPORT_COLUMNS: [&str; 22] = [
     "conversion_rate",
 ];
 
-#[utoipa::path(get, path = "/v1/links.csv", tag = "links", operation_id = "export_links", params(LinkExportFilter),
+#[utoipa::path(get, path = "/v1/links.csv", tag = "links", operation_id = "export_links", params(links::LinkFilter),
     security(("api_key" = [])),
     description = "Every link matching the filters, newest first, with its all-time figures, as CSV (RFC 4180, UTF-8, \
         header row), streamed. Orders count as in every report; a link with orders in several currencies has one row \
@@ -188,44 +138,37 @@ const EXPORT_COLUMNS: [&str; 22] = [
 pub async fn export(
     State(state): State<AppState>,
     brand: Brand,
-    Query(filter): Query<LinkExportFilter>,
+    Query(filter): Query<links::LinkFilter>,
 ) -> axum::response::Response {
     export_csv(state, brand.id, filter)
 }
 
 /// The links export, for the REST API and the dashboard alike.
-pub fn export_csv(state: AppState, brand_id: Uuid, filter: LinkExportFilter) -> axum::response::Response {
-    let pages = super::csv::paged(move |cursor: Option<String>| {
+pub fn export_csv(state: AppState, brand_id: Uuid, filter: links::LinkFilter) -> axum::response::Response {
+    let pages = super::csv::paged(move |before: Option<i64>| {
         let (state, filter) = (state.clone(), filter.clone());
-        async move { export_page(&state, brand_id, filter, cursor).await }
+        async move { export_page(&state, brand_id, &filter, before).await }
     });
     super::csv::download("links.csv", &EXPORT_COLUMNS, pages)
 }
 
-/// One page of the links export at `cursor`, and the next page's cursor.
+/// One page of the links export before `before` (a sequence number), and where the next one starts.
 async fn export_page(
     state: &AppState,
     brand_id: Uuid,
-    filter: LinkExportFilter,
-    cursor: Option<String>,
-) -> Result<(super::csv::Rows, Option<String>), Error> {
+    filter: &links::LinkFilter,
+    before: Option<i64>,
+) -> Result<(super::csv::Rows, Option<i64>), Error> {
     use super::csv::{amount, instant, text};
-    let LinkExportFilter { campaign_id, creator_id, platform, content_type, active } = filter;
-    let list_filter = LinkFilter {
-        campaign_id,
-        creator_id,
-        platform,
-        content_type,
-        active,
-        limit: Some(super::extract::MAX_LIMIT),
-        cursor,
-    };
-    let page = list_links(state, brand_id, &list_filter).await?;
-    let ids: Vec<Uuid> = page.data.iter().map(|l| l.id).collect();
+    let limit = super::extract::MAX_LIMIT;
+    let page = links::list(&state.db, &state.config, brand_id, filter, before, limit).await?;
+    let next = if page.len() as i64 == limit { page.last().map(|(seq, _)| *seq) } else { None };
+    let page: Vec<Link> = page.into_iter().map(|(_, link)| link).collect();
+    let ids: Vec<Uuid> = page.iter().map(|l| l.id).collect();
     let totals = crate::revenue::link_totals(&state.db, brand_id, &ids).await?;
     let labels = crate::links::labels(&state.db, brand_id, &ids).await?;
-    let mut rows = Vec::with_capacity(page.data.len());
-    for link in page.data {
+    let mut rows = Vec::with_capacity(page.len());
+    for link in page {
         let total = totals.get(&link.id).cloned().unwrap_or_default();
         let fixed = vec![
             link.id.to_string(),
@@ -266,5 +209,5 @@ async fn export_page(
             rows.push(row);
         }
     }
-    Ok((rows, page.next_cursor))
+    Ok((rows, next))
 }
