@@ -51,12 +51,13 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// The campaign and creator the list is filtered by.
-    fn filters(&self) -> Result<(Option<Uuid>, Option<Uuid>), DashError> {
-        Ok((
-            optional_id(self.campaign_id.as_deref(), "campaign_id")?,
-            optional_id(self.creator_id.as_deref(), "creator_id")?,
-        ))
+    /// The links the list shows: those of the campaign and the creator it is filtered by.
+    fn filter(&self) -> Result<LinkFilter, DashError> {
+        Ok(LinkFilter {
+            campaign_id: optional_id(self.campaign_id.as_deref(), "campaign_id")?,
+            creator_id: optional_id(self.creator_id.as_deref(), "creator_id")?,
+            ..Default::default()
+        })
     }
 }
 
@@ -120,8 +121,8 @@ pub async fn list(
     session: Session,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, DashError> {
-    let (campaign_id, creator_id) = query.filters()?;
-    let filter = LinkFilter { campaign_id, creator_id, ..Default::default() };
+    let filter = query.filter()?;
+    let (campaign_id, creator_id) = (filter.campaign_id, filter.creator_id);
     let request = Page { limit: Some(PAGE_SIZE), cursor: query.cursor.clone().filter(|c| !c.is_empty()) };
     let request = request.parse().map_err(|e| DashError::BadRequest(e.to_string()))?;
     let rows = links::list(&state.db, &state.config, session.brand.id, &filter, request.before_seq, request.limit + 1)
@@ -206,9 +207,7 @@ pub async fn export(
     session: Session,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, DashError> {
-    let (campaign_id, creator_id) = query.filters()?;
-    let filter = LinkFilter { campaign_id, creator_id, ..Default::default() };
-    Ok(rest::export_csv(state, session.brand.id, filter))
+    Ok(rest::export_csv(state, session.brand.id, query.filter()?))
 }
 
 fn link_row(link: &Link, (clicks, conversions): (i64, i64), names: &Names) -> Markup {
