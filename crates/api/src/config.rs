@@ -73,6 +73,17 @@ pub struct Config {
     pub allow_private_targets: bool,
     /// `WEBHOOK_TIMEOUT_SECONDS`: how long an outbound webhook delivery waits for a 2xx (default 10).
     pub webhook_timeout: std::time::Duration,
+    /// `CF_ZONE_ID` (with `CF_API_TOKEN` and `CF_API_BASE`): the Cloudflare for SaaS zone whose custom
+    /// hostnames prove brands' domains. Unset: domains stay pending until `api domain activate`.
+    pub custom_hostnames: Option<CustomHostnamesConfig>,
+}
+
+/// Cloudflare for SaaS settings for brands' custom domains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomHostnamesConfig {
+    pub api_base: Url,
+    pub zone_id: String,
+    pub token: String,
 }
 
 /// `DASHBOARD_SECURE_COOKIES`: `auto` (default), `true` or `false`.
@@ -165,10 +176,23 @@ impl Config {
                 "WEBHOOK_TIMEOUT_SECONDS",
                 &get("WEBHOOK_TIMEOUT_SECONDS", "10"),
             )?),
+            custom_hostnames: custom_hostnames(&lookup)?,
         })
     }
 
     /// `https://trk.creatorscore.io/abcd2345`.
+    /// Where brands' domains are proven.
+    pub fn domain_provider(&self) -> anyhow::Result<crate::domains::Provider> {
+        Ok(match &self.custom_hostnames {
+            None => crate::domains::Provider::Manual,
+            Some(cf) => crate::domains::Provider::Cloudflare(crate::domains::CustomHostnames::new(
+                &cf.api_base,
+                &cf.zone_id,
+                cf.token.clone(),
+            )?),
+        })
+    }
+
     /// Where outbound requests may go.
     pub fn target_policy(&self) -> crate::webhooks::TargetPolicy {
         crate::webhooks::TargetPolicy { allow_private: self.allow_private_targets }
@@ -176,6 +200,14 @@ impl Config {
 
     pub fn short_url(&self, code: &str) -> String {
         format!("{}/{code}", self.tracking_base_url.as_str().trim_end_matches('/'))
+    }
+
+    /// A link's short URL: on its custom domain (always https) when it has one, else [`Config::short_url`].
+    pub fn link_url(&self, domain: Option<&str>, code: &str) -> String {
+        match domain {
+            Some(domain) => format!("https://{domain}/{code}"),
+            None => self.short_url(code),
+        }
     }
 }
 
@@ -321,6 +353,14 @@ fn kv_sink(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<KvSinkCon
         }),
         other => bail!("KV_SINK={other:?} must be none, worker or cloudflare"),
     }
+}
+
+fn custom_hostnames(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<CustomHostnamesConfig>> {
+    let Some(zone_id) = lookup("CF_ZONE_ID").filter(|v| !v.is_empty()) else { return Ok(None) };
+    let token = lookup("CF_API_TOKEN").filter(|v| !v.is_empty()).context("CF_API_TOKEN must be set with CF_ZONE_ID")?;
+    let raw = lookup("CF_API_BASE").filter(|v| !v.is_empty()).unwrap_or_else(|| DEFAULT_CF_API_BASE.to_owned());
+    let api_base = Url::parse(&raw).with_context(|| format!("CF_API_BASE={raw:?} is not a URL"))?;
+    Ok(Some(CustomHostnamesConfig { api_base, zone_id, token }))
 }
 
 /// `KV_RECONCILE_EVERY_MINUTES`: 0 (off) to 1440 (a day: the reconciliation looks one day back, so a

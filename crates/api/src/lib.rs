@@ -11,6 +11,7 @@ pub mod creator_tokens;
 pub mod creators;
 pub mod db;
 pub mod domain;
+pub mod domains;
 pub mod http;
 pub mod ingest;
 pub mod limits;

@@ -52,6 +52,21 @@ enum Command {
         #[command(subcommand)]
         command: ShopifyCommand,
     },
+    /// Brands' own short domains.
+    Domain {
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DomainCommand {
+    /// Mark a pending domain active without Cloudflare's check (local development, or a domain an
+    /// operator verified otherwise): links may then use it.
+    Activate {
+        /// The domain, e.g. go.brand.com.
+        hostname: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -200,6 +215,16 @@ async fn main() -> anyhow::Result<()> {
             println!("sessions_ended: {ended}");
             if generated {
                 println!("password: {password}");
+            }
+            Ok(())
+        }
+        Command::Domain { command: DomainCommand::Activate { hostname } } => {
+            let pool = db::connect_and_migrate(&config).await?;
+            match api::domains::Domains::activate(&pool, &hostname).await {
+                Ok(true) => println!("active: {hostname}"),
+                Ok(false) => println!("already active: {hostname}"),
+                Err(api::domains::DomainError::NotFound) => anyhow::bail!("no brand has added the domain {hostname}"),
+                Err(e) => return Err(e.into()),
             }
             Ok(())
         }

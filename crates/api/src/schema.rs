@@ -47,6 +47,8 @@ pub const DISCOUNT_CODE_PATTERN: &str = trimmed_text!("253");
 pub const WEBHOOK_SECRET_PATTERN: &str = concat!("^", edge!(), "(?:", visible!(), "{0,254}", edge!(), ")?$");
 /// An order id in a path: what a stored (trimmed) order id can be.
 pub const ORDER_ID_PATH_PATTERN: &str = concat!("^", edge!(), "(?:", visible!(), "{0,126}", edge!(), ")?$");
+/// A UTM tag value: 1–255 characters, no control characters.
+pub const UTM_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]{1,255}$";
 /// A promo code: 1–64 ASCII letters, digits, `-` or `_`, once trimmed.
 pub const PROMO_CODE_PATTERN: &str = concat!("^", ws!(), "*[A-Za-z0-9_-]{1,64}", ws!(), "*$");
 
@@ -211,6 +213,12 @@ string_schema!(
     DISCOUNT_CODE_PATTERN,
     "1–255 characters once surrounding whitespace is trimmed, no control characters.",
     |b: ObjectBuilder| b.examples(["JESS20"])
+);
+string_schema!(
+    UtmText,
+    UTM_PATTERN,
+    "1–255 characters, no control characters; kept as written.",
+    |b: ObjectBuilder| b.examples(["instagram"])
 );
 string_schema!(
     PromoCodeText,

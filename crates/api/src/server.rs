@@ -40,11 +40,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(crate::conversions::run_confirmation_sweep(db.clone(), Duration::from_secs(60), stopped.clone()));
     // Outbound webhooks, delivered off the request path.
     let deliverer = crate::webhooks::Deliverer::new(Arc::new(config.clone()))?;
-    let webhooks = tokio::spawn(crate::webhooks::run(db.clone(), deliverer, Duration::from_millis(500), stopped));
+    let webhooks =
+        tokio::spawn(crate::webhooks::run(db.clone(), deliverer, Duration::from_millis(500), stopped.clone()));
     // The dashboard's dummy password hash, made now so that the first sign-in with an unknown email does
     // not take longer than the others.
     tokio::task::spawn_blocking(crate::users::dummy_hash);
     let state = AppState::new(db, config);
+    // Brands' pending domains, checked with Cloudflare for SaaS every minute.
+    let domains = tokio::spawn(crate::domains::run(state.domains.clone(), Duration::from_secs(60), stopped));
     // The peer address is only a rate-limit key for the public pixel endpoint; it is never stored.
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let internal_app = http::internal_router(state);
@@ -70,6 +73,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     sweep.await?;
     retention.await?;
     webhooks.await?;
+    domains.await?;
     tracing::info!("api stopped");
     Ok(())
 }

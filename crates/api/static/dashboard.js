@@ -63,3 +63,27 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 });
+
+// The New Link form's UTM tags follow the platform and the campaign (utm_source=instagram, the campaign's
+// name) until the person edits them; what they typed is never overwritten.
+document.addEventListener("DOMContentLoaded", () => {
+  const tags = document.querySelector("fieldset[data-utm-prefill]");
+  if (!tags) return;
+  const form = tags.closest("form");
+  const follow = (selectName, fieldName, valueOf) => {
+    const select = form.querySelector(`select[name="${selectName}"]`);
+    const field = form.querySelector(`input[name="${fieldName}"]`);
+    if (!select || !field) return;
+    let filled = field.value;
+    field.addEventListener("input", () => { filled = null; });
+    const update = () => {
+      if (filled === null || field.value !== filled) return;
+      field.value = select.value ? valueOf(select) : "";
+      filled = field.value;
+    };
+    select.addEventListener("change", update);
+    if (!field.value) update();
+  };
+  follow("platform", "utm_source", (select) => select.value);
+  follow("campaign_id", "utm_campaign", (select) => select.options[select.selectedIndex].text);
+});

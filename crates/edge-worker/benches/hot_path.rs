@@ -14,7 +14,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use edge_worker::answer::Answer;
 use edge_worker::bot::{is_bot, warm_up, BotSignals};
-use edge_worker::click::{to_json, visit, RequestFacts, Target, VisitKind};
+use edge_worker::click::{to_json, visit, Host, Outcome, RequestFacts, Target, VisitKind};
 use edge_worker::redirect::{location, Destination};
 use edge_worker::route::{route, Method, Route};
 use rand::rngs::{OsRng, StdRng};
@@ -44,7 +44,9 @@ fn click(path: &str, kv_value: &str, facts: &RequestFacts<'_>, ids: &mut StdRng)
 /// clicks cost.
 fn cached_click(path: &str, target: &Target, facts: &RequestFacts<'_>, ids: &mut StdRng) -> (Answer, String) {
     let Route::Click(code) = route(Method::Get, path) else { panic!("not a click route") };
-    let mut visit = visit(code, target, VisitKind::Click, facts, 1_764_000_000_000, ids);
+    let Outcome::Visit(mut visit) = visit(code, target, VisitKind::Click, facts, 1_764_000_000_000, ids) else {
+        panic!("not a redirect")
+    };
     let message = to_json(&visit.event.take().expect("event"));
     (Answer::redirect(visit), message)
 }
@@ -53,6 +55,8 @@ fn hot_path(c: &mut Criterion) {
     warm_up();
     let kv_value = record_json();
     let new_visitor = RequestFacts {
+        host: Host::Default,
+        qr: false,
         cookie: Some("_ga=GA1.2.123.456; _fbp=fb.1.1700000000000.123"),
         user_agent: Some(CHROME_ANDROID),
         referer: Some("https://l.instagram.com/?u=https%3A%2F%2Ftrk.creatorscore.io%2Fk7m2p9qr&e=AT0"),

@@ -51,6 +51,15 @@ impl Answer {
         Answer { status: 302, headers, body: Body::Empty }
     }
 
+    /// `302` to an expired link's `expired_url`: no click id, no cookie.
+    pub fn expired(location: String) -> Self {
+        Answer {
+            status: 302,
+            headers: vec![("Location", Cow::Owned(location)), ("Cache-Control", Cow::Borrowed(NO_STORE))],
+            body: Body::Empty,
+        }
+    }
+
     /// `404` with the small HTML page (no body for `HEAD`).
     pub fn not_found(head: bool) -> Self {
         Answer {

@@ -2,16 +2,32 @@
 //! event to record. Pure: the runtime hands in the request's facts, the time and the random source.
 
 use rand::{CryptoRng, RngCore};
-use shared::{truncate_user_agent, ClickEvent, ClickId, Code, LinkRecord, Version, VisitorId, MAX_REFERRER_HOST_LEN};
+use shared::{
+    truncate_user_agent, ClickEvent, ClickId, ClickSource, Code, LinkRecord, Version, VisitorId, MAX_REFERRER_HOST_LEN,
+};
 use url::Url;
 
 use crate::bot::{is_bot, BotSignals};
 use crate::cookie::{set_visitor_cookie, visitor_from_cookie_header};
-use crate::redirect::{Destination, DestinationError};
+use crate::redirect::{checked_url, Destination, DestinationError};
+
+/// The host a visit came in on, as the links' rules see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Host<'a> {
+    /// The default tracking domain (or a loopback name, in development): every link is served on it.
+    #[default]
+    Default,
+    /// A brand's own short domain (lowercase, without port): only that domain's links are served on it.
+    Custom(&'a str),
+}
 
 /// What the worker reads from an incoming request for a click, borrowed from its headers and `cf`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RequestFacts<'a> {
+    /// The host the request came in on.
+    pub host: Host<'a>,
+    /// Whether the request's query carries the QR code's marker (`qr=1`).
+    pub qr: bool,
     /// The `Cookie` header.
     pub cookie: Option<&'a str>,
     /// The `User-Agent` header.
@@ -35,6 +51,17 @@ pub struct Visit {
     pub event: Option<ClickEvent>,
 }
 
+/// What a visit of a known code comes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The link redirects: `302` with a click id (and, for `GET`, a cookie and a click to record).
+    Visit(Visit),
+    /// The link has expired: `302` to its `expired_url`, no click id, no cookie, nothing recorded.
+    Expired(String),
+    /// The link is not served here (another host, or expired without an `expired_url`): the not-found page.
+    NotFound,
+}
+
 /// Whether a visit is a real click (`GET`) or a look at where the link goes (`HEAD`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VisitKind {
@@ -48,20 +75,53 @@ pub enum VisitKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub link: LinkRecord,
+    /// The destination with the link's UTM tags, ready for a click id.
     pub destination: Destination,
+    /// Where an expired link sends visitors, checked like the destination.
+    pub expired_url: Option<String>,
 }
 
 impl Target {
-    /// Fails when the stored destination is not one the worker redirects to (see [`Destination::parse`];
-    /// the API validates it, so that is a bug or a bad write to log, and the code answers 404).
+    /// Fails when the stored destination or expiry URL is not one the worker redirects to (see
+    /// [`checked_url`]; the API validates both, so that is a bug or a bad write to log, and the code
+    /// answers 404).
     pub fn new(link: LinkRecord) -> Result<Self, DestinationError> {
-        let destination = Destination::parse(&link.destination_url)?;
-        Ok(Target { link, destination })
+        let destination = Destination::tagged(&link.destination_url, &link.utm)?;
+        let expired_url = link.expired_url.as_deref().map(checked_url).transpose()?.map(String::from);
+        Ok(Target { link, destination, expired_url })
+    }
+
+    /// Whether the link is served on `host`: on the default domain always, on a custom domain only when
+    /// it is the link's own.
+    pub fn serves(&self, host: Host<'_>) -> bool {
+        match host {
+            Host::Default => true,
+            Host::Custom(host) => self.link.domain.as_deref() == Some(host),
+        }
     }
 }
 
-/// Decides the answer to a visit of `code`, which resolved to `target`.
+/// Decides the answer to a visit of `code`, which resolved to `target`: not served on this host, expired,
+/// or a redirect with a click.
 pub fn visit<R: RngCore + CryptoRng + ?Sized>(
+    code: Code,
+    target: &Target,
+    kind: VisitKind,
+    facts: &RequestFacts<'_>,
+    now_ms: i64,
+    rng: &mut R,
+) -> Outcome {
+    if !target.serves(facts.host) {
+        return Outcome::NotFound;
+    }
+    if target.link.expires_at_ms.is_some_and(|expires_at| now_ms >= expires_at) {
+        return target.expired_url.clone().map_or(Outcome::NotFound, Outcome::Expired);
+    }
+    Outcome::Visit(redirect(code, target, kind, facts, now_ms, rng))
+}
+
+/// The redirect of a visit the link serves.
+fn redirect<R: RngCore + CryptoRng + ?Sized>(
     code: Code,
     target: &Target,
     kind: VisitKind,
@@ -88,8 +148,41 @@ pub fn visit<R: RngCore + CryptoRng + ?Sized>(
         country: facts.country.and_then(country),
         referrer_host: facts.referer.and_then(referrer_host),
         user_agent: facts.user_agent.map(|ua| truncate_user_agent(ua).to_owned()).filter(|ua| !ua.is_empty()),
+        source: if facts.qr { ClickSource::Qr } else { ClickSource::Link },
     };
     Visit { location, set_cookie: Some(set_visitor_cookie(visitor_id)), event: Some(event) }
+}
+
+/// The host of a URL as the runtime serializes a request's (`https://host[:port]/path`), without its
+/// port: what [`Host`] is decided from. Borrowed, so a click allocates nothing for it.
+pub fn host_of(url: &str) -> &str {
+    let Some(after_scheme) = url.split_once(':').and_then(|(_, rest)| rest.strip_prefix("//")) else { return "" };
+    let authority = after_scheme.find(['/', '?', '#']).map_or(after_scheme, |end| &after_scheme[..end]);
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    match authority.rfind(':') {
+        // A colon inside brackets belongs to an IPv6 address.
+        Some(colon) if !authority[colon..].contains(']') => &authority[..colon],
+        _ => authority,
+    }
+}
+
+/// Whether a request's URL carries the QR code's marker: a query parameter `qr=1`.
+pub fn is_qr_scan(url: &str) -> bool {
+    let Some((_, query)) = url.split_once('?') else { return false };
+    let query = query.split_once('#').map_or(query, |(query, _)| query);
+    query.split('&').any(|pair| pair == "qr=1")
+}
+
+/// Which [`Host`] `host` (from [`host_of`]) is: the default when it is one of `default_hosts` (the
+/// deployment's tracking domains) or a loopback name (development; the API never lets a brand add one),
+/// else a brand's own domain.
+pub fn host_kind<'a>(host: &'a str, default_hosts: &[String]) -> Host<'a> {
+    let loopback = matches!(host, "localhost" | "[::1]") || host.starts_with("127.");
+    if loopback || default_hosts.iter().any(|default| default.eq_ignore_ascii_case(host)) {
+        Host::Default
+    } else {
+        Host::Custom(host)
+    }
 }
 
 /// The longest a click's JSON gets without its user agent and referrer host (three ids, a code, the
@@ -184,7 +277,92 @@ mod tests {
     }
 
     fn click(facts: &RequestFacts<'_>) -> Visit {
-        visit(code(), &link(), VisitKind::Click, facts, 1_764_000_000_000, &mut StdRng::seed_from_u64(1))
+        match visit(code(), &link(), VisitKind::Click, facts, 1_764_000_000_000, &mut StdRng::seed_from_u64(1)) {
+            Outcome::Visit(visit) => visit,
+            other => panic!("not a redirect: {other:?}"),
+        }
+    }
+
+    fn on_domain(domain: Option<&str>, expires_at_ms: Option<i64>, expired_url: Option<&str>) -> Target {
+        let mut record = LinkRecord::new(Uuid::from_u128(42), "https://shop.example/p".into(), 3);
+        record.domain = domain.map(str::to_owned);
+        record.expires_at_ms = expires_at_ms;
+        record.expired_url = expired_url.map(str::to_owned);
+        Target::new(record).unwrap()
+    }
+
+    fn outcome(target: &Target, kind: VisitKind, facts: &RequestFacts<'_>, now_ms: i64) -> Outcome {
+        visit(code(), target, kind, facts, now_ms, &mut StdRng::seed_from_u64(1))
+    }
+
+    #[test]
+    fn a_custom_domain_serves_its_own_links_and_the_default_domain_serves_all() {
+        let custom = on_domain(Some("go.brand.example"), None, None);
+        let plain = on_domain(None, None, None);
+        let own = RequestFacts { host: Host::Custom("go.brand.example"), ..RequestFacts::default() };
+        let other = RequestFacts { host: Host::Custom("go.other.example"), ..RequestFacts::default() };
+        let default = RequestFacts::default();
+        for kind in [VisitKind::Click, VisitKind::Peek] {
+            assert!(matches!(outcome(&custom, kind, &own, 0), Outcome::Visit(_)));
+            assert!(matches!(outcome(&custom, kind, &default, 0), Outcome::Visit(_)));
+            assert_eq!(outcome(&custom, kind, &other, 0), Outcome::NotFound);
+            assert_eq!(outcome(&plain, kind, &own, 0), Outcome::NotFound);
+            assert!(matches!(outcome(&plain, kind, &default, 0), Outcome::Visit(_)));
+        }
+    }
+
+    #[test]
+    fn hosts_are_read_from_the_request_url_and_sorted_into_default_and_custom() {
+        assert_eq!(host_of("https://go.brand.example/k7m2p9qr?qr=1"), "go.brand.example");
+        assert_eq!(host_of("http://127.0.0.1:8787/k7m2p9qr"), "127.0.0.1");
+        assert_eq!(host_of("http://[::1]:8787/x"), "[::1]");
+        assert_eq!(host_of("https://trk.creatorscore.io"), "trk.creatorscore.io");
+        let defaults = vec!["trk.creatorscore.io".to_owned()];
+        assert_eq!(host_kind("trk.creatorscore.io", &defaults), Host::Default);
+        assert_eq!(host_kind("127.0.0.1", &defaults), Host::Default);
+        assert_eq!(host_kind("localhost", &defaults), Host::Default);
+        assert_eq!(host_kind("go.brand.example", &defaults), Host::Custom("go.brand.example"));
+    }
+
+    #[test]
+    fn the_qr_marker_is_a_query_parameter_of_its_own() {
+        assert!(is_qr_scan("https://trk.creatorscore.io/k7m2p9qr?qr=1"));
+        assert!(is_qr_scan("https://trk.creatorscore.io/k7m2p9qr?a=b&qr=1#x"));
+        for url in [
+            "https://t.example/k7m2p9qr",
+            "https://t.example/k7m2p9qr?qr=10",
+            "https://t.example/k?xqr=1",
+            "https://t.example/k#qr=1",
+        ] {
+            assert!(!is_qr_scan(url), "{url}");
+        }
+        let scan = click(&RequestFacts { qr: true, ..RequestFacts::default() });
+        assert_eq!(scan.event.unwrap().source, ClickSource::Qr);
+        assert_eq!(click(&RequestFacts::default()).event.unwrap().source, ClickSource::Link);
+    }
+
+    #[test]
+    fn an_expired_link_sends_visitors_to_its_expired_url_without_a_click() {
+        let expires = 1_800_000_000_000;
+        let with_url = on_domain(None, Some(expires), Some("https://shop.example/ended"));
+        let without = on_domain(None, Some(expires), None);
+        let facts = RequestFacts::default();
+        // Up to the last millisecond before `expires_at`, a click as ever.
+        assert!(
+            matches!(outcome(&with_url, VisitKind::Click, &facts, expires - 1), Outcome::Visit(v) if v.event.is_some())
+        );
+        for kind in [VisitKind::Click, VisitKind::Peek] {
+            assert_eq!(
+                outcome(&with_url, kind, &facts, expires),
+                Outcome::Expired("https://shop.example/ended".into())
+            );
+            assert_eq!(outcome(&without, kind, &facts, expires + 1), Outcome::NotFound);
+        }
+        let bad = LinkRecord {
+            expired_url: Some("javascript:alert(1)".into()),
+            ..LinkRecord::new(Uuid::from_u128(1), "https://a.example/".into(), 1)
+        };
+        assert!(Target::new(bad).is_err());
     }
 
     #[test]
@@ -256,7 +434,10 @@ mod tests {
     #[test]
     fn a_peek_redirects_the_same_way_but_records_nothing_and_sets_no_cookie() {
         let facts = RequestFacts { user_agent: Some(CHROME), ..RequestFacts::default() };
-        let peek = visit(code(), &link(), VisitKind::Peek, &facts, 0, &mut StdRng::seed_from_u64(1));
+        let Outcome::Visit(peek) = visit(code(), &link(), VisitKind::Peek, &facts, 0, &mut StdRng::seed_from_u64(1))
+        else {
+            panic!("not a redirect")
+        };
         assert!(peek.location.starts_with("https://shop.example/p?a=1&cs_ref="), "{}", peek.location);
         assert!(peek.location.ends_with("#top"));
         assert_eq!(peek.set_cookie, None);
@@ -267,8 +448,11 @@ mod tests {
     fn every_click_gets_its_own_click_id() {
         let mut rng = StdRng::seed_from_u64(5);
         let facts = RequestFacts::default();
-        let a = visit(code(), &link(), VisitKind::Click, &facts, 0, &mut rng);
-        let b = visit(code(), &link(), VisitKind::Click, &facts, 0, &mut rng);
+        let redirect = |rng: &mut StdRng| match visit(code(), &link(), VisitKind::Click, &facts, 0, rng) {
+            Outcome::Visit(visit) => visit,
+            other => panic!("not a redirect: {other:?}"),
+        };
+        let (a, b) = (redirect(&mut rng), redirect(&mut rng));
         assert_ne!(a.event.unwrap().click_id, b.event.unwrap().click_id);
         assert_ne!(a.location, b.location);
     }

@@ -19,6 +19,22 @@ pub fn bot_management(raw: Option<&str>) -> bool {
     raw.is_some_and(|v| ["true", "1", "yes", "on"].iter().any(|on| v.trim().eq_ignore_ascii_case(on)))
 }
 
+/// The default tracking domain when `TRACKING_HOSTS` is unset.
+pub const DEFAULT_TRACKING_HOST: &str = "trk.creatorscore.io";
+
+/// `TRACKING_HOSTS`: the deployment's own tracking domains, comma-separated (default
+/// [`DEFAULT_TRACKING_HOST`]). Every link is served on these; any other host is a brand's own domain,
+/// which serves only its links.
+pub fn default_hosts(raw: Option<&str>) -> Vec<String> {
+    let hosts: Vec<String> =
+        raw.unwrap_or_default().split(',').map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
+    if hosts.is_empty() {
+        vec![DEFAULT_TRACKING_HOST.to_owned()]
+    } else {
+        hosts
+    }
+}
+
 /// A secret counts as set only when it is not empty: an empty token would let an empty guess in.
 pub fn non_empty(secret: Option<String>) -> Option<String> {
     secret.filter(|s| !s.is_empty())

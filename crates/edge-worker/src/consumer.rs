@@ -168,7 +168,7 @@ mod tests {
     use super::*;
     use rand::rngs::StdRng;
     use rand::SeedableRng;
-    use shared::{ClickEvent, ClickId, Code, Version, VisitorId};
+    use shared::{ClickEvent, ClickId, ClickSource, Code, Version, VisitorId};
     use uuid::Uuid;
 
     fn event() -> ClickEvent {
@@ -185,6 +185,7 @@ mod tests {
             country: Some("US".into()),
             referrer_host: None,
             user_agent: Some("Mozilla/5.0".into()),
+            source: ClickSource::Link,
         }
     }
 

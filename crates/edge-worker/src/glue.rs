@@ -25,8 +25,8 @@ use shared::{ClickEvent, Code};
 use crate::answer::{Answer, Body};
 use crate::bot::BotSignals;
 use crate::cache::{parse_stored, LinkCache, Stored};
-use crate::click::{to_json, visit, RequestFacts, Target, VisitKind};
-use crate::config::{bot_management, kv_cache_ttl, queue_retry_max_delay, shared_token, TokenTooShort};
+use crate::click::{host_kind, host_of, is_qr_scan, to_json, visit, Outcome, RequestFacts, Target, VisitKind};
+use crate::config::{bot_management, default_hosts, kv_cache_ttl, queue_retry_max_delay, shared_token, TokenTooShort};
 use crate::consumer::{
     ingest_endpoint, occurred_at_ms, parse_message, plan_posts, retry_delay_seconds, settle, IngestBody, Settle,
 };
@@ -50,6 +50,7 @@ thread_local! {
     // a Rust string is decoded into a new JavaScript string each time it is passed.
     static HEADER_NAMES: RefCell<Vec<(&'static str, JsString)>> = const { RefCell::new(Vec::new()) };
     static BOT_MANAGEMENT: OnceCell<bool> = const { OnceCell::new() };
+    static DEFAULT_HOSTS: OnceCell<Vec<String>> = const { OnceCell::new() };
 }
 
 #[wasm_bindgen]
@@ -102,9 +103,10 @@ fn now_ms() -> i64 {
 pub fn fetch(req: web_sys::Request, env: Env, ctx: Context) -> std::result::Result<JsValue, JsValue> {
     // The raw method: workers-rs maps unknown methods to GET, which would make them clicks.
     let method = Method::parse(&req.method());
-    let answer = match route(method, path_of(&req.url())) {
-        Route::Click(code) => return visit_link(req, env, ctx, code, VisitKind::Click),
-        Route::Peek(code) => return visit_link(req, env, ctx, code, VisitKind::Peek),
+    let url = req.url();
+    let answer = match route(method, path_of(&url)) {
+        Route::Click(code) => return visit_link(req, url, env, ctx, code, VisitKind::Click),
+        Route::Peek(code) => return visit_link(req, url, env, ctx, code, VisitKind::Peek),
         Route::NotFound { head } => Answer::not_found(head),
         Route::MethodNotAllowed { allow } => Answer::method_not_allowed(allow),
         Route::Sync(op) => match sync_token(&env) {
@@ -129,6 +131,7 @@ fn later(answer: impl std::future::Future<Output = Answer> + 'static) -> JsValue
 /// Answers a visit of `code`: at once from the isolate's cache, else after reading KV.
 fn visit_link(
     req: web_sys::Request,
+    url: String,
     env: Env,
     ctx: Context,
     code: Code,
@@ -136,13 +139,13 @@ fn visit_link(
 ) -> std::result::Result<JsValue, JsValue> {
     let now_ms = now_ms();
     match CACHE.with_borrow(|cache| cache.get(code, now_ms).cloned()) {
-        Some(target) => Ok(respond(answer_visit(&req, &env, &ctx, code, &target, kind, now_ms))?.into()),
+        Some(target) => Ok(respond(answer_visit(&req, &url, &env, &ctx, code, &target, kind, now_ms))?.into()),
         None => Ok(later(async move {
             match read_link(&env, code).await {
                 Ok(Some(target)) => {
                     let target = Rc::new(target);
                     CACHE.with_borrow_mut(|cache| cache.insert(code, Rc::clone(&target), now_ms));
-                    answer_visit(&req, &env, &ctx, code, &target, kind, now_ms)
+                    answer_visit(&req, &url, &env, &ctx, code, &target, kind, now_ms)
                 }
                 Ok(None) => Answer::not_found(kind == VisitKind::Peek),
                 Err(answer) => answer,
@@ -151,10 +154,12 @@ fn visit_link(
     }
 }
 
-/// Answers the visit of `code`, which resolved to `target`; records the click after the response
-/// for `GET`.
+/// Answers the visit of `code` (at `url`), which resolved to `target`; records the click after the
+/// response for `GET`.
+#[allow(clippy::too_many_arguments)]
 fn answer_visit(
     req: &web_sys::Request,
+    url: &str,
     env: &Env,
     ctx: &Context,
     code: Code,
@@ -172,18 +177,31 @@ fn answer_visit(
     let country_header = header(&headers, "CF-IPCountry");
     let cf = if country_header.is_none() || reads_bot_management(env) { req.cf() } else { None };
     let country = country_header.or_else(|| cf.as_ref().and_then(|cf| cf.country().ok().flatten()));
+    let host = host_of(url);
     let facts = RequestFacts {
+        host: DEFAULT_HOSTS.with(|hosts| host_kind(host, hosts.get_or_init(|| tracking_hosts(env)))),
+        qr: is_qr_scan(url),
         cookie: cookie.as_deref(),
         user_agent: user_agent.as_deref(),
         referer: referer.as_deref(),
         country: country.as_deref(),
         bot: cf.as_ref().map(bot_signals).unwrap_or_default(),
     };
-    let mut visit = IDS.with_borrow_mut(|ids| visit(code, target, kind, &facts, now_ms, ids));
-    if let Some(event) = visit.event.take() {
-        record(env, ctx, &event, now_ms);
+    match IDS.with_borrow_mut(|ids| visit(code, target, kind, &facts, now_ms, ids)) {
+        Outcome::Visit(mut visit) => {
+            if let Some(event) = visit.event.take() {
+                record(env, ctx, &event, now_ms);
+            }
+            Answer::redirect(visit)
+        }
+        Outcome::Expired(location) => Answer::expired(location),
+        Outcome::NotFound => Answer::not_found(kind == VisitKind::Peek),
     }
-    Answer::redirect(visit)
+}
+
+/// `TRACKING_HOSTS`, read once per isolate: vars do not change while an isolate lives.
+fn tracking_hosts(env: &Env) -> Vec<String> {
+    default_hosts(env.var("TRACKING_HOSTS").ok().map(|v| v.to_string()).as_deref())
 }
 
 /// The link of `code` from KV: `Ok(None)` when there is none, only a tombstone, or a record or

@@ -1,6 +1,6 @@
 //! The `Location` a visitor is sent to: the link's destination with `cs_ref=<click id>` added.
 
-use shared::ClickId;
+use shared::{ClickId, Utm};
 use url::Url;
 
 /// The query parameter that carries the click id to the destination, where the pixel picks it up.
@@ -54,20 +54,33 @@ pub struct Destination {
     after_id: String,
 }
 
+/// Parses and checks a URL the worker may send a visitor to: absolute `http` or `https`, with a host and
+/// no credentials.
+pub fn checked_url(destination: &str) -> Result<Url, DestinationError> {
+    let url = Url::parse(destination).map_err(DestinationError::NotAUrl)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(DestinationError::Scheme(url.scheme().to_owned()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(DestinationError::Credentials);
+    }
+    if url.host().is_none() {
+        return Err(DestinationError::NoHost);
+    }
+    Ok(url)
+}
+
 impl Destination {
-    /// Parses and checks a destination: an absolute `http` or `https` URL with a host and no credentials.
-    /// Done once per record read from KV (the isolate caches the result), never per click.
+    /// Parses and checks a destination (see [`checked_url`]). Done once per record read from KV (the
+    /// isolate caches the result), never per click.
     pub fn parse(destination: &str) -> Result<Self, DestinationError> {
-        let mut url = Url::parse(destination).map_err(DestinationError::NotAUrl)?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(DestinationError::Scheme(url.scheme().to_owned()));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(DestinationError::Credentials);
-        }
-        if url.host().is_none() {
-            return Err(DestinationError::NoHost);
-        }
+        Self::tagged(destination, &Utm::default())
+    }
+
+    /// [`Destination::parse`], with the link's UTM tags added after the destination's own query where the
+    /// destination does not already carry them (its own always win).
+    pub fn tagged(destination: &str, utm: &Utm) -> Result<Self, DestinationError> {
+        let mut url = checked_url(destination)?;
         let mut query = String::with_capacity(url.query().map_or(0, str::len) + CLICK_PARAM.len() + 2);
         for pair in url.query().unwrap_or_default().split('&') {
             if pair.is_empty() || is_click_param(pair) {
@@ -76,6 +89,7 @@ impl Destination {
             query.push_str(pair);
             query.push('&');
         }
+        utm.append_missing(url.query().unwrap_or_default(), &mut query);
         query.push_str(CLICK_PARAM);
         query.push('=');
         // The click id (32 lowercase hex digits) needs no encoding, so it can be appended afterwards.
@@ -214,6 +228,21 @@ mod tests {
         }
         assert!(Destination::parse("http://shop.example/").is_ok());
         assert!(Destination::parse("https://shop.example/").is_ok());
+    }
+
+    #[test]
+    fn utm_tags_are_added_before_the_click_id_without_replacing_the_destinations_own() {
+        let utm = Utm { source: Some("tiktok".into()), medium: Some("creator".into()), ..Utm::default() };
+        let tagged = Destination::tagged("https://shop.example/p?utm_source=newsletter&a=1#top", &utm).unwrap();
+        assert_eq!(
+            tagged.location(click()),
+            format!("https://shop.example/p?utm_source=newsletter&a=1&utm_medium=creator&{REF}#top")
+        );
+        let tagged = Destination::tagged("https://shop.example/p", &utm).unwrap();
+        assert_eq!(
+            tagged.location(click()),
+            format!("https://shop.example/p?utm_source=tiktok&utm_medium=creator&{REF}")
+        );
     }
 
     #[test]

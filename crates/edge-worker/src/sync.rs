@@ -323,7 +323,7 @@ mod tests {
     #[test]
     fn a_versioned_delete_leaves_a_tombstone_and_a_bare_one_deletes() {
         let versioned = Delete { code: Code::parse("abcdefgh").unwrap(), version: Some(4) };
-        assert_eq!(versioned.tombstone(), Some(r#"{"v":1,"deleted_version":4}"#.to_owned()));
+        assert_eq!(versioned.tombstone(), Some(r#"{"v":2,"deleted_version":4}"#.to_owned()));
         assert_eq!(Delete { version: None, ..versioned }.tombstone(), None);
     }
 

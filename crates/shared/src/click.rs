@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::version::Version;
-use crate::{ClickId, Code, VisitorId};
+use crate::{ClickId, ClickSource, Code, VisitorId};
 
 /// The version of the [`ClickEvent`] JSON layout.
 pub const CLICK_EVENT_VERSION: u8 = 1;
@@ -43,6 +43,9 @@ pub struct ClickEvent {
     /// The raw user agent, at most [`MAX_USER_AGENT_LEN`] bytes; classified and dropped by the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// Where the click came from: the link (the default, left out) or a scan of its QR code.
+    #[serde(default = "ClickSource::link", skip_serializing_if = "ClickSource::is_link")]
+    pub source: ClickSource,
 }
 
 /// Why a click event cannot be stored.
@@ -118,6 +121,7 @@ mod tests {
             country: Some("DE".into()),
             referrer_host: Some("l.instagram.com".into()),
             user_agent: Some("Mozilla/5.0".into()),
+            source: ClickSource::Link,
         }
     }
 

@@ -16,7 +16,7 @@ pub use click::{
 pub use code::{Code, CodeError, CODE_ALPHABET, CODE_LEN};
 pub use ids::{ClickId, IdError, VisitorId};
 pub use link::{
-    supersedes, ContentType, LinkRecord, LinkRecordError, LinkTombstone, Platform, StoredLink, UnknownVariant,
-    LINK_RECORD_VERSION,
+    supersedes, ClickSource, ContentType, LinkRecord, LinkRecordError, LinkTombstone, Platform, RecordVersion,
+    StoredLink, UnknownVariant, Utm, LINK_RECORD_VERSION, OLDEST_LINK_RECORD_VERSION,
 };
 pub use version::Version;

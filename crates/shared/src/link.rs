@@ -7,8 +7,16 @@ use uuid::Uuid;
 use crate::version::Version;
 
 /// The version of the [`LinkRecord`] JSON layout. Bump it (and teach the edge both) on any change an
-/// older worker would misread.
-pub const LINK_RECORD_VERSION: u8 = 1;
+/// older worker would misread. Version 2 added the custom domain, UTM tags and expiry: a worker of
+/// version 1 would redirect on any host, without the tags, forever.
+pub const LINK_RECORD_VERSION: u8 = 2;
+
+/// The oldest record layout this build still reads (version 2 only added optional fields).
+pub const OLDEST_LINK_RECORD_VERSION: u8 = 1;
+
+/// The version tag of link records and tombstones: written as [`LINK_RECORD_VERSION`], read back to
+/// [`OLDEST_LINK_RECORD_VERSION`].
+pub type RecordVersion = Version<LINK_RECORD_VERSION, OLDEST_LINK_RECORD_VERSION>;
 
 /// A string that names no variant of one of the enums below.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,18 +99,126 @@ wire_enum!(
     }
 );
 
+wire_enum!(
+    /// Where a click came from.
+    ClickSource {
+        /// The short link itself.
+        Link = "link",
+        /// A scan of the link's QR code (which carries `?qr=1`).
+        Qr = "qr",
+    }
+);
+
+impl ClickSource {
+    /// The source of a click event that names none.
+    pub fn link() -> Self {
+        ClickSource::Link
+    }
+
+    /// Whether this is the default, [`ClickSource::Link`] (left out of click events).
+    pub fn is_link(&self) -> bool {
+        *self == ClickSource::Link
+    }
+}
+
 /// What the edge stores in Workers KV under a link's code: what it needs to redirect a visitor and to
 /// attribute the click, nothing more. Inactive links are not stored at all (their key is deleted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkRecord {
-    /// Layout version, always [`LINK_RECORD_VERSION`]; a record of another version fails to parse.
-    pub v: Version<LINK_RECORD_VERSION>,
+    /// Layout version, written as [`LINK_RECORD_VERSION`]; a record of an unknown version fails to parse.
+    pub v: RecordVersion,
     /// The link the click is credited to.
     pub link_id: Uuid,
     /// Where the visitor is sent (an absolute http or https URL, validated by the API).
     pub destination_url: String,
     /// Monotonic version of the link: a sync carrying a lower version than the one stored loses.
     pub version: i64,
+    /// The brand's own short domain the link is on (lowercase host name); `None`: the default domain only.
+    /// The link redirects on this host and on the default domain, and is unknown on every other host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// UTM tags added to the destination, never replacing one the destination already carries.
+    #[serde(default, skip_serializing_if = "Utm::is_empty")]
+    pub utm: Utm,
+    /// From this instant (milliseconds since the Unix epoch) the link no longer counts clicks: visitors go
+    /// to `expired_url`, or get the not-found page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    /// Where visitors of an expired link go (an absolute http or https URL), without a click id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expired_url: Option<String>,
+}
+
+/// The UTM tags a link adds to its destination, so that the brand's analytics credit the visit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Utm {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub medium: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+impl Utm {
+    /// Whether no tag is set.
+    pub fn is_empty(&self) -> bool {
+        self.pairs().next().is_none()
+    }
+
+    /// The tags that are set, as query parameter names and values, in the conventional order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("utm_source", &self.source),
+            ("utm_medium", &self.medium),
+            ("utm_campaign", &self.campaign),
+            ("utm_term", &self.term),
+            ("utm_content", &self.content),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| value.as_deref().map(|value| (key, value)))
+    }
+
+    /// Appends `key=value&` to `out` for each tag whose parameter the raw query `existing` (the part after
+    /// `?`, as written) lacks, the value form-encoded. A parameter already there, however its name is
+    /// encoded and whatever its value, is the destination's own and stays as it is.
+    pub fn append_missing(&self, existing: &str, out: &mut String) {
+        for (key, value) in self.pairs() {
+            let present = existing.split('&').any(|pair| {
+                let raw_key = pair.split_once('=').map_or(pair, |(k, _)| k);
+                raw_key == key
+                    || (raw_key.contains(['%', '+'])
+                        && url::form_urlencoded::parse(raw_key.as_bytes()).next().is_some_and(|(k, _)| k == key))
+            });
+            if !present {
+                out.push_str(key);
+                out.push('=');
+                out.extend(url::form_urlencoded::byte_serialize(value.as_bytes()));
+                out.push('&');
+            }
+        }
+    }
+
+    /// `destination` with the tags it lacks added at the end of its query (the fragment kept): where the
+    /// edge sends a visitor, before the click id. A string that is not a URL is returned as it is.
+    pub fn apply(&self, destination: &str) -> String {
+        let Ok(mut url) = url::Url::parse(destination) else { return destination.to_owned() };
+        let existing = url.query().unwrap_or_default().to_owned();
+        let mut added = String::new();
+        self.append_missing(&existing, &mut added);
+        if added.is_empty() {
+            return destination.to_owned();
+        }
+        added.pop();
+        let query = if existing.is_empty() { added } else { format!("{existing}&{added}") };
+        url.set_query(Some(&query));
+        url.into()
+    }
 }
 
 /// Why bytes read from KV are not a link record this worker understands.
@@ -113,7 +229,16 @@ pub struct LinkRecordError(#[from] serde_json::Error);
 impl LinkRecord {
     /// A record of the current layout.
     pub fn new(link_id: Uuid, destination_url: String, version: i64) -> Self {
-        LinkRecord { v: Version, link_id, destination_url, version }
+        LinkRecord {
+            v: Version,
+            link_id,
+            destination_url,
+            version,
+            domain: None,
+            utm: Utm::default(),
+            expires_at_ms: None,
+            expired_url: None,
+        }
     }
 
     /// The JSON stored in KV.
@@ -140,8 +265,8 @@ pub fn supersedes(incoming: i64, stored: Option<i64>) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkTombstone {
-    /// Layout version, always [`LINK_RECORD_VERSION`].
-    pub v: Version<LINK_RECORD_VERSION>,
+    /// Layout version, written as [`LINK_RECORD_VERSION`].
+    pub v: RecordVersion,
     /// The link's version when it was deactivated.
     pub deleted_version: i64,
 }
@@ -211,8 +336,58 @@ mod tests {
     fn link_records_round_trip_with_their_version() {
         let record = LinkRecord::new(Uuid::from_u128(42), "https://shop.example/p?x=1#top".into(), 3);
         let json = record.to_json();
-        assert!(json.starts_with("{\"v\":1,"), "{json}");
+        assert!(json.starts_with("{\"v\":2,"), "{json}");
         assert_eq!(LinkRecord::from_json(&json).unwrap(), record);
+        // Unset optional fields are left out, so a plain link's record stays as small as before.
+        assert!(!json.contains("utm") && !json.contains("domain") && !json.contains("expire"), "{json}");
+    }
+
+    #[test]
+    fn records_of_the_previous_layout_still_read() {
+        let json = r#"{"v":1,"link_id":"00000000-0000-0000-0000-00000000002a","destination_url":"https://a.example/","version":4}"#;
+        assert_eq!(
+            LinkRecord::from_json(json).unwrap(),
+            LinkRecord::new(Uuid::from_u128(42), "https://a.example/".into(), 4)
+        );
+        let tombstone = StoredLink::from_json(r#"{"v":1,"deleted_version":4}"#).unwrap();
+        assert_eq!(tombstone.version(), 4);
+    }
+
+    #[test]
+    fn records_carry_domain_utm_and_expiry() {
+        let mut record = LinkRecord::new(Uuid::from_u128(42), "https://shop.example/".into(), 3);
+        record.domain = Some("go.brand.example".into());
+        record.utm = Utm { source: Some("instagram".into()), medium: Some("creator".into()), ..Utm::default() };
+        record.expires_at_ms = Some(1_800_000_000_000);
+        record.expired_url = Some("https://shop.example/sale-over".into());
+        let json = record.to_json();
+        assert!(json.contains(r#""utm":{"source":"instagram","medium":"creator"}"#), "{json}");
+        assert_eq!(LinkRecord::from_json(&json).unwrap(), record);
+    }
+
+    #[test]
+    fn utm_tags_never_replace_the_destinations_own() {
+        let utm = Utm {
+            source: Some("instagram".into()),
+            medium: Some("creator".into()),
+            campaign: Some("Spring drop & more".into()),
+            ..Utm::default()
+        };
+        assert_eq!(
+            utm.apply("https://shop.example/p"),
+            "https://shop.example/p?utm_source=instagram&utm_medium=creator&utm_campaign=Spring+drop+%26+more"
+        );
+        assert_eq!(
+            utm.apply("https://shop.example/p?utm_source=newsletter&a=1#top"),
+            "https://shop.example/p?utm_source=newsletter&a=1&utm_medium=creator&utm_campaign=Spring+drop+%26+more#top"
+        );
+        // An encoded name is the same parameter; an empty value is still the destination's choice.
+        assert_eq!(
+            utm.apply("https://shop.example/p?utm%5Fsource=x&utm_medium=&utm_campaign"),
+            "https://shop.example/p?utm%5Fsource=x&utm_medium=&utm_campaign"
+        );
+        assert_eq!(Utm::default().apply("https://shop.example/p?a=1"), "https://shop.example/p?a=1");
+        assert!(Utm::default().is_empty() && !utm.is_empty());
     }
 
     #[test]
@@ -229,19 +404,19 @@ mod tests {
         let live = StoredLink::from_json(&record.to_json()).unwrap();
         assert_eq!((live.version(), &live), (3, &StoredLink::Live(record)));
         let json = LinkTombstone::new(4).to_json();
-        assert_eq!(json, r#"{"v":1,"deleted_version":4}"#);
+        assert_eq!(json, r#"{"v":2,"deleted_version":4}"#);
         let deleted = StoredLink::from_json(&json).unwrap();
         assert_eq!((deleted.version(), &deleted), (4, &StoredLink::Deleted(LinkTombstone::new(4))));
         // A tombstone is never half-read as a record, nor anything else as a tombstone.
         assert!(LinkRecord::from_json(&json).is_err());
-        for other in [r#"{"v":2,"deleted_version":4}"#, r#"{"v":1,"deleted_version":4,"x":1}"#, "[]", "stale"] {
+        for other in [r#"{"v":3,"deleted_version":4}"#, r#"{"v":2,"deleted_version":4,"x":1}"#, "[]", "stale"] {
             assert!(StoredLink::from_json(other).is_err(), "{other}");
         }
     }
 
     #[test]
     fn link_records_of_another_version_are_refused() {
-        let json = r#"{"v":2,"link_id":"00000000-0000-0000-0000-00000000002a","destination_url":"https://a.example/","version":1}"#;
+        let json = r#"{"v":3,"link_id":"00000000-0000-0000-0000-00000000002a","destination_url":"https://a.example/","version":1}"#;
         assert!(LinkRecord::from_json(json).is_err());
         assert!(LinkRecord::from_json("not json").is_err());
     }

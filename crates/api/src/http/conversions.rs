@@ -280,7 +280,7 @@ async fn export_page(
                 instant(c.credited_at),
                 text(c.link_id),
                 text(label.map(|l| l.code.clone())),
-                text(label.map(|l| state.config.short_url(&l.code))),
+                text(label.map(|l| state.config.link_url(l.domain.as_deref(), &l.code))),
                 text(c.creator_id),
                 text(label.and_then(|l| l.creator_name.clone())),
                 c.source,

@@ -181,6 +181,7 @@ struct MyLinkRow {
     seq: i64,
     id: Uuid,
     code: String,
+    domain: Option<String>,
     destination_url: String,
     platform: Option<String>,
     content_type: Option<String>,
@@ -205,7 +206,7 @@ pub async fn my_links(
 ) -> Result<axum::Json<List<MyLink>>, Error> {
     let page = page.parse()?;
     let rows: Vec<MyLinkRow> = sqlx::query_as(&format!(
-        "select l.seq, l.id, l.code, l.destination_url, l.platform, l.content_type, l.promo_code, l.share_revenue,
+        "select l.seq, l.id, l.code, l.domain, l.destination_url, l.platform, l.content_type, l.promo_code, l.share_revenue,
                 l.active,
                 d.clicks, d.unique_clicks, c.figures
          from links l {lateral}
@@ -223,7 +224,7 @@ pub async fn my_links(
         .map(|r| {
             let figures = revenue::figures_of(r.figures);
             let link = MyLink {
-                short_url: state.config.short_url(&r.code),
+                short_url: state.config.link_url(r.domain.as_deref(), &r.code),
                 id: r.id,
                 code: r.code,
                 destination_url: r.destination_url,

@@ -104,6 +104,22 @@ impl From<JsonRejection> for Error {
     }
 }
 
+impl From<crate::domains::DomainError> for Error {
+    fn from(e: crate::domains::DomainError) -> Self {
+        use crate::domains::DomainError;
+        match e {
+            DomainError::Invalid(why) => Error::invalid_field("invalid_hostname", format!("hostname {why}")),
+            DomainError::NotFound => Error::NotFound("domain"),
+            DomainError::Taken(message) => Error::Conflict { code: "domain_taken", message: message.into() },
+            e @ DomainError::InUse(_) => Error::Conflict { code: "domain_in_use", message: e.to_string() },
+            e @ DomainError::TooMany => Error::Conflict { code: "too_many_domains", message: e.to_string() },
+            e @ DomainError::Provider(_) => Error::invalid_field("domain_refused", e.to_string()),
+            DomainError::Database(db) => Error::Database(db),
+            DomainError::Internal(e) => Error::Internal(e),
+        }
+    }
+}
+
 impl From<crate::links::LinkError> for Error {
     fn from(e: crate::links::LinkError) -> Self {
         use crate::links::LinkError;

@@ -22,6 +22,7 @@ mod creator_view;
 mod creators;
 mod csv;
 pub mod dashboard;
+mod domains;
 pub mod error;
 pub(crate) mod extract;
 mod health;
@@ -50,13 +51,19 @@ pub struct AppState {
     pub pixel_brands: Arc<crate::pixels::PixelDirectory>,
     pub shopify_shops: crate::shopify::ShopCache,
     pub signin_limits: Arc<dashboard::SignInLimits>,
+    pub domains: crate::domains::Domains,
 }
 
 impl AppState {
     pub fn new(db: PgPool, config: Config) -> Self {
         let pixel_limits = Arc::new(pixel::PixelLimits::new(config.pixel_rate_per_pixel, config.pixel_rate_per_client));
         let signin_limits = Arc::new(dashboard::SignInLimits::new(&config));
+        let provider = config.domain_provider().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the Cloudflare for SaaS client cannot be built; domains stay pending");
+            crate::domains::Provider::Manual
+        });
         AppState {
+            domains: crate::domains::Domains { db: db.clone(), provider, tracking: config.tracking_base_url.clone() },
             db,
             config: Arc::new(config),
             codes: random_codes(),
@@ -108,7 +115,9 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/{id}/rotate-secret", post(webhooks::rotate_secret))
         .route("/webhooks/{id}/test", post(webhooks::send_test))
         .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
-        .route("/webhooks/{id}/deliveries/{delivery_id}/retry", post(webhooks::retry));
+        .route("/webhooks/{id}/deliveries/{delivery_id}/retry", post(webhooks::retry))
+        .route("/domains", post(domains::create).get(domains::list))
+        .route("/domains/{hostname}", get(domains::get).delete(domains::delete));
 
     let routes = Router::new()
         .nest("/v1", v1.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)))

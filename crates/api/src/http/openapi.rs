@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{attribution, campaigns, conversions, creator_view, creators, links, pixel, shopify, webhooks, AppState};
+use super::{
+    attribution, campaigns, conversions, creator_view, creators, domains, links, pixel, shopify, webhooks, AppState,
+};
 use crate::money::MaxOrderValue;
 use crate::schema::{CurrencyCode, Cursor, IdempotencyKey, Instant, OrderRef, ShopDomain, TokenPrefix};
 
@@ -28,6 +30,7 @@ use crate::schema::{CurrencyCode, Cursor, IdempotencyKey, Instant, OrderRef, Sho
         shopify::connect, shopify::list, shopify::disconnect, shopify::webhooks::receive,
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete, webhooks::rotate_secret,
         webhooks::send_test, webhooks::deliveries, webhooks::retry,
+        domains::create, domains::list, domains::get, domains::delete,
     ),
     // What parameters refer to (bodies' schemas are collected from the bodies).
     components(schemas(Cursor, Instant, IdempotencyKey, OrderRef, TokenPrefix, ShopDomain)),
@@ -98,6 +101,17 @@ fn outbound_webhooks(doc: &mut Value) {
         version: 1,
         created_at: "2026-11-20T15:58:02Z".parse().unwrap_or_default(),
         deleted_at: None,
+        domain: None,
+        utm_source: Some("instagram".into()),
+        utm_medium: Some("creator".into()),
+        utm_campaign: None,
+        utm_term: None,
+        utm_content: None,
+        expires_at: None,
+        expired_url: None,
+        destination_status: Some("ok".into()),
+        destination_http_status: Some(200),
+        destination_checked_at: "2026-11-20T15:58:04Z".parse().ok(),
     };
     let order = json!({
         "seq": 1, "order_id": "1042", "status": "verified", "amount_minor": 12999, "refunded_minor": 0,

@@ -153,6 +153,7 @@ struct Row {
     device_type: Option<&'static str>,
     browser: Option<String>,
     os: Option<String>,
+    source: &'static str,
 }
 
 /// Classifies the user agents (CPU work, so off the async runtime) and drops the strings.
@@ -174,6 +175,7 @@ fn to_rows(events: Vec<ClickEvent>, classifier: &ua::Classifier) -> Vec<Row> {
                 device_type: classified.as_ref().map(|c| c.device_type),
                 browser: classified.as_ref().map(|c| c.browser.clone()),
                 os: classified.as_ref().map(|c| c.os.clone()),
+                source: e.source.as_str(),
             }
         })
         .collect()
@@ -195,20 +197,21 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
         "with input as (
              select * from unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::uuid[], $6::bool[],
-                                  $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
+                                  $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                                  $13::text[])
                as t(id, link_id, code, occurred_at, visitor_id, new_visitor, bot, country, referrer_host,
-                    device_type, browser, os)
+                    device_type, browser, os, source)
          ), known as (
              select input.*, links.brand_id from input
              join links on links.id = input.link_id and links.code = input.code
          ), inserted as (
              insert into clicks (id, link_id, brand_id, occurred_at, visitor_id, new_visitor, bot, country,
-                                 referrer_host, device_type, browser, os)
+                                 referrer_host, device_type, browser, os, source)
              select id, link_id, brand_id, occurred_at, visitor_id, new_visitor, bot, country, referrer_host,
-                    device_type, browser, os
+                    device_type, browser, os, source
              from known order by id
              on conflict (id) do nothing
-             returning id, link_id, brand_id, occurred_at, visitor_id, bot, country, device_type, browser, os,
+             returning id, link_id, brand_id, occurred_at, visitor_id, bot, country, device_type, browser, os, source,
                        (occurred_at at time zone 'UTC')::date as day
          ), firsts as (
              insert into link_visitors (link_id, visitor_id, brand_id, first_click_at)
@@ -230,7 +233,7 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
              select link_id, day, d.dimension, coalesce(d.value, 'unknown'), count(*)
              from inserted
              cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser),
-                                        (3::smallint, os)) as d(dimension, value)
+                                        (3::smallint, os), (4::smallint, source)) as d(dimension, value)
              where not bot
              group by 1, 2, 3, 4
          ), reattribute as (
@@ -254,6 +257,7 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
     .bind(column!(device_type))
     .bind(column!(browser))
     .bind(column!(os))
+    .bind(column!(source))
     .fetch_one(db)
     .await
 }

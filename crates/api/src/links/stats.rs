@@ -41,6 +41,8 @@ pub struct LinkStats {
     pub by_device: BTreeMap<String, i64>,
     pub by_browser: BTreeMap<String, i64>,
     pub by_os: BTreeMap<String, i64>,
+    /// Human clicks by where they came from: `link` (the short link itself) or `qr` (a scan of its QR code).
+    pub by_source: BTreeMap<String, i64>,
 }
 
 /// Counts accumulated over the parts of a window.
@@ -50,8 +52,8 @@ struct Tally {
     unique_clicks: i64,
     bot_clicks: i64,
     by_day: BTreeMap<NaiveDate, i64>,
-    /// Country, device type, browser, OS.
-    dims: [BTreeMap<String, i64>; 4],
+    /// Country, device type, browser, OS, source.
+    dims: [BTreeMap<String, i64>; 5],
 }
 
 impl Tally {
@@ -148,7 +150,7 @@ impl Tally {
         let dims = sqlx::query_as(&format!(
             "select d.dimension, coalesce(d.value, 'unknown'), count(*) from clicks
              cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser),
-                                        (3::smallint, os)) as d(dimension, value)
+                                        (3::smallint, os), (4::smallint, source)) as d(dimension, value)
              where {RANGE} and not bot group by 1, 2"
         ))
         .bind(link)
@@ -173,7 +175,7 @@ pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> 
     }
     let figures = conversions_of(conn, link, window.from, window.to_or(Utc::now())).await?;
     let conversion_rate = revenue::rate(figures.conversions, tally.clicks);
-    let [by_country, by_device, by_browser, by_os] = tally.dims;
+    let [by_country, by_device, by_browser, by_os, by_source] = tally.dims;
     Ok(LinkStats {
         clicks: tally.clicks,
         unique_clicks: tally.unique_clicks,
@@ -185,6 +187,7 @@ pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> 
         by_device,
         by_browser,
         by_os,
+        by_source,
     })
 }
 

@@ -33,7 +33,7 @@ pub use parked::{list_parked, retry_parked, ParkedChange};
 pub use reconcile::{reconcile, reconcile_if_due, resync, PushReport, RECONCILE_WINDOW};
 pub use sinks::{Applied, CloudflareKv, KvDelete, PushError, StaleKey, WorkerKv};
 
-use push::{push_isolating, Change, LinkState, Settled};
+use push::{push_isolating, Change, LinkState, Settled, STATE_COLUMNS};
 
 /// The advisory lock every KV writer (drainer, reconciliation, resync) holds while it reads and pushes.
 const SYNC_LOCK: i64 = 0x6b76_7379_6e63; // "kvsync"
@@ -80,11 +80,10 @@ pub async fn drain_once<S: KvSink>(db: &PgPool, sink: &S, batch: i64) -> anyhow:
             return Ok((0, None));
         }
         let link_ids: Vec<Uuid> = pending.iter().map(|(_, link)| *link).collect::<BTreeSet<_>>().into_iter().collect();
-        let states: Vec<LinkState> =
-            sqlx::query_as("select id, code, destination_url, version, active from links where id = any($1)")
-                .bind(&link_ids)
-                .fetch_all(&mut *tx)
-                .await?;
+        let states: Vec<LinkState> = sqlx::query_as(&format!("select {STATE_COLUMNS} from links where id = any($1)"))
+            .bind(&link_ids)
+            .fetch_all(&mut *tx)
+            .await?;
         let changes: Vec<Change> = states.into_iter().map(Change::from).collect();
         let settled = push_isolating(sink, &changes).await;
         let rows = settle_rows(tx, &pending, &changes, &settled).await?;

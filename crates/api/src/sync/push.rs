@@ -4,7 +4,8 @@
 
 use uuid::Uuid;
 
-use shared::LinkRecord;
+use chrono::{DateTime, Utc};
+use shared::{LinkRecord, Utm};
 
 use super::sinks::{Applied, KvDelete, PushError};
 use super::{KvPair, KvSink};
@@ -17,6 +18,36 @@ pub(super) struct LinkState {
     pub destination_url: String,
     pub version: i64,
     pub active: bool,
+    pub domain: Option<String>,
+    pub utm_source: Option<String>,
+    pub utm_medium: Option<String>,
+    pub utm_campaign: Option<String>,
+    pub utm_term: Option<String>,
+    pub utm_content: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub expired_url: Option<String>,
+}
+
+/// The columns of a [`LinkState`], in a query on `links`.
+pub(super) const STATE_COLUMNS: &str = "id, code, destination_url, version, active, domain, utm_source, utm_medium, \
+     utm_campaign, utm_term, utm_content, expires_at, expired_url";
+
+impl LinkState {
+    /// The record the edge serves the link from.
+    fn record(self) -> LinkRecord {
+        let mut record = LinkRecord::new(self.id, self.destination_url, self.version);
+        record.domain = self.domain;
+        record.utm = Utm {
+            source: self.utm_source,
+            medium: self.utm_medium,
+            campaign: self.utm_campaign,
+            term: self.utm_term,
+            content: self.utm_content,
+        };
+        record.expires_at_ms = self.expires_at.map(|t| t.timestamp_millis());
+        record.expired_url = self.expired_url;
+        record
+    }
 }
 
 /// One link's state as one KV operation: a write of its record (active) or a delete (inactive).
@@ -31,8 +62,9 @@ pub(super) struct Change {
 
 impl From<LinkState> for Change {
     fn from(state: LinkState) -> Self {
-        let value = state.active.then(|| LinkRecord::new(state.id, state.destination_url, state.version).to_json());
-        Change { link_id: state.id, version: state.version, key: state.code, value }
+        let (link_id, version, key, active) = (state.id, state.version, state.code.clone(), state.active);
+        let value = active.then(|| state.record().to_json());
+        Change { link_id, version, key, value }
     }
 }
 

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use super::push::{push_isolating, Change, LinkState};
+use super::push::{push_isolating, Change, LinkState, STATE_COLUMNS};
 use super::{in_transaction, parked, KvSink, DRAIN_BATCH, SYNC_LOCK};
 
 /// Links changed within this long before a reconciliation starts are pushed again by it.
@@ -128,11 +128,11 @@ async fn push_pages<S: KvSink>(
     loop {
         let pushed = in_transaction(db, async |tx| {
             sqlx::query("select pg_advisory_xact_lock($1)").bind(SYNC_LOCK).execute(&mut *tx).await?;
-            let rows: Vec<SeqState> = sqlx::query_as(
-                "select seq, id, code, destination_url, version, active from links
+            let rows: Vec<SeqState> = sqlx::query_as(&format!(
+                "select seq, {STATE_COLUMNS} from links
                  where seq > $1 and ($3::timestamptz is null or updated_at >= $3)
-                 order by seq limit $2",
-            )
+                 order by seq limit $2"
+            ))
             .bind(after)
             .bind(page)
             .bind(since)

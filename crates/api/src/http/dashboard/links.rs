@@ -210,6 +210,24 @@ pub async fn export(
     Ok(rest::export_csv(state, session.brand.id, query.filter()?))
 }
 
+/// A mark on a link whose destination's last check failed: a broken destination burns a paid post.
+fn destination_badge(link: &Link) -> Markup {
+    use crate::links::DestinationStatus;
+    html! {
+        @match link.destination_status {
+            Some(DestinationStatus::Broken) => {
+                span.badge.broken title="The destination answered with an error at its last check" {
+                    "Broken destination" @if let Some(status) = link.destination_http_status { " (" (status) ")" }
+                }
+            }
+            Some(DestinationStatus::Unreachable) => {
+                span.badge.broken title="The destination could not be reached at its last check" { "Destination unreachable" }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn link_row(link: &Link, (clicks, conversions): (i64, i64), names: &Names) -> Markup {
     let dash = "—";
     html! {
@@ -228,6 +246,7 @@ fn link_row(link: &Link, (clicks, conversions): (i64, i64), names: &Names) -> Ma
             td.num.conversions data-label="Conversions" { (conversions) }
             td.status data-label="Status" {
                 @if link.active { span.badge.active { "Active" } } @else { span.badge.inactive { "Inactive" } }
+                @if link.active { (destination_badge(link)) }
             }
             td.actions data-label="" {
                 @if link.active {
@@ -259,6 +278,22 @@ pub struct LinkForm {
     #[serde(default)]
     promo_code: String,
     share_revenue: Option<String>,
+    #[serde(default)]
+    domain: String,
+    #[serde(default)]
+    utm_source: String,
+    #[serde(default)]
+    utm_medium: String,
+    #[serde(default)]
+    utm_campaign: String,
+    #[serde(default)]
+    utm_term: String,
+    #[serde(default)]
+    utm_content: String,
+    #[serde(default)]
+    expires_at: String,
+    #[serde(default)]
+    expired_url: String,
 }
 
 impl CsrfForm for LinkForm {
@@ -276,6 +311,10 @@ struct LinkErrors {
     platform: Option<String>,
     content_type: Option<String>,
     promo_code: Option<String>,
+    domain: Option<String>,
+    utm: Option<String>,
+    expires_at: Option<String>,
+    expired_url: Option<String>,
 }
 
 impl LinkErrors {
@@ -287,6 +326,10 @@ impl LinkErrors {
             &self.platform,
             &self.content_type,
             &self.promo_code,
+            &self.domain,
+            &self.utm,
+            &self.expires_at,
+            &self.expired_url,
         ]
         .iter()
         .any(|e| e.is_some())
@@ -299,6 +342,9 @@ impl LinkErrors {
             LinkError::Invalid { code: "invalid_destination_url", .. } => &mut self.destination_url,
             LinkError::Invalid { code: "invalid_promo_code", .. } => &mut self.promo_code,
             LinkError::Conflict { code: "promo_code_taken", .. } => &mut self.promo_code,
+            LinkError::Invalid { code: "invalid_domain", .. } => &mut self.domain,
+            LinkError::Invalid { code: "invalid_utm", .. } => &mut self.utm,
+            LinkError::Invalid { code: "invalid_expired_url", .. } => &mut self.expired_url,
             LinkError::NotFound("creator") => &mut self.creator_id,
             LinkError::NotFound("campaign") => &mut self.campaign_id,
             _ => return Err(error.into()),
@@ -341,17 +387,61 @@ impl LinkForm {
             platform,
             content_type,
             // An empty field means no promo code (the API refuses an empty string: a form cannot omit it).
-            promo_code: Some(self.promo_code.trim()).filter(|p| !p.is_empty()).map(str::to_owned),
+            promo_code: filled(&self.promo_code),
             share_revenue: self.share_revenue.is_some(),
+            domain: filled(&self.domain),
+            utm_source: filled(&self.utm_source),
+            utm_medium: filled(&self.utm_medium),
+            utm_campaign: filled(&self.utm_campaign),
+            utm_term: filled(&self.utm_term),
+            utm_content: filled(&self.utm_content),
+            expires_at: match self.expires_at.trim() {
+                "" => None,
+                raw => parse_local_utc(raw).map_err(|e| errors.expires_at = Some(e)).ok(),
+            },
+            expired_url: filled(&self.expired_url),
         }
     }
+}
+
+/// A field's text, trimmed; `None` when empty (a form cannot leave a field out).
+fn filled(raw: &str) -> Option<String> {
+    Some(raw.trim()).filter(|v| !v.is_empty()).map(str::to_owned)
+}
+
+/// A `datetime-local` value (`2026-12-31T23:59`, seconds optional), read as UTC, as the form says.
+fn parse_local_utc(raw: &str) -> Result<DateTime<Utc>, String> {
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(raw, format).ok())
+        .map(|t| t.and_utc())
+        .ok_or_else(|| "expires_at must be a date and time such as 2026-12-31T23:59 (UTC)".to_owned())
 }
 
 fn one_of<T: std::fmt::Display>(field: &str, all: &[T]) -> String {
     format!("{field} must be one of {}", all.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
 }
 
-fn link_form(session: &Session, names: &Names, form: &LinkForm, errors: &LinkErrors) -> Markup {
+/// The short domains a new link can be on: the default tracking domain's host, and the brand's active
+/// domains.
+struct DomainChoice {
+    default_host: String,
+    active: Vec<(String, String)>,
+}
+
+async fn active_domains(state: &AppState, brand_id: Uuid) -> Result<DomainChoice, Error> {
+    let active = state
+        .domains
+        .list(brand_id)
+        .await?
+        .into_iter()
+        .filter(|d| d.status == crate::domains::DomainStatus::Active)
+        .map(|d| (d.hostname.clone(), d.hostname))
+        .collect();
+    Ok(DomainChoice { default_host: state.config.tracking_base_url.host_str().unwrap_or_default().to_owned(), active })
+}
+
+fn link_form(session: &Session, names: &Names, domains: &DomainChoice, form: &LinkForm, errors: &LinkErrors) -> Markup {
     let platforms: Vec<(String, String)> =
         Platform::ALL.iter().map(|p| (p.as_str().to_owned(), views::platform_label(*p).to_owned())).collect();
     let content_types: Vec<(String, String)> =
@@ -386,6 +476,39 @@ fn link_form(session: &Session, names: &Names, form: &LinkForm, errors: &LinkErr
                 label for="share_revenue" { "Share Revenue" }
                 p.hint { "Let the creator see the revenue this link earns." }
             }
+            @if !domains.active.is_empty() || !form.domain.is_empty() {
+                (views::select_field("domain", "Short domain", &format!("{} (default)", domains.default_host),
+                    &domains.active, &form.domain, errors.domain.as_deref()))
+            }
+            fieldset.utm data-utm-prefill {
+                legend { "UTM tags" }
+                p.hint { "Added to the destination so your analytics credit the visit; a tag the destination URL already "
+                    "has is kept as it is." }
+                @if let Some(error) = &errors.utm { p.error id="utm-error" { (error) } }
+                @for (name, label, value, hint) in [
+                    ("utm_source", "Source", &form.utm_source, "e.g. instagram: filled from the platform"),
+                    ("utm_medium", "Medium", &form.utm_medium, "e.g. creator"),
+                    ("utm_campaign", "Campaign", &form.utm_campaign, "filled from the campaign's name"),
+                    ("utm_term", "Term", &form.utm_term, "optional"),
+                    ("utm_content", "Content", &form.utm_content, "optional, e.g. the post"),
+                ] {
+                    (views::text_field(name, label, value, None, FieldAttrs {
+                        hint: Some(hint), maxlength: Some(crate::links::MAX_UTM_LEN), autocomplete: Some("off"),
+                        ..FieldAttrs::text()
+                    }))
+                }
+            }
+            fieldset.expiry {
+                legend { "Expiry" }
+                (views::text_field("expires_at", "Expires at (UTC)", &form.expires_at, errors.expires_at.as_deref(),
+                    FieldAttrs { kind: "datetime-local", hint: Some("Optional: from then on the link records no clicks."),
+                        ..FieldAttrs::text() }))
+                (views::text_field("expired_url", "After expiry, send visitors to", &form.expired_url,
+                    errors.expired_url.as_deref(), FieldAttrs {
+                        kind: "url", inputmode: Some("url"), maxlength: Some(crate::domain::MAX_URL_LEN),
+                        hint: Some("Optional: without it, an expired link shows a not-found page."), ..FieldAttrs::text()
+                    }))
+            }
             div.actions {
                 button.primary type="submit" { "Create Link" }
                 a href="/brand/attribution/links" { "Cancel" }
@@ -407,12 +530,19 @@ pub async fn new_form(
     Query(query): Query<NewQuery>,
 ) -> Result<Response, DashError> {
     let names = Names::load(&state, session.brand.id).await?;
+    let campaign_id = query.campaign_id.unwrap_or_default();
+    // The campaign's name is the UTM campaign a brand would type; the script keeps it in step when the
+    // campaign changes (pre-filled here for browsers without it).
+    let utm_campaign = names.campaigns.iter().find(|(id, _)| *id == campaign_id).map(|(_, n)| n.clone());
     let form = LinkForm {
-        campaign_id: query.campaign_id.unwrap_or_default(),
         creator_id: query.creator_id.unwrap_or_default(),
+        utm_medium: "creator".to_owned(),
+        utm_campaign: utm_campaign.unwrap_or_default(),
+        campaign_id,
         ..Default::default()
     };
-    let content = link_form(&session, &names, &form, &LinkErrors::default());
+    let domains = active_domains(&state, session.brand.id).await?;
+    let content = link_form(&session, &names, &domains, &form, &LinkErrors::default());
     Ok(views::page("New Link", &session, Section::Links, content).into_response())
 }
 
@@ -442,7 +572,8 @@ pub async fn create(State(state): State<AppState>, posted: Posted<LinkForm>) -> 
         return Ok(Redirect::to(&format!("/brand/attribution/links/{}?created=1", link.id)).into_response());
     }
     let names = Names::load(&state, session.brand.id).await?;
-    let content = link_form(&session, &names, &form, &errors);
+    let domains = active_domains(&state, session.brand.id).await?;
+    let content = link_form(&session, &names, &domains, &form, &errors);
     Ok((StatusCode::UNPROCESSABLE_ENTITY, views::page("New Link", &session, Section::Links, content)).into_response())
 }
 
@@ -498,6 +629,27 @@ pub async fn detail(
             dt { "Promo code" } dd { (link.promo_code.as_deref().unwrap_or(dash)) }
             dt { "Share revenue" } dd { @if link.share_revenue { "Shared" } @else { "Not shared" } }
             dt { "Created" } dd { (when(link.created_at)) }
+            dt { "Destination check" } dd.destination-check {
+                @match (link.destination_status, link.destination_checked_at) {
+                    (Some(crate::links::DestinationStatus::Ok), Some(at)) => { "OK at " (when(at)) }
+                    (Some(_), Some(at)) => { (destination_badge(&link)) " at " (when(at)) }
+                    _ => { "Not checked yet" }
+                }
+            }
+            @let utm = shared::Utm {
+                source: link.utm_source.clone(), medium: link.utm_medium.clone(), campaign: link.utm_campaign.clone(),
+                term: link.utm_term.clone(), content: link.utm_content.clone(),
+            };
+            @if !utm.is_empty() {
+                dt { "UTM tags" } dd.utm { @for (key, value) in utm.pairs() { code { (key) "=" (value) } " " } }
+                dt { "Visitors land on" } dd { (utm.apply(&link.destination_url)) }
+            }
+            @if let Some(expires_at) = link.expires_at {
+                dt { "Expires" } dd.expiry {
+                    (when(expires_at))
+                    @if let Some(url) = &link.expired_url { ", then sends visitors to " (url) } @else { ", then shows a not-found page" }
+                }
+            }
         }
         h2 { "All time" }
         ul.totals {
