@@ -397,3 +397,90 @@ fn concurrent_clicks_each_reach_the_api_exactly_once() {
     sent.sort();
     assert_eq!(delivered, sent);
 }
+
+/// A record with the fields a brand sets beyond the destination.
+fn link_with(n: u128, destination: &str, edit: impl FnOnce(&mut LinkRecord)) -> LinkRecord {
+    let mut record = link(n, destination);
+    edit(&mut record);
+    record
+}
+
+#[test]
+fn custom_domains_serve_their_own_links_and_the_default_domain_serves_all() {
+    let (worker, receiver) = start_with_receiver();
+    let on_a = link_with(41, "https://shop-a.example/p", |r| r.domain = Some("go.brand-a.example".into()));
+    let on_b = link_with(42, "https://shop-b.example/p", |r| r.domain = Some("go.brand-b.example".into()));
+    let plain = link(43, "https://shop-a.example/plain");
+    worker.kv_put(&[("gdmnpqrs", &on_a), ("bdmnpqrs", &on_b), ("pdmnpqrs", &plain)]);
+    let host = |h: &'static str| [("Host", h), ("User-Agent", CHROME)];
+
+    let own = get(&worker, "/gdmnpqrs", &host("go.brand-a.example"));
+    assert_eq!(own.status, 302, "a link on its own domain redirects");
+    assert!(own.location().starts_with("https://shop-a.example/p?cs_ref="), "{}", own.location());
+    let default = get(&worker, "/gdmnpqrs", &[("User-Agent", CHROME)]);
+    assert_eq!(default.status, 302, "and on the default domain");
+    for (code, what) in [("bdmnpqrs", "another brand's domain"), ("pdmnpqrs", "the default domain")] {
+        let reply = get(&worker, &format!("/{code}"), &host("go.brand-a.example"));
+        assert_eq!(reply.status, 404, "a link on {what} is unknown on go.brand-a.example");
+        assert!(reply.header("set-cookie").is_none());
+        let peek = request("HEAD", &worker.url(&format!("/{code}")), &host("go.brand-a.example"));
+        assert_eq!(peek.status, 404);
+    }
+    // A host name is compared without its port and whatever its case.
+    let upper = get(&worker, "/gdmnpqrs", &host("GO.Brand-A.example:443"));
+    assert_eq!(upper.status, 302);
+
+    let clicks = wait_for_clicks(&receiver, &[own.cs_ref(), default.cs_ref(), upper.cs_ref()]);
+    assert!(clicks.iter().all(|c| c.link_id == on_a.link_id));
+    assert_eq!(accepted_clicks(&receiver).len(), 3, "the 404s recorded nothing");
+}
+
+#[test]
+fn utm_tags_reach_the_destination_qr_scans_are_counted_apart_and_expired_links_record_nothing() {
+    let (worker, receiver) = start_with_receiver();
+    let tagged = link_with(51, "https://shop.example/p?utm_source=newsletter#top", |r| {
+        r.utm = shared::Utm { source: Some("instagram".into()), medium: Some("creator".into()), ..Default::default() }
+    });
+    let now = now_ms();
+    let expired = link_with(52, "https://shop.example/sale", |r| {
+        r.expires_at_ms = Some(now - 1_000);
+        r.expired_url = Some("https://shop.example/sale-ended".into());
+    });
+    let expired_bare = link_with(53, "https://shop.example/sale", |r| r.expires_at_ms = Some(now - 1_000));
+    let running = link_with(54, "https://shop.example/sale", |r| r.expires_at_ms = Some(now + 3_600_000));
+    worker.kv_put(&[
+        ("umnpqrst", &tagged),
+        ("exmnpqrs", &expired),
+        ("eymnpqrs", &expired_bare),
+        ("ezmnpqrs", &running),
+    ]);
+
+    let tagged_click = get(&worker, "/umnpqrst", &[("User-Agent", CHROME)]);
+    let click_id = tagged_click.cs_ref();
+    assert_eq!(
+        tagged_click.location(),
+        format!("https://shop.example/p?utm_source=newsletter&utm_medium=creator&cs_ref={click_id}#top"),
+        "the destination's own utm_source wins; the missing tag is added"
+    );
+    let scan = get(&worker, "/umnpqrst?qr=1", &[("User-Agent", CHROME)]);
+    assert_eq!(scan.status, 302);
+    assert!(!scan.location().contains("qr=1"), "the marker never reaches the destination: {}", scan.location());
+
+    for method in ["GET", "HEAD"] {
+        let gone = request(method, &worker.url("/exmnpqrs"), &[("User-Agent", CHROME)]);
+        assert_eq!(gone.status, 302, "{method}");
+        assert_eq!(gone.location(), "https://shop.example/sale-ended", "no click id after expiry");
+        assert!(gone.header("set-cookie").is_none());
+        assert_eq!(gone.header("cache-control"), Some("private, no-store"));
+        let bare = request(method, &worker.url("/eymnpqrs"), &[("User-Agent", CHROME)]);
+        assert_eq!(bare.status, 404, "{method}");
+    }
+    let before_expiry = get(&worker, "/ezmnpqrs", &[("User-Agent", CHROME)]);
+    assert_eq!(before_expiry.status, 302);
+
+    let clicks = wait_for_clicks(&receiver, &[click_id, scan.cs_ref(), before_expiry.cs_ref()]);
+    let sources: Vec<_> = clicks.iter().map(|c| c.source).collect();
+    assert_eq!(sources, [shared::ClickSource::Link, shared::ClickSource::Qr, shared::ClickSource::Link]);
+    let all = accepted_clicks(&receiver);
+    assert_eq!(all.len(), 3, "expired links recorded no click: {all:?}");
+}

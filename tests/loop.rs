@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use e2e::stack::{start, IPHONE, SYNC_TOKEN};
 use e2e::wait_until;
+use serde_json::json;
 
 #[test]
 fn a_link_created_through_the_api_redirects_at_the_edge_and_its_click_reaches_the_stats() {
@@ -118,4 +119,69 @@ fn while_the_kv_sync_is_refused_changes_wait_in_the_outbox_and_land_after() {
     wait_until("the outbox to drain", Duration::from_secs(60), || {
         (stack.api.sql_scalar("select count(*) from link_sync_outbox where done_at is null") == "0").then_some(())
     });
+}
+
+#[test]
+fn a_link_on_the_brands_own_domain_carries_its_utm_tags_counts_qr_scans_apart_and_ends_when_it_expires() {
+    let stack = start(SYNC_TOKEN);
+    let key = &stack.brand.api_key;
+    let other = stack.api.create_brand("Other brand");
+    for (hostname, brand_key) in [("go.loop-brand.example", key), ("go.other-brand.example", &other.api_key)] {
+        let (status, domain) = stack.api.call("POST", "/v1/domains", brand_key, Some(&json!({"hostname": hostname})));
+        assert_eq!((status, domain["status"].as_str()), (201, Some("pending")), "{domain}");
+        assert!(stack.api.run(&["domain", "activate", hostname]).contains("active"));
+    }
+    let body = json!({"destination_url": "https://shop.example/serum?utm_source=site", "domain": "go.loop-brand.example",
+                      "utm_source": "tiktok", "utm_medium": "creator", "utm_campaign": "Spring drop"});
+    let (status, link) = stack.api.call("POST", "/v1/links", key, Some(&body));
+    assert_eq!(status, 201, "{link}");
+    let code = link["code"].as_str().unwrap();
+    assert_eq!(link["short_url"], format!("https://go.loop-brand.example/{code}"));
+    let ended = json!({"destination_url": "https://shop.example/sale", "expires_at": "2020-01-01T00:00:00Z",
+                       "expired_url": "https://shop.example/sale-ended"});
+    let (status, expired) = stack.api.call("POST", "/v1/links", key, Some(&ended));
+    assert_eq!(status, 201, "{expired}");
+    let expired_code = expired["code"].as_str().unwrap();
+    stack.wait_for_redirect(code);
+    stack.wait_for_redirect(expired_code);
+
+    let visit = |path: &str, host: &str| {
+        let response = e2e::http()
+            .get(stack.edge.url(path))
+            .header("Host", host)
+            .header("User-Agent", IPHONE)
+            .call()
+            .expect("the edge answers");
+        let location = response.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
+        (response.status().as_u16(), location)
+    };
+    let (status, location) = visit(&format!("/{code}"), "go.loop-brand.example");
+    assert_eq!(status, 302);
+    let location = location.unwrap();
+    let cs_ref = location.split("cs_ref=").nth(1).unwrap().to_owned();
+    assert_eq!(
+        location,
+        format!(
+            "https://shop.example/serum?utm_source=site&utm_medium=creator&utm_campaign=Spring+drop&cs_ref={cs_ref}"
+        )
+    );
+    let (status, location) = visit(&format!("/{code}?qr=1"), "go.loop-brand.example");
+    assert_eq!(status, 302);
+    let scan = location.unwrap().split("cs_ref=").nth(1).unwrap().to_owned();
+    assert_eq!(visit(&format!("/{code}"), "go.other-brand.example").0, 404, "another brand's domain");
+    let (status, location) = visit(&format!("/{expired_code}"), "go.loop-brand.example");
+    assert_eq!((status, location.as_deref()), (404, None), "the expired link is not on the brand's domain");
+    let (status, location) = stack.visit(expired_code, &[("User-Agent", IPHONE)]);
+    assert_eq!((status, location), (302, None), "an expired link hands out no click id");
+
+    wait_until("the click and the scan to be stored", Duration::from_secs(60), || {
+        let stored = stack.stored_click_ids();
+        (stored.contains(&cs_ref) && stored.contains(&scan)).then_some(())
+    });
+    let stats = stack.stats(&link);
+    assert_eq!(stats["by_source"], json!({"link": 1, "qr": 1}), "{stats}");
+    let expired_clicks = stack
+        .api
+        .sql_scalar(&format!("select count(*) from clicks where link_id = '{}'", expired["id"].as_str().unwrap()));
+    assert_eq!(expired_clicks, "0", "an expired link records no click");
 }

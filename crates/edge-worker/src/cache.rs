@@ -22,7 +22,7 @@ pub const LINK_CACHE_CAPACITY: usize = 4_096;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
     /// A link to redirect to: its record, with the destination parsed and checked (worth caching).
-    Found(Target),
+    Found(Box<Target>),
     /// The tombstone of a deactivated link: answered like an unknown code.
     Deleted,
     /// A value this worker cannot serve, and why (to log): answered like an unknown code.
@@ -33,8 +33,8 @@ pub enum Stored {
 /// isolate then caches the [`Target`]), so a click on a cached link pays nothing for it.
 pub fn parse_stored(json: &str) -> Stored {
     match StoredLink::from_json(json) {
-        Ok(StoredLink::Live(link)) => match Target::new(link) {
-            Ok(target) => Stored::Found(target),
+        Ok(StoredLink::Live(link)) => match Target::new(*link) {
+            Ok(target) => Stored::Found(Box::new(target)),
             Err(e) => Stored::Unusable(format!("destination refused: {e}")),
         },
         Ok(StoredLink::Deleted(_)) => Stored::Deleted,
@@ -117,7 +117,7 @@ mod tests {
     fn a_stored_record_with_an_http_destination_is_found_with_its_destination_parsed() {
         let Stored::Found(target) = stored("https://shop.example/p?a=1") else { panic!("not found") };
         assert_eq!(target.link.version, 2);
-        assert_eq!(target, Target::new(target.link.clone()).unwrap());
+        assert_eq!(*target, Target::new(target.link.clone()).unwrap());
     }
 
     #[test]

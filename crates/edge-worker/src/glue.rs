@@ -221,7 +221,7 @@ async fn read_link(env: &Env, code: Code) -> std::result::Result<Option<Target>,
         }
     };
     match parse_stored(&json) {
-        Stored::Found(target) => Ok(Some(target)),
+        Stored::Found(target) => Ok(Some(*target)),
         Stored::Deleted => Ok(None),
         Stored::Unusable(why) => {
             console_error!("KV record of {code} cannot be served, answering 404: {why}");

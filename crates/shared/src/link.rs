@@ -288,7 +288,7 @@ impl LinkTombstone {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredLink {
     /// An active link.
-    Live(LinkRecord),
+    Live(Box<LinkRecord>),
     /// A deactivated link, remembered for its version.
     Deleted(LinkTombstone),
 }
@@ -298,7 +298,7 @@ impl StoredLink {
     /// [`LinkTombstone`]. The error is the record's, which says more about a value that is neither.
     pub fn from_json(json: &str) -> Result<Self, LinkRecordError> {
         match LinkRecord::from_json(json) {
-            Ok(record) => Ok(StoredLink::Live(record)),
+            Ok(record) => Ok(StoredLink::Live(Box::new(record))),
             Err(e) => serde_json::from_str(json).map(StoredLink::Deleted).map_err(|_| e),
         }
     }
@@ -402,7 +402,7 @@ mod tests {
     fn kv_values_are_live_records_or_tombstones_with_their_versions() {
         let record = LinkRecord::new(Uuid::from_u128(42), "https://shop.example/".into(), 3);
         let live = StoredLink::from_json(&record.to_json()).unwrap();
-        assert_eq!((live.version(), &live), (3, &StoredLink::Live(record)));
+        assert_eq!((live.version(), &live), (3, &StoredLink::Live(Box::new(record))));
         let json = LinkTombstone::new(4).to_json();
         assert_eq!(json, r#"{"v":2,"deleted_version":4}"#);
         let deleted = StoredLink::from_json(&json).unwrap();

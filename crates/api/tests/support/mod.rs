@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cloudflare;
+pub mod saas;
 
 use api::http::{self, AppState};
 use api::Config;
