@@ -991,3 +991,76 @@ async fn the_dashboard_exports_links_orders_and_reports_as_csv(pool: PgPool) {
     let mut stranger = Browser::new(&api);
     assert_eq!(stranger.get("/brand/attribution/links.csv").await.status, StatusCode::SEE_OTHER);
 }
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_domains_page_adds_a_domain_and_new_links_take_it_with_utm_tags_and_expiry(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let campaign = api.create("/v1/campaigns", json!({"name": "Spring drop"})).await;
+    let mut browser = Browser::new(&api);
+    let token = browser.signed_in("jess@acme.example").await;
+
+    let refused = browser.post("/brand/domains", &[("csrf", &token), ("hostname", "trk.creatorscore.io")]).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused.body.contains("the tracking domain and its subdomains cannot be added"), "{}", refused.body);
+    let added = browser.post("/brand/domains", &[("csrf", &token), ("hostname", "Go.Acme.example")]).await;
+    assert_eq!(added.location(), Some("/brand/domains?added=1"));
+    let page = browser.get("/brand/domains?added=1").await;
+    assert!(page.body.contains(r#"data-hostname="go.acme.example""#) && page.body.contains("Pending"), "{}", page.body);
+    assert!(page
+        .body
+        .contains("<td>CNAME</td><td><code>go.acme.example</code></td><td><code>trk.creatorscore.io</code>"));
+    // A pending domain is not offered to links yet.
+    let form =
+        browser.get(&format!("/brand/attribution/links/new?campaign_id={}", campaign["id"].as_str().unwrap())).await;
+    assert!(!form.body.contains(r#"<option value="go.acme.example""#));
+    // The campaign's name and `creator` are filled in as UTM tags already (the script follows changes).
+    assert!(form.body.contains(r#"name="utm_campaign" type="text" value="Spring drop""#), "{}", form.body);
+    assert!(form.body.contains(r#"name="utm_medium" type="text" value="creator""#));
+
+    api::domains::Domains::activate(&api.pool, "go.acme.example").await.unwrap();
+    let form = browser.get("/brand/attribution/links/new").await;
+    assert!(form.body.contains(r#"<option value="go.acme.example">go.acme.example</option>"#), "{}", form.body);
+    let fields = [
+        ("csrf", token.as_str()),
+        ("destination_url", "https://shop.example/serum"),
+        ("domain", "go.acme.example"),
+        ("utm_source", "instagram"),
+        ("utm_medium", "creator"),
+        ("utm_campaign", ""),
+        ("expires_at", "2031-05-01T12:30"),
+        ("expired_url", "https://shop.example/ended"),
+    ];
+    let created = browser.post("/brand/attribution/links", &fields).await;
+    let location = created.location().expect("a redirect to the new link").to_owned();
+    let link = api.get("/v1/links").await.body["data"][0].clone();
+    assert_eq!(link["domain"], "go.acme.example");
+    assert_eq!((link["utm_source"].as_str(), link["utm_campaign"].as_str()), (Some("instagram"), None));
+    assert_eq!(link["expires_at"], "2031-05-01T12:30:00Z");
+    let detail = browser.get(&location).await;
+    assert!(detail.body.contains(&format!("https://go.acme.example/{}", link["code"].as_str().unwrap())));
+    assert!(
+        detail.body.contains("https://shop.example/serum?utm_source=instagram&amp;utm_medium=creator"),
+        "{}",
+        detail.body
+    );
+    assert!(detail.body.contains("2031-05-01 12:30 UTC, then sends visitors to https://shop.example/ended"));
+
+    // A bad expiry or tag stays beside its field, with what was typed.
+    let mut bad = fields;
+    bad[6] = ("expires_at", "soon");
+    bad[3] = ("utm_source", "line\u{1}break");
+    let page = browser.post("/brand/attribution/links", &bad).await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.body.contains(r#"id="expires_at-error">expires_at must be a date and time"#), "{}", page.body);
+    assert!(page.body.contains(r#"id="utm-error">utm_source must be 1 to 255 characters"#), "{}", page.body);
+
+    // In use: not removed, and the page says why.
+    let in_use = browser.post("/brand/domains/go.acme.example/remove", &[("csrf", &token)]).await;
+    assert_eq!(in_use.status, StatusCode::CONFLICT);
+    assert!(in_use.body.contains("1 active links use this domain"), "{}", in_use.body);
+    api.delete(&format!("/v1/links/{}", link["id"].as_str().unwrap())).await;
+    let removed = browser.post("/brand/domains/go.acme.example/remove", &[("csrf", &token)]).await;
+    assert_eq!(removed.location(), Some("/brand/domains?removed=1"));
+    assert_eq!(api.get("/v1/domains").await.body["data"], json!([]));
+}

@@ -21,6 +21,7 @@ use super::AppState;
 mod attribution;
 mod campaigns;
 mod creators;
+mod domains;
 mod links;
 mod pages;
 pub mod session;
@@ -141,6 +142,8 @@ pub fn router() -> Router<AppState> {
         .route("/creators", get(creators::page).post(creators::create))
         .route("/creators/{id}/revoke-tokens", axum::routing::post(creators::revoke_tokens))
         .route("/campaigns", get(campaigns::page).post(campaigns::create))
+        .route("/domains", get(domains::page).post(domains::create))
+        .route("/domains/{hostname}/remove", axum::routing::post(domains::remove))
         .route("/webhooks", get(webhooks::page).post(webhooks::create))
         .route("/webhooks/{id}", get(webhooks::detail))
         .route("/webhooks/{id}/{action}", axum::routing::post(webhooks::act))

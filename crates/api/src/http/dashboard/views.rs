@@ -13,6 +13,7 @@ pub enum Section {
     Attribution,
     Creators,
     Campaigns,
+    Domains,
     Webhooks,
 }
 
@@ -34,6 +35,7 @@ pub fn page(title: &str, session: &Session, section: Section, content: Markup) -
                         (nav_item(Section::Links, "/brand/attribution/links", "Tracking Links"))
                         (nav_item(Section::Creators, "/brand/creators", "Creators"))
                         (nav_item(Section::Campaigns, "/brand/campaigns", "Campaigns"))
+                        (nav_item(Section::Domains, "/brand/domains", "Domains"))
                         (nav_item(Section::Webhooks, "/brand/webhooks", "Webhooks"))
                     }
                 }
