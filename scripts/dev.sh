@@ -54,6 +54,9 @@ cat <<MSG
   Then, with the api_key:
     curl -s -H "Authorization: Bearer \$KEY" -H 'Content-Type: application/json' \\
       -d '{"destination_url":"https://shop.example/p"}' http://$BIND_ADDR/v1/links
+  A brand's own short domain: POST /v1/domains {"hostname":"go.brand.test"}, then
+    DATABASE_URL=$DATABASE_URL target/release/api domain activate go.brand.test
+  and try its links with: curl -i -H 'Host: go.brand.test' http://127.0.0.1:$EDGE_PORT/{code}
   A person who signs in to the dashboard (prints a password, shown once):
     DATABASE_URL=$DATABASE_URL target/release/api user create --brand \$BRAND_ID --email you@example.com
 
