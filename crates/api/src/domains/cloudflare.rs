@@ -162,28 +162,23 @@ impl CustomHostnames {
     async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> Result<CustomHostname, DomainError> {
         match self.send_raw(request, what).await {
             Ok(Some(result)) => Ok(result),
-            Ok(None) => Err(DomainError::Internal(anyhow::anyhow!("{what}: Cloudflare answered without a result"))),
+            Ok(None) => Err(DomainError::Unavailable(format!("{what}: Cloudflare answered without a result"))),
             Err(Failure::NotFound) => Err(DomainError::Provider("Cloudflare no longer knows this hostname".into())),
             Err(Failure::Domain(e)) => Err(e),
         }
     }
 
     async fn send_raw(&self, request: reqwest::RequestBuilder, what: &str) -> Result<Option<CustomHostname>, Failure> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| Failure::Domain(DomainError::Internal(anyhow::Error::new(e).context(what.to_owned()))))?;
+        let unavailable = |why: String| Failure::Domain(DomainError::Unavailable(why));
+        let response =
+            request.bearer_auth(&self.token).send().await.map_err(|e| unavailable(format!("{what}: {e}")))?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| {
-            Failure::Domain(DomainError::Internal(anyhow::Error::new(e).context(format!("{what}: reading the answer"))))
-        })?;
+        let body = response.text().await.map_err(|e| unavailable(format!("{what}: reading the answer: {e}")))?;
         if status == reqwest::StatusCode::NOT_FOUND {
             return Err(Failure::NotFound);
         }
-        let envelope: Envelope = serde_json::from_str(&body).map_err(|e| {
-            Failure::Domain(DomainError::Internal(anyhow::anyhow!("{what}: status {status}, unreadable answer: {e}")))
-        })?;
+        let envelope: Envelope = serde_json::from_str(&body)
+            .map_err(|e| unavailable(format!("{what}: status {status}, unreadable answer: {e}")))?;
         if status.is_success() && envelope.success {
             return Ok(envelope.result);
         }
@@ -196,7 +191,9 @@ impl CustomHostnames {
             // Cloudflare refused the hostname itself (already in use elsewhere, not allowed): the brand's to know.
             return Err(Failure::Domain(DomainError::Provider(message)));
         }
-        Err(Failure::Domain(DomainError::Internal(anyhow::anyhow!("{what}: status {status}: {message}"))))
+        // A 401/403 is this deployment's token, a 5xx Cloudflare's trouble: the brand can only retry.
+        tracing::error!(status = %status, message, "{what} failed at Cloudflare");
+        Err(unavailable(format!("{what}: status {status}")))
     }
 }
 

@@ -144,9 +144,12 @@ pub enum DomainError {
     /// The brand has as many domains as it may.
     #[error("a brand may have at most {MAX_DOMAINS_PER_BRAND} domains; remove one first")]
     TooMany,
-    /// Cloudflare refused or failed the request (its message, for the brand).
+    /// Cloudflare refused the hostname (its message, for the brand).
     #[error("the domain provider refused: {0}")]
     Provider(String),
+    /// Cloudflare could not be reached or failed; nothing was changed.
+    #[error("the domain provider is unavailable, please retry: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0:#}")]
@@ -366,6 +369,11 @@ impl Domains {
         let (state, error) = match cf.get(&id).await {
             Ok(state) => (Some(state), None),
             Err(DomainError::Provider(message)) => (None, Some(message)),
+            Err(DomainError::Unavailable(why)) => {
+                // What is stored stays true; the next check asks again.
+                tracing::warn!(hostname, error = %why, "Cloudflare is unavailable; the domain stays as it was");
+                return Ok(None);
+            }
             Err(e) => return Err(e),
         };
         let row = sqlx::query_as::<_, DomainRow>(&format!(

@@ -35,7 +35,9 @@ pub struct CreateDomain {
         (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
         (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
         (status = 422, body = ErrorBody, description = "`invalid_hostname`, `domain_refused` (Cloudflare refused \
-            it), or `invalid_body`")))]
+            it), or `invalid_body`"),
+        (status = 503, body = ErrorBody, description = "`provider_unavailable`: Cloudflare could not be reached; \
+            nothing was stored")))]
 pub async fn create(
     State(state): State<AppState>,
     brand: Brand,
@@ -70,7 +72,9 @@ pub async fn get(
         deleted links on it fall back to the default domain.",
     responses((status = 204, description = "removed"), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "not a domain of this brand"),
-        (status = 409, body = ErrorBody, description = "`domain_in_use`: active links use it")))]
+        (status = 409, body = ErrorBody, description = "`domain_in_use`: active links use it"),
+        (status = 503, body = ErrorBody, description = "`provider_unavailable`: Cloudflare could not be reached; \
+            the domain is kept")))]
 pub async fn delete(
     State(state): State<AppState>,
     brand: Brand,

@@ -114,6 +114,11 @@ impl From<crate::domains::DomainError> for Error {
             e @ DomainError::InUse(_) => Error::Conflict { code: "domain_in_use", message: e.to_string() },
             e @ DomainError::TooMany => Error::Conflict { code: "too_many_domains", message: e.to_string() },
             e @ DomainError::Provider(_) => Error::invalid_field("domain_refused", e.to_string()),
+            e @ DomainError::Unavailable(_) => Error::Invalid {
+                status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                code: "provider_unavailable",
+                message: e.to_string(),
+            },
             DomainError::Database(db) => Error::Database(db),
             DomainError::Internal(e) => Error::Internal(e),
         }
