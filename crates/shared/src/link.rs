@@ -285,6 +285,9 @@ impl LinkTombstone {
 }
 
 /// What KV holds under a code: a link to redirect to, or the tombstone of a deactivated one.
+// One value lives for one request at a time: boxing the live record would save nothing worth a
+// pointer (and the edge's wasm reads it on every redirect).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoredLink {
     /// An active link.
