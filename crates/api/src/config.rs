@@ -71,6 +71,9 @@ pub struct Config {
     /// `ALLOW_PRIVATE_TARGETS`: a development setting; `true` lets webhooks (and destination checks) reach
     /// plain http, loopback, private and link-local addresses. Default `false`.
     pub allow_private_targets: bool,
+    /// `DESTINATION_CHECKS`: whether this process checks links' destinations in the background (default
+    /// `true`; see `links::health`).
+    pub destination_checks: bool,
     /// `WEBHOOK_TIMEOUT_SECONDS`: how long an outbound webhook delivery waits for a 2xx (default 10).
     pub webhook_timeout: std::time::Duration,
     /// `CF_ZONE_ID` (with `CF_API_TOKEN` and `CF_API_BASE`): the Cloudflare for SaaS zone whose custom
@@ -171,6 +174,11 @@ impl Config {
                 "true" | "1" | "yes" => true,
                 "false" | "0" | "no" => false,
                 other => bail!("ALLOW_PRIVATE_TARGETS={other:?} must be true or false"),
+            },
+            destination_checks: match get("DESTINATION_CHECKS", "true").as_str() {
+                "true" | "1" | "yes" => true,
+                "false" | "0" | "no" => false,
+                other => bail!("DESTINATION_CHECKS={other:?} must be true or false"),
             },
             webhook_timeout: std::time::Duration::from_secs(parse_positive::<u64>(
                 "WEBHOOK_TIMEOUT_SECONDS",
@@ -541,6 +549,15 @@ mod tests {
             let err = Config::from_lookup(|n| (n == name).then(|| bad.to_owned())).unwrap_err();
             assert!(err.to_string().contains(name), "{name}={bad}");
         }
+    }
+
+    #[test]
+    fn destination_checks_run_unless_turned_off() {
+        assert!(Config::from_lookup(|_| None).unwrap().destination_checks);
+        let with = |raw: &'static str| Config::from_lookup(move |n| (n == "DESTINATION_CHECKS").then(|| raw.into()));
+        assert!(!with("false").unwrap().destination_checks);
+        assert!(with("true").unwrap().destination_checks);
+        assert!(format!("{:#}", with("daily").unwrap_err()).contains("DESTINATION_CHECKS"));
     }
 
     #[test]

@@ -42,6 +42,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let deliverer = crate::webhooks::Deliverer::new(Arc::new(config.clone()))?;
     let webhooks =
         tokio::spawn(crate::webhooks::run(db.clone(), deliverer, Duration::from_millis(500), stopped.clone()));
+    // Links' destinations, checked when due (on creation, on a change, then daily).
+    let health = if config.destination_checks {
+        let checker = crate::links::health::Checker::from_config(&config)?;
+        Some(tokio::spawn(crate::links::health::run(db.clone(), checker, Duration::from_secs(30), stopped.clone())))
+    } else {
+        tracing::warn!("DESTINATION_CHECKS=false: links' destinations are not checked");
+        None
+    };
     // The dashboard's dummy password hash, made now so that the first sign-in with an unknown email does
     // not take longer than the others.
     tokio::task::spawn_blocking(crate::users::dummy_hash);
@@ -73,6 +81,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     sweep.await?;
     retention.await?;
     webhooks.await?;
+    if let Some(task) = health {
+        task.await?;
+    }
     domains.await?;
     tracing::info!("api stopped");
     Ok(())

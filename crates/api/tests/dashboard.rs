@@ -1064,3 +1064,32 @@ async fn the_domains_page_adds_a_domain_and_new_links_take_it_with_utm_tags_and_
     assert_eq!(removed.location(), Some("/brand/domains?removed=1"));
     assert_eq!(api.get("/v1/domains").await.body["data"], json!([]));
 }
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn links_show_what_their_destination_check_found(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let broken = api.create("/v1/links", json!({"destination_url": "https://shop.example/gone"})).await;
+    let fine = api.create("/v1/links", json!({"destination_url": "https://shop.example/here"})).await;
+    let unchecked = api.create("/v1/links", json!({"destination_url": "https://shop.example/new"})).await;
+    for (link, status, http) in [(&broken, "broken", 404), (&fine, "ok", 200)] {
+        sqlx::query(
+            "update links set destination_status = $2, destination_http_status = $3, destination_checked_at = now()
+             where id = $1::uuid",
+        )
+        .bind(link["id"].as_str().unwrap())
+        .bind(status)
+        .bind(http)
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    }
+    let mut browser = Browser::new(&api);
+    browser.signed_in("jess@acme.example").await;
+    let list = browser.get("/brand/attribution/links").await;
+    assert_eq!(list.body.matches("Broken destination (404)").count(), 1, "{}", list.body);
+    let page = |link: &serde_json::Value| format!("/brand/attribution/links/{}", link["id"].as_str().unwrap());
+    assert!(browser.get(&page(&broken)).await.body.contains("Broken destination (404)"));
+    assert!(browser.get(&page(&fine)).await.body.contains("OK at "));
+    assert!(browser.get(&page(&unchecked)).await.body.contains("Not checked yet"));
+}

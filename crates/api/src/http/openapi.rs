@@ -123,6 +123,10 @@ fn outbound_webhooks(doc: &mut Value) {
     let config = crate::config::Config::from_lookup(|_| None).ok();
     // Events keep the stored row; rendering shows it as the REST API does.
     let link_object = serde_json::to_value(&link).unwrap_or(Value::Null);
+    let mut broken = link_object.clone();
+    broken["destination_status"] = json!("broken");
+    broken["destination_http_status"] = json!(404);
+    broken["destination_checked_at"] = json!("2026-11-27T03:41:09Z");
     let mut deactivated = link_object.clone();
     deactivated["active"] = json!(false);
     deactivated["deleted_at"] = json!("2026-11-28T09:12:00Z");
@@ -141,7 +145,10 @@ fn outbound_webhooks(doc: &mut Value) {
         ("conversion.status_changed", "An order's status changed (pending → verified, cancelled, …);             `previous_attributes.status` is the status before.", cancelled, Some(json!({"status": "verified"}))),
         ("conversion.refunded", "An order's refunded amount grew; `previous_attributes.refunded` is what it was.",
             refunded, Some(json!({"refunded_minor": 0}))),
-        ("link.destination_broken", "A link's destination stopped answering successfully (sent once links have             destination health checks).", Value::Null, None),
+        ("link.destination_broken", "A link's destination stopped answering successfully: its check (on \
+            creation, on a destination change, then daily) found it `broken` or `unreachable` after it was `ok` \
+            or never checked; `previous_attributes.destination_status` is what it was.",
+            broken, Some(json!({"destination_status": "ok"}))),
     ];
     let headers = json!([
         {"name": "webhook-id", "in": "header", "required": true, "schema": {"type": "string"},
@@ -153,14 +160,13 @@ fn outbound_webhooks(doc: &mut Value) {
     ]);
     let mut webhooks = serde_json::Map::new();
     for (kind, description, object, previous) in examples {
-        let example = match (&config, object.is_null()) {
-            (Some(config), false) => {
+        let example = match &config {
+            Some(config) => {
                 let body = render(config, id, kind, at, &object, previous.as_ref());
                 serde_json::from_str(&body).unwrap_or(Value::Null)
             }
-            _ => json!({"id": id, "type": kind, "created_at": "2026-11-20T16:05:42.000Z", "data": {
-                "link_id": "8f14e45f-ceea-467f-a0e6-0f8a2b3c4d5e", "destination_url": "https://shop.example/gone",
-                "status_code": 404}}),
+            None => json!({"id": id, "type": kind, "created_at": "2026-11-20T16:05:42.000Z", "data": object,
+                "previous_attributes": previous}),
         };
         webhooks.insert(kind.to_owned(), json!({"post": {
             "operationId": format!("webhook_{}", kind.replace('.', "_")),
@@ -341,6 +347,13 @@ mod tests {
         }
         let created = &webhooks["link.created"]["post"]["requestBody"]["content"]["application/json"]["example"];
         assert_eq!(created["data"]["short_url"], "https://trk.creatorscore.io/k7m2p9qa");
+        let broken =
+            &webhooks["link.destination_broken"]["post"]["requestBody"]["content"]["application/json"]["example"];
+        assert_eq!(
+            (&broken["data"]["destination_status"], &broken["data"]["destination_http_status"]),
+            (&json!("broken"), &json!(404))
+        );
+        assert_eq!(broken["previous_attributes"], json!({"destination_status": "ok"}));
         let order = &webhooks["conversion.refunded"]["post"]["requestBody"]["content"]["application/json"]["example"];
         assert_eq!(order["data"]["net"], json!({"amount_minor": 10499, "currency": "USD"}));
         assert_eq!(order["previous_attributes"], json!({"refunded": {"amount_minor": 0, "currency": "USD"}}));

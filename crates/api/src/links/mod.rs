@@ -1,9 +1,10 @@
 //! Tracking links: their rules and SQL (validation, creation with a fresh code, listing, changes,
 //! deactivation), a link as stored and as the REST API shows it, and what every change of one records:
-//! the KV sync's outbox row and the webhook event, in the change's transaction. The REST API and the
-//! dashboard are adapters of these. Every write runs in one transaction; a link is never hard-deleted
+//! the KV sync's outbox row and the webhook event, in the change's transaction; and whether its
+//! destination still answers ([`health`]). The REST API and the dashboard are adapters of these. Every write runs in one transaction; a link is never hard-deleted
 //! (its clicks and conversions keep pointing at it), and its code is never given to another link.
 
+pub mod health;
 pub mod stats;
 
 use std::sync::Arc;

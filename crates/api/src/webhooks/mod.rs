@@ -24,8 +24,9 @@ use uuid::Uuid;
 pub use deliver::{deliver_due, run, Deliverer};
 pub use target::{Refused, TargetPolicy};
 
-/// Every event type an endpoint can subscribe to. (`link.destination_broken` is sent once links have
-/// destination health checks.)
+/// Every event type an endpoint can subscribe to. `link.destination_broken` is sent when a link's
+/// destination check finds it broken or unreachable after it was `ok` or never checked
+/// ([`crate::links::health`]).
 pub const EVENT_TYPES: [&str; 7] = [
     "link.created",
     "link.updated",
