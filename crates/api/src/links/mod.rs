@@ -4,6 +4,8 @@
 //! dashboard are adapters of these. Every write runs in one transaction; a link is never hard-deleted
 //! (its clicks and conversions keep pointing at it), and its code is never given to another link.
 
+pub mod bulk;
+pub mod qr;
 pub mod stats;
 
 use std::sync::Arc;
