@@ -63,6 +63,22 @@ impl<'a> Browser<'a> {
         form: Option<&[(&str, &str)]>,
         headers: &[(&str, &str)],
     ) -> Page {
+        let body = form.map(|fields| {
+            let mut encoded = url::form_urlencoded::Serializer::new(String::new());
+            encoded.extend_pairs(fields.iter());
+            ("application/x-www-form-urlencoded".to_owned(), Body::from(encoded.finish()))
+        });
+        self.send_body(method, uri, body, headers).await
+    }
+
+    /// A request with this body of this content type.
+    async fn send_body(
+        &mut self,
+        method: Method,
+        uri: &str,
+        body: Option<(String, Body)>,
+        headers: &[(&str, &str)],
+    ) -> Page {
         let mut request = Request::builder().method(method).uri(uri).header(header::HOST, &self.host);
         if !self.cookies.is_empty() {
             let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
@@ -74,12 +90,10 @@ impl<'a> Browser<'a> {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let body = match form {
-            Some(fields) => {
-                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-                let mut encoded = url::form_urlencoded::Serializer::new(String::new());
-                encoded.extend_pairs(fields.iter());
-                Body::from(encoded.finish())
+        let body = match body {
+            Some((content_type, body)) => {
+                request = request.header(header::CONTENT_TYPE, content_type);
+                body
             }
             None => Body::empty(),
         };
@@ -108,6 +122,35 @@ impl<'a> Browser<'a> {
     async fn post(&mut self, uri: &str, form: &[(&str, &str)]) -> Page {
         let origin = format!("http://{}", self.host);
         self.send(Method::POST, uri, Some(form), &[("origin", &origin), ("sec-fetch-site", "same-origin")]).await
+    }
+
+    /// A file upload (`multipart/form-data`) from a page of this site: the fields, then the file.
+    async fn upload(&mut self, uri: &str, fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> Page {
+        let boundary = "----tracking-links-test-boundary";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        let (name, filename, contents) = file;
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
+                 Content-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(contents);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let origin = format!("http://{}", self.host);
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let headers = [("origin", origin.as_str()), ("sec-fetch-site", "same-origin")];
+        // Sent in pieces, as a browser streams a file: the body limit cuts it off part-way, not at once.
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
+        let body = Body::from_stream(futures_util::stream::iter(chunks));
+        self.send_body(Method::POST, uri, Some((content_type, body)), &headers).await
     }
 
     async fn sign_in(&mut self, email: &str, password: &str) -> Page {
@@ -1092,4 +1135,156 @@ async fn links_show_what_their_destination_check_found(pool: PgPool) {
     assert!(browser.get(&page(&broken)).await.body.contains("Broken destination (404)"));
     assert!(browser.get(&page(&fine)).await.body.contains("OK at "));
     assert!(browser.get(&page(&unchecked)).await.body.contains("Not checked yet"));
+}
+
+/// The text of the page's first hidden field named `name`, as a browser would post it back.
+fn hidden_value(body: &str, name: &str) -> String {
+    let marker = format!(r#"name="{name}" value=""#);
+    let start = body.find(&marker).expect("the hidden field") + marker.len();
+    let raw = body[start..].split('"').next().unwrap_or_default();
+    raw.replace("&quot;", "\"").replace("&lt;", "<").replace("&gt;", ">").replace("&#39;", "'").replace("&amp;", "&")
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_csv_import_is_checked_row_by_row_before_anything_is_created(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    api.create("/v1/creators", json!({"name": "Jessica Alba", "handle": "@jess"})).await;
+    let campaign = api.create("/v1/campaigns", json!({"name": "Spring drop"})).await;
+    let mut browser = Browser::new(&api);
+    let csrf = browser.signed_in("jess@acme.example").await;
+
+    let list = browser.get("/brand/attribution/links").await;
+    assert!(list.body.contains(r#"href="/brand/attribution/links/import""#), "the list offers the import");
+    let form = browser.get("/brand/attribution/links/import").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains(r#"id="csv_file""#) && form.body.contains(r#"enctype="multipart/form-data""#));
+
+    let csv = "destination_url,campaign,creator,platform,promo_code,share_revenue,utm_source\n\
+               https://shop.example/a,Spring drop,@jess,instagram,JESS20,yes,ig\n\
+               not a url,,,,,,\n\
+               https://shop.example/c,Summer,Jessica Alba,myspace,,maybe,\n\
+               https://shop.example/d,,jessica alba,,jess20,no,\n\
+               \"https://shop.example/e?a=1,2\",,,tiktok,,1,\n";
+    let preview = browser
+        .upload("/brand/attribution/links/import", &[("csrf", &csrf)], ("file", "links.csv", csv.as_bytes()))
+        .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert!(preview.body.contains(r#"class="import-preview""#), "{}", preview.body);
+    assert!(preview.body.contains("5 rows: 2 ready, 3 with errors"), "{}", preview.body);
+    assert!(preview.body.contains("destination_url"), "the bad URL's error is shown");
+    assert!(preview.body.contains("campaign &quot;Summer&quot; not found"), "{}", preview.body);
+    assert!(preview.body.contains("platform must be one of"));
+    assert!(preview.body.contains("share_revenue must be true or false"));
+    assert!(preview.body.contains("row 2 already uses this promo code"), "{}", preview.body);
+    assert!(preview.body.contains(r#"role="alert""#));
+    assert!(preview.body.contains("Create 2 links"), "{}", preview.body);
+    assert_eq!(api.count("links").await, 0, "the preview creates nothing");
+
+    // Confirming posts the same CSV back; only the valid rows are created.
+    let posted_csv = hidden_value(&preview.body, "csv");
+    assert_eq!(posted_csv, csv);
+    let results =
+        browser.post("/brand/attribution/links/import/create", &[("csrf", &csrf), ("csv", &posted_csv)]).await;
+    assert_eq!(results.status, StatusCode::OK, "{}", results.body);
+    assert!(results.body.contains(r#"class="import-results""#));
+    assert!(results.body.contains("2 links created."), "{}", results.body);
+    assert!(results.body.contains("3 rows were not imported"), "{}", results.body);
+    let links = api.get("/v1/links").await.body;
+    let mut links = links["data"].as_array().unwrap().clone();
+    links.sort_by_key(|l| l["destination_url"].as_str().unwrap().to_owned());
+    assert_eq!(links.len(), 2);
+    assert_eq!(links[0]["destination_url"], "https://shop.example/a");
+    assert_eq!(links[0]["utm_source"], "ig");
+    assert_eq!(links[0]["campaign_id"], campaign["id"]);
+    assert_eq!(links[0]["promo_code"], "JESS20");
+    assert_eq!(links[0]["share_revenue"], true);
+    assert_eq!(links[0]["platform"], "instagram");
+    assert_eq!(links[1]["destination_url"], "https://shop.example/e?a=1,2");
+    assert!(results.body.contains(links[0]["short_url"].as_str().unwrap()));
+
+    // The confirmation is a dashboard form like any other: without its token it is refused.
+    let forged = browser.post("/brand/attribution/links/import/create", &[("csrf", "nope"), ("csv", csv)]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let forged = browser.upload("/brand/attribution/links/import", &[("csrf", "nope")], ("file", "a.csv", b"x")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.count("links").await, 2);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn csv_files_too_large_too_long_or_unreadable_are_refused_with_a_message(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let mut browser = Browser::new(&api);
+    let csrf = browser.signed_in("jess@acme.example").await;
+    let upload = |csv: Vec<u8>| (csv, "links.csv");
+    let rows = |n: usize| {
+        let mut csv = "destination_url\n".to_owned();
+        for i in 0..n {
+            csv.push_str(&format!("https://shop.example/{i}\n"));
+        }
+        csv.into_bytes()
+    };
+    let big = {
+        let mut csv = "destination_url\n".to_owned();
+        while csv.len() <= 256 * 1024 {
+            csv.push_str(&format!("https://shop.example/{}\n", "p".repeat(1000)));
+        }
+        csv.into_bytes()
+    };
+    let huge = vec![b'a'; 2 * 1024 * 1024];
+    for (csv, status, message) in [
+        (rows(101), StatusCode::UNPROCESSABLE_ENTITY, "more than 100 rows"),
+        (big, StatusCode::PAYLOAD_TOO_LARGE, "larger than 256 KiB"),
+        (b"url\nhttps://shop.example\n".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "Unknown column"),
+        (b"destination_url\n".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "no links"),
+        (vec![0xff, 0xfe, 0x00], StatusCode::UNPROCESSABLE_ENTITY, "not UTF-8"),
+        (Vec::new(), StatusCode::UNPROCESSABLE_ENTITY, "Choose a CSV file"),
+    ] {
+        let (bytes, name) = upload(csv);
+        let page = browser.upload("/brand/attribution/links/import", &[("csrf", &csrf)], ("file", name, &bytes)).await;
+        assert_eq!(page.status, status, "{message}: {}", page.body);
+        assert!(page.body.contains(message), "{message}: {}", page.body);
+        assert!(page.body.contains(r#"role="alert""#) && page.body.contains(r#"id="csv_file""#));
+    }
+    // Over the route's own limit, the body may be cut off before its token is read: a page says why.
+    let page = browser.upload("/brand/attribution/links/import", &[("csrf", &csrf)], ("file", "a.csv", &huge)).await;
+    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(page.body.contains("at most 256 KiB"), "{}", page.body);
+    let page =
+        browser.upload("/brand/attribution/links/import", &[("csrf", &csrf)], ("file", "a.csv", &rows(100))).await;
+    assert!(page.body.contains("Create 100 links"), "{}", page.body);
+    assert_eq!(api.count("links").await, 0);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_links_page_shows_its_qr_code_with_downloads(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://shop.example/a"})).await;
+    let (id, code) = (link["id"].as_str().unwrap(), link["code"].as_str().unwrap());
+    let mut browser = Browser::new(&api);
+    browser.signed_in("jess@acme.example").await;
+    let page = browser.get(&format!("/brand/attribution/links/{id}")).await;
+    assert!(page.body.contains(&format!(r#"src="/brand/attribution/links/{id}/qr.svg?size=256""#)), "{}", page.body);
+    assert!(page.body.contains(&format!(r#"download="{code}-qr.svg""#)));
+    assert!(page.body.contains(&format!(r#"download="{code}-qr.png""#)));
+    let svg = browser.get(&format!("/brand/attribution/links/{id}/qr.svg?size=256")).await;
+    assert_eq!(svg.status, StatusCode::OK);
+    assert_eq!(svg.headers[header::CONTENT_TYPE], "image/svg+xml");
+    assert!(svg.body.contains(r#"width="256" height="256""#));
+    let png = browser.get(&format!("/brand/attribution/links/{id}/qr.png?size=1024&download=1")).await;
+    assert_eq!(png.status, StatusCode::OK);
+    assert_eq!(png.headers[header::CONTENT_TYPE], "image/png");
+    assert_eq!(png.headers[header::CONTENT_DISPOSITION], format!("attachment; filename=\"{code}-qr.png\"").as_str());
+    // Another brand's link, and a bad size, are refused like anything else on the dashboard.
+    let other = api.other_brand().await;
+    let theirs = other.create("/v1/links", json!({"destination_url": "https://shop.example/b"})).await;
+    let refused = browser.get(&format!("/brand/attribution/links/{}/qr.png", theirs["id"].as_str().unwrap())).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let refused = browser.get(&format!("/brand/attribution/links/{id}/qr.svg?size=5000")).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Signed out: off to sign in, as for any page.
+    let mut stranger = Browser::new(&api);
+    assert_eq!(stranger.get(&format!("/brand/attribution/links/{id}/qr.svg")).await.status, StatusCode::SEE_OTHER);
 }

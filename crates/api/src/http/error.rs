@@ -65,6 +65,7 @@ pub struct ErrorBody {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"code": "invalid_destination_url", "message": "destination_url must be an absolute http(s) URL"}))]
 pub struct ErrorDetail {
     /// Stable, snake_case; clients branch on it.
     pub code: String,
@@ -72,10 +73,12 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let message = match &self {
+impl Error {
+    /// The `{"code", "message"}` of this error's answer, for answers that carry several (a batch's items).
+    /// Database and internal failures are logged here, and say nothing more than "internal".
+    pub fn detail(&self) -> ErrorDetail {
+        let (_, code) = self.status_and_code();
+        let message = match self {
             Error::Database(e) => {
                 tracing::error!(error = %e, "database error");
                 "an internal error occurred".to_owned()
@@ -86,8 +89,14 @@ impl IntoResponse for Error {
             }
             other => other.to_string(),
         };
-        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
-        (status, Json(body)).into_response()
+        ErrorDetail { code: code.to_owned(), message }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, _) = self.status_and_code();
+        (status, Json(ErrorBody { error: self.detail() })).into_response()
     }
 }
 

@@ -78,6 +78,13 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, serde_json::Er
     T::deserialize(Strict(&value))
 }
 
+/// Reads one part of a body already parsed (an item of a batch) as strictly as a whole body, with our
+/// error: 422 `invalid_body`, naming the field at fault as serde does.
+pub fn from_value<T: DeserializeOwned>(value: &Value) -> Result<T, Error> {
+    T::deserialize(Strict(value))
+        .map_err(|error| Error::invalid_field("invalid_body", format!("Failed to deserialize the item: {error}")))
+}
+
 /// A JSON value read the way its schema says: structs only from objects, integers from whole numbers.
 struct Strict<'a>(&'a Value);
 

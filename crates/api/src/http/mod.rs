@@ -90,6 +90,9 @@ pub fn router(state: AppState) -> Router {
         .route("/campaigns", post(campaigns::create).get(campaigns::list))
         .route("/campaigns/{id}", get(campaigns::get))
         .route("/links", post(links::create).get(links::list))
+        // Up to 100 links at once: a larger body than any other route takes.
+        .route("/links/bulk", post(links::bulk::create).layer(DefaultBodyLimit::max(links::bulk::MAX_BULK_BODY_BYTES)))
+        .route("/links/{id}/qr", get(links::qr::get))
         .route("/links/{id}", get(links::get).patch(links::update).delete(links::delete))
         .route("/links/{id}/stats", get(links::stats::get))
         .route("/creators/{id}/tokens", post(creator_view::create_token).get(creator_view::list_tokens))

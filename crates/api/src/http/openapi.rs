@@ -23,6 +23,7 @@ use crate::schema::{CurrencyCode, Cursor, IdempotencyKey, Instant, OrderRef, Sho
         creators::create, creators::list, creators::get,
         campaigns::create, campaigns::list, campaigns::get,
         links::create, links::list, links::get, links::update, links::delete, links::stats::get,
+        links::bulk::create, links::qr::get,
         creator_view::create_token, creator_view::list_tokens, creator_view::revoke_token, creator_view::my_links,
         attribution::report, attribution::export, conversions::export, links::export,
         conversions::list, conversions::create, conversions::refund, conversions::cancel,

@@ -4,7 +4,9 @@
 //! destination still answers ([`health`]). The REST API and the dashboard are adapters of these. Every write runs in one transaction; a link is never hard-deleted
 //! (its clicks and conversions keep pointing at it), and its code is never given to another link.
 
+pub mod bulk;
 pub mod health;
+pub mod qr;
 pub mod stats;
 
 use std::sync::Arc;

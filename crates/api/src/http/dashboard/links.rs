@@ -23,6 +23,7 @@ use super::session::{CsrfForm, Posted, Session};
 use super::views::{self, FieldAttrs, Section};
 use super::{attribution, DashError};
 use crate::conversions::ConversionFilter;
+use crate::links::qr::Format;
 use crate::links::{self, CreateLink, Link, LinkError, LinkFilter};
 use crate::reports::Window;
 
@@ -147,6 +148,7 @@ pub async fn list(
                 a.button href=(list_url(campaign_id, creator_id, None).replacen("/links", "/links.csv", 1)) download {
                     "Export CSV"
                 }
+                a.button href="/brand/attribution/links/import" id="import-csv" { "Import CSV" }
                 a.button.primary href=(new_link) { "New Link" }
             }
         }
@@ -418,7 +420,7 @@ fn parse_local_utc(raw: &str) -> Result<DateTime<Utc>, String> {
         .ok_or_else(|| "expires_at must be a date and time such as 2026-12-31T23:59 (UTC)".to_owned())
 }
 
-fn one_of<T: std::fmt::Display>(field: &str, all: &[T]) -> String {
+pub(super) fn one_of<T: std::fmt::Display>(field: &str, all: &[T]) -> String {
     format!("{field} must be one of {}", all.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
 }
 
@@ -651,6 +653,21 @@ pub async fn detail(
                 }
             }
         }
+        @if link.active {
+            section.qr aria-labelledby="qr-heading" {
+                h2 id="qr-heading" { "QR code" }
+                img.qr-code src=(format!("/brand/attribution/links/{}/qr.svg?size=256", link.id)) width="256" height="256"
+                    alt=(format!("QR code that opens {}", link.short_url));
+                p.hint { "Scans open the short URL and are counted as QR clicks in this link's stats." }
+                p.qr-downloads {
+                    a.button.qr-download-svg href=(format!("/brand/attribution/links/{}/qr.svg?size=1024&download=1", link.id))
+                        download=(format!("{}-qr.svg", link.code)) { "Download SVG" }
+                    " "
+                    a.button.qr-download-png href=(format!("/brand/attribution/links/{}/qr.png?size=1024&download=1", link.id))
+                        download=(format!("{}-qr.png", link.code)) { "Download PNG" }
+                }
+            }
+        }
         h2 { "All time" }
         ul.totals {
             li { span.label { "Clicks" } span.value { (figures.clicks) } }
@@ -667,6 +684,40 @@ pub async fn detail(
         (orders_table)
     };
     Ok(views::page(&format!("Link {}", link.code), &session, Section::Links, content).into_response())
+}
+
+/// `GET /brand/attribution/links/{id}/qr.svg`: the link's QR code, as the REST API draws it (`size` and
+/// `download` as there).
+pub async fn qr_svg(
+    State(state): State<AppState>,
+    session: Session,
+    path: Result<Path<Uuid>, PathRejection>,
+    Query(query): Query<rest::qr::QrQuery>,
+) -> Result<Response, DashError> {
+    qr_image(&state, &session, link_id(path)?, query, Format::Svg).await
+}
+
+/// `GET /brand/attribution/links/{id}/qr.png`: the same as a PNG.
+pub async fn qr_png(
+    State(state): State<AppState>,
+    session: Session,
+    path: Result<Path<Uuid>, PathRejection>,
+    Query(query): Query<rest::qr::QrQuery>,
+) -> Result<Response, DashError> {
+    qr_image(&state, &session, link_id(path)?, query, Format::Png).await
+}
+
+async fn qr_image(
+    state: &AppState,
+    session: &Session,
+    id: Uuid,
+    query: rest::qr::QrQuery,
+    format: Format,
+) -> Result<Response, DashError> {
+    // The path names the format.
+    let request = rest::qr::QrQuery { format: None, ..query }.parse(format)?;
+    let link = links::get(&state.db, &state.config, session.brand.id, id).await.map_err(Error::from)?;
+    Ok(rest::qr::image(&link, request)?)
 }
 
 /// `GET /brand/attribution/links/{id}/deactivate`: the confirmation (works without JavaScript).

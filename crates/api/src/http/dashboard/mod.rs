@@ -22,6 +22,7 @@ mod attribution;
 mod campaigns;
 mod creators;
 mod domains;
+mod import;
 mod links;
 mod pages;
 pub mod session;
@@ -32,6 +33,9 @@ pub use session::SignInLimits;
 
 static DASHBOARD_CSS: &str = include_str!("../../../static/dashboard.css");
 static DASHBOARD_JS: &str = include_str!("../../../static/dashboard.js");
+
+/// The largest body of the CSV import's forms.
+const IMPORT_BODY_BYTES: usize = 1024 * 1024;
 
 /// Where a signed-in person lands.
 const HOME: &str = "/brand/attribution/links";
@@ -92,6 +96,11 @@ impl IntoResponse for DashError {
             DashError::Api(Error::NotFound(what)) => {
                 (StatusCode::NOT_FOUND, "Not found", format!("This {what} does not exist or is not yours."))
             }
+            DashError::Api(Error::PayloadTooLarge) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "What you sent is larger than this page accepts: a CSV file can be at most 256 KiB.".to_owned(),
+            ),
             DashError::Api(Error::RateLimited) => {
                 (StatusCode::TOO_MANY_REQUESTS, "Too many requests", "Please wait a minute and try again.".to_owned())
             }
@@ -137,7 +146,18 @@ pub fn router() -> Router<AppState> {
         .route("/attribution/links", get(links::list).post(links::create))
         .route("/attribution/links.csv", get(links::export))
         .route("/attribution/links/new", get(links::new_form))
+        // A CSV file of up to 256 KiB, and its text posted back (url-encoded, so up to three times longer).
+        .route(
+            "/attribution/links/import",
+            get(import::form).post(import::preview).layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES)),
+        )
+        .route(
+            "/attribution/links/import/create",
+            axum::routing::post(import::create).layer(DefaultBodyLimit::max(IMPORT_BODY_BYTES)),
+        )
         .route("/attribution/links/{id}", get(links::detail))
+        .route("/attribution/links/{id}/qr.svg", get(links::qr_svg))
+        .route("/attribution/links/{id}/qr.png", get(links::qr_png))
         .route("/attribution/links/{id}/deactivate", get(links::confirm_deactivate).post(links::deactivate))
         .route("/creators", get(creators::page).post(creators::create))
         .route("/creators/{id}/revoke-tokens", axum::routing::post(creators::revoke_tokens))

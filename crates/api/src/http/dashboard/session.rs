@@ -248,6 +248,89 @@ where
     }
 }
 
+/// The largest part (a file, a field) of an [`Uploaded`] form that is kept; a larger one is cut off.
+pub const MAX_UPLOAD_PART_BYTES: usize = 256 * 1024;
+
+/// One part of an [`Uploaded`] form.
+#[derive(Debug)]
+pub enum UploadPart {
+    /// The part's bytes, at most [`MAX_UPLOAD_PART_BYTES`].
+    Bytes(Vec<u8>),
+    /// The part was larger than [`MAX_UPLOAD_PART_BYTES`], or the request larger than the route's body
+    /// limit: nothing of it is kept.
+    TooLarge,
+}
+
+/// A `multipart/form-data` form (a file upload) POSTed by the signed-in brand's own dashboard, checked
+/// like [`Posted`]: from this site, with a live session, and carrying that session's token in a `csrf`
+/// field before the files. Its parts by name, the first of each name. A body over the route's limit
+/// keeps the parts read before it; when its token is not among them, the whole form is refused (413).
+pub struct Uploaded {
+    pub session: Session,
+    pub parts: std::collections::HashMap<String, UploadPart>,
+}
+
+impl FromRequest<AppState> for Uploaded {
+    type Rejection = DashError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        if !from_this_site(&parts.headers, state) {
+            return Err(DashError::Forbidden("This request came from another site."));
+        }
+        let session = Session::from_request_parts(&mut parts, state).await?;
+        let mut multipart = axum::extract::Multipart::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|e| DashError::BadRequest(e.body_text()))?;
+        let mut read = std::collections::HashMap::new();
+        let mut cut_short = false;
+        'parts: loop {
+            let mut field = match multipart.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                    cut_short = true;
+                    break;
+                }
+                Err(e) => return Err(DashError::BadRequest(e.body_text())),
+            };
+            let name = field.name().unwrap_or_default().to_owned();
+            let mut bytes = Vec::new();
+            loop {
+                match field.chunk().await {
+                    Ok(Some(chunk)) if bytes.len() + chunk.len() <= MAX_UPLOAD_PART_BYTES => {
+                        bytes.extend_from_slice(&chunk)
+                    }
+                    Ok(Some(_)) => {
+                        read.entry(name).or_insert(UploadPart::TooLarge);
+                        continue 'parts;
+                    }
+                    Ok(None) => break,
+                    // A body over the route's limit: what was read still counts (the token comes first).
+                    Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                        cut_short = true;
+                        read.entry(name).or_insert(UploadPart::TooLarge);
+                        break 'parts;
+                    }
+                    Err(e) => return Err(DashError::BadRequest(e.body_text())),
+                }
+            }
+            read.entry(name).or_insert(UploadPart::Bytes(bytes));
+        }
+        let token = match read.get("csrf") {
+            Some(UploadPart::Bytes(token)) => std::str::from_utf8(token).unwrap_or_default(),
+            // The body went over the route's limit before its token could be read (the whole body can
+            // arrive at once): refused as too large, before anything of it is looked at.
+            _ if cut_short => return Err(DashError::Api(Error::PayloadTooLarge)),
+            _ => "",
+        };
+        if !session.csrf_matches(token) {
+            return Err(DashError::Forbidden("This form has expired or did not come from your dashboard."));
+        }
+        Ok(Uploaded { session, parts: read })
+    }
+}
+
 /// The sign-in form's double-submit token: the value already in this browser's sign-in cookie, or a
 /// new one to set. Returns the token and the jar to answer with.
 pub fn sign_in_token(headers: &HeaderMap, state: &AppState) -> (String, CookieJar) {

@@ -12,8 +12,10 @@ use super::error::{Error, ErrorBody};
 use super::extract::{List, Page, Path, Query};
 use super::json::Json;
 use super::AppState;
-use crate::links::{self, LinkError};
+use crate::links;
 
+pub mod bulk;
+pub mod qr;
 pub mod stats;
 
 pub use crate::links::{CreateLink, Link, LinkRow, UpdateLink};
@@ -34,14 +36,9 @@ pub async fn create(
     brand: Brand,
     Json(body): Json<CreateLink>,
 ) -> Result<(StatusCode, axum::Json<Link>), Error> {
-    let fields = body.validate(&state.config).map_err(first_error)?;
+    let fields = body.validate(&state.config).map_err(|e| Error::from(links::bulk::first_error(e)))?;
     let link = links::create(&state.db, &state.config, &state.codes, brand.id, &fields).await?;
     Ok((StatusCode::CREATED, axum::Json(link)))
-}
-
-/// The first of a list of validation errors (never empty: `validate` fails with at least one).
-fn first_error(errors: Vec<LinkError>) -> Error {
-    errors.into_iter().next().map_or_else(|| anyhow::anyhow!("validation failed without an error").into(), Error::from)
 }
 
 #[utoipa::path(get, path = "/v1/links", tag = "links", operation_id = "list_links", params(links::LinkFilter, Page),
