@@ -11,6 +11,7 @@
 //
 //   TIMEOUT_MS  how long to wait for each step (default 15000); CHROMIUM  the browser (default /usr/bin/chromium)
 import { mkdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -77,6 +78,17 @@ async function linkRows(page) {
   );
 }
 
+/** The Tracking Links rows at `url`, read in a page of their own (the current page stays as it is). */
+async function linkRowsAt(page, url) {
+  const other = await page.context().newPage();
+  try {
+    await other.goto(url);
+    return await linkRows(other);
+  } finally {
+    await other.close();
+  }
+}
+
 /** Fills and submits the New Link form. */
 async function newLink(page, fields) {
   await page.goto(`${config.base}/brand/attribution/links/new`);
@@ -89,6 +101,24 @@ async function newLink(page, fields) {
   if (fields.share) await page.getByLabel("Share Revenue").check();
   await page.getByRole("button", { name: "Create Link" }).click();
   await page.waitForLoadState("load");
+}
+
+/** A local shop whose every page is gone: a 404 for any request, on a port of its own choosing. */
+async function goneShop() {
+  const server = createServer((request, response) => response.writeHead(404).end("gone"));
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { server, url: `http://127.0.0.1:${server.address().port}/products/discontinued` };
+}
+
+/** Reloads `url` until `locator(page)` is visible (what a background task writes shows up on a reload). */
+async function reloadUntil(page, url, locator, what, limitMs) {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    await page.goto(url);
+    if (await locator(page).count() > 0) return;
+    check(Date.now() < deadline, `gave up after ${limitMs} ms waiting for ${what}`);
+    await page.waitForTimeout(500);
+  }
 }
 
 /** Posts clicks for a link the way the edge's queue consumer does; returns their click ids. */
@@ -264,6 +294,72 @@ async function main() {
     await page.getByRole("cell", { name: "webhook.test" }).waitFor();
     await shot(page, "09-webhook-test-event");
 
+    scenario = "UTM tags follow the platform and the campaign until edited";
+    await page.goto(`${config.base}/brand/attribution/links/new`);
+    expectEqual("utm_medium to start", await page.getByLabel("UTM medium").inputValue(), "creator");
+    await page.getByLabel("Platform").selectOption({ label: "TikTok" });
+    expectEqual("utm_source after TikTok", await page.getByLabel("UTM source").inputValue(), "tiktok");
+    await page.getByLabel("Campaign", { exact: true }).selectOption({ label: "Spring drop" });
+    expectEqual("utm_campaign after the campaign", await page.getByLabel("UTM campaign").inputValue(), "Spring drop");
+    await page.getByLabel("UTM source").fill("tiktok-bio");
+    await page.getByLabel("Platform").selectOption({ label: "Instagram" });
+    expectEqual("an edited utm_source", await page.getByLabel("UTM source").inputValue(), "tiktok-bio");
+    await shot(page, "10-utm-prefilled");
+
+    scenario = "a broken destination is flagged";
+    const shop = await goneShop();
+    let brokenLink;
+    try {
+      await newLink(page, { destination: shop.url, creator: "Sam", platform: "YouTube" });
+      await page.getByRole("heading", { name: "Link created" }).waitFor();
+      brokenLink = { id: new URL(page.url()).pathname.split("/").pop() };
+      // The API checks a new link's destination within its next pass (every 30 s).
+      await reloadUntil(page, `${config.base}/brand/attribution/links`,
+        (p) => p.locator(`tr[data-link-id="${brokenLink.id}"] .badge.broken`, { hasText: "Broken destination (404)" }),
+        "the broken destination to be flagged", 90_000);
+    } finally {
+      shop.server.close();
+    }
+    await shot(page, "10-broken-destination");
+    await page.goto(`${config.base}/brand/attribution/links/${brokenLink.id}`);
+    await page.locator("dd.destination-check").getByText("Broken destination (404)").waitFor();
+
+    scenario = "download the QR code";
+    await page.goto(`${config.base}/brand/attribution/links/${samLink.id}`);
+    const qr = page.locator("section.qr img.qr-code");
+    await qr.waitFor();
+    check(await qr.evaluate((img) => img.complete && img.naturalWidth > 0), "the QR code image did not load");
+    const [png] = await Promise.all([page.waitForEvent("download"), page.locator("a.qr-download-png").click()]);
+    const pngBytes = readFileSync(await png.path());
+    check(pngBytes.subarray(1, 4).toString() === "PNG", "the PNG download is not a PNG");
+    check(png.suggestedFilename().endsWith("-qr.png"), `the PNG is named ${png.suggestedFilename()}`);
+    const [svg] = await Promise.all([page.waitForEvent("download"), page.locator("a.qr-download-svg").click()]);
+    check(readFileSync(await svg.path(), "utf8").includes("<svg"), "the SVG download is not an SVG");
+    await shot(page, "10-qr-code");
+
+    scenario = "import links from a CSV file with a bad row";
+    await page.goto(`${config.base}/brand/attribution/links`);
+    await page.locator("a#import-csv").click();
+    const csv = "destination_url,creator,platform,utm_source,promo_code\r\n" +
+      "https://shop.example/products/mask,Jessica,instagram,instagram,MASK15\r\n" +
+      "not a url,Sam,tiktok,,\r\n";
+    await page.locator("#csv_file").setInputFiles({ name: "links.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+    await page.locator("button#check-import").click();
+    const preview = page.locator("table.import-preview");
+    await preview.waitFor();
+    expectEqual("rows with errors in the preview", await preview.locator("tr.invalid").count(), 1);
+    check((await preview.locator("tr.invalid ul.errors").textContent()).includes("destination_url"),
+      "the bad row's error does not name destination_url");
+    expectEqual("links before confirming", (await linkRowsAt(page, `${config.base}/brand/attribution/links`)).length, 3);
+    await shot(page, "10-import-preview");
+    await page.locator("button#confirm-import").click();
+    const results = page.locator("table.import-results");
+    await results.waitFor();
+    await page.getByText("1 link created.").waitFor();
+    const importedUrl = (await results.locator("a.short-url").first().textContent()).trim();
+    check(SHORT_URL.test(importedUrl), `the imported link's short URL is ${importedUrl}`);
+    await shot(page, "10-import-results");
+
     scenario = "deactivate a link";
     await page.goto(`${config.base}/brand/attribution/links`);
     await page.getByRole("link", { name: `Deactivate link ${jessLink.code}` }).click();
@@ -304,7 +400,7 @@ async function main() {
     expectEqual("the other brand's clicks", (await otherPage.locator('[data-total="clicks"]').textContent()).trim(), "0");
 
     check(pageErrors.length === 0, `the pages threw: ${pageErrors.join("; ")}`);
-    process.stdout.write(JSON.stringify({ jess_link: jessLink, sam_link: samLink, short_url: shortUrl, click_ids: clickIds }) + "\n");
+    process.stdout.write(JSON.stringify({ jess_link: jessLink, sam_link: samLink, broken_link: brokenLink, imported_url: importedUrl, short_url: shortUrl, click_ids: clickIds }) + "\n");
   } finally {
     await browser.close();
   }

@@ -488,11 +488,11 @@ fn link_form(session: &Session, names: &Names, domains: &DomainChoice, form: &Li
                     "has is kept as it is." }
                 @if let Some(error) = &errors.utm { p.error id="utm-error" { (error) } }
                 @for (name, label, value, hint) in [
-                    ("utm_source", "Source", &form.utm_source, "e.g. instagram: filled from the platform"),
-                    ("utm_medium", "Medium", &form.utm_medium, "e.g. creator"),
-                    ("utm_campaign", "Campaign", &form.utm_campaign, "filled from the campaign's name"),
-                    ("utm_term", "Term", &form.utm_term, "optional"),
-                    ("utm_content", "Content", &form.utm_content, "optional, e.g. the post"),
+                    ("utm_source", "UTM source", &form.utm_source, "e.g. instagram: filled from the platform"),
+                    ("utm_medium", "UTM medium", &form.utm_medium, "e.g. creator"),
+                    ("utm_campaign", "UTM campaign", &form.utm_campaign, "filled from the campaign's name"),
+                    ("utm_term", "UTM term", &form.utm_term, "optional"),
+                    ("utm_content", "UTM content", &form.utm_content, "optional, e.g. the post"),
                 ] {
                     (views::text_field(name, label, value, None, FieldAttrs {
                         hint: Some(hint), maxlength: Some(crate::links::MAX_UTM_LEN), autocomplete: Some("off"),
