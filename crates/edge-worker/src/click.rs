@@ -117,22 +117,10 @@ pub fn visit<R: RngCore + CryptoRng + ?Sized>(
     if target.link.expires_at_ms.is_some_and(|expires_at| now_ms >= expires_at) {
         return target.expired_url.clone().map_or(Outcome::NotFound, Outcome::Expired);
     }
-    Outcome::Visit(redirect(code, target, kind, facts, now_ms, rng))
-}
-
-/// The redirect of a visit the link serves.
-fn redirect<R: RngCore + CryptoRng + ?Sized>(
-    code: Code,
-    target: &Target,
-    kind: VisitKind,
-    facts: &RequestFacts<'_>,
-    now_ms: i64,
-    rng: &mut R,
-) -> Visit {
     let click_id = ClickId::generate(rng);
     let location = target.destination.location(click_id);
     if kind == VisitKind::Peek {
-        return Visit { location, set_cookie: None, event: None };
+        return Outcome::Visit(Visit { location, set_cookie: None, event: None });
     }
     let returning = visitor_from_cookie_header(facts.cookie);
     let visitor_id = returning.unwrap_or_else(|| VisitorId::generate(rng));
@@ -150,7 +138,7 @@ fn redirect<R: RngCore + CryptoRng + ?Sized>(
         user_agent: facts.user_agent.map(|ua| truncate_user_agent(ua).to_owned()).filter(|ua| !ua.is_empty()),
         source: if facts.qr { ClickSource::Qr } else { ClickSource::Link },
     };
-    Visit { location, set_cookie: Some(set_visitor_cookie(visitor_id)), event: Some(event) }
+    Outcome::Visit(Visit { location, set_cookie: Some(set_visitor_cookie(visitor_id)), event: Some(event) })
 }
 
 /// The host of a URL as the runtime serializes a request's (`https://host[:port]/path`), without its

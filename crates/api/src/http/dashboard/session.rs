@@ -226,6 +226,14 @@ pub struct Posted<T> {
     pub form: T,
 }
 
+/// The session of a form post, once the post is known to come from this site.
+async fn posting_session(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Session, DashError> {
+    if !from_this_site(&parts.headers, state) {
+        return Err(DashError::Forbidden("This request came from another site."));
+    }
+    Session::from_request_parts(parts, state).await
+}
+
 impl<T> FromRequest<AppState> for Posted<T>
 where
     T: DeserializeOwned + CsrfForm + Send,
@@ -234,10 +242,7 @@ where
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
-        if !from_this_site(&parts.headers, state) {
-            return Err(DashError::Forbidden("This request came from another site."));
-        }
-        let session = Session::from_request_parts(&mut parts, state).await?;
+        let session = posting_session(&mut parts, state).await?;
         let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(|e| DashError::BadRequest(e.body_text()))?;
@@ -275,10 +280,7 @@ impl FromRequest<AppState> for Uploaded {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
-        if !from_this_site(&parts.headers, state) {
-            return Err(DashError::Forbidden("This request came from another site."));
-        }
-        let session = Session::from_request_parts(&mut parts, state).await?;
+        let session = posting_session(&mut parts, state).await?;
         let mut multipart = axum::extract::Multipart::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(|e| DashError::BadRequest(e.body_text()))?;
