@@ -1135,6 +1135,15 @@ async fn links_show_what_their_destination_check_found(pool: PgPool) {
     assert!(browser.get(&page(&broken)).await.body.contains("Broken destination (404)"));
     assert!(browser.get(&page(&fine)).await.body.contains("OK at "));
     assert!(browser.get(&page(&unchecked)).await.body.contains("Not checked yet"));
+    // The list filters by what the check found, and the filter stays in the export's and the pages' links.
+    let only_broken = browser.get("/brand/attribution/links?destination_status=broken").await;
+    let code = |link: &serde_json::Value| format!(r#"data-code="{}""#, link["code"].as_str().unwrap());
+    assert!(only_broken.body.contains(&code(&broken)), "{}", only_broken.body);
+    assert!(!only_broken.body.contains(&code(&fine)) && !only_broken.body.contains(&code(&unchecked)));
+    assert!(only_broken.body.contains(r#"href="/brand/attribution/links.csv?destination_status=broken""#));
+    assert!(only_broken.body.contains(r#"<option value="broken" selected>Broken</option>"#), "{}", only_broken.body);
+    let bad = browser.get("/brand/attribution/links?destination_status=gone").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
 /// The text of the page's first hidden field named `name`, as a browser would post it back.

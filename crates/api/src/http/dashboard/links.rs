@@ -49,14 +49,24 @@ pub struct ListQuery {
     creator_id: Option<String>,
     cursor: Option<String>,
     deactivated: Option<String>,
+    destination_status: Option<String>,
 }
 
 impl ListQuery {
-    /// The links the list shows: those of the campaign and the creator it is filtered by.
+    /// The links the list shows: those of the campaign and the creator it is filtered by, and whose
+    /// destination's last check found what it is filtered by.
     fn filter(&self) -> Result<LinkFilter, DashError> {
+        let destination_status =
+            match self.destination_status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+                None => None,
+                Some(raw) => Some(crate::links::DestinationStatus::parse(raw).ok_or_else(|| {
+                    DashError::BadRequest("destination_status is not ok, broken or unreachable".into())
+                })?),
+            };
         Ok(LinkFilter {
             campaign_id: optional_id(self.campaign_id.as_deref(), "campaign_id")?,
             creator_id: optional_id(self.creator_id.as_deref(), "creator_id")?,
+            destination_status,
             ..Default::default()
         })
     }
@@ -97,13 +107,16 @@ impl Names {
     }
 }
 
-fn list_url(campaign: Option<Uuid>, creator: Option<Uuid>, cursor: Option<&str>) -> String {
+fn list_url(filter: &LinkFilter, cursor: Option<&str>) -> String {
     let mut query = url::form_urlencoded::Serializer::new(String::new());
-    if let Some(id) = campaign {
+    if let Some(id) = filter.campaign_id {
         query.append_pair("campaign_id", &id.to_string());
     }
-    if let Some(id) = creator {
+    if let Some(id) = filter.creator_id {
         query.append_pair("creator_id", &id.to_string());
+    }
+    if let Some(status) = filter.destination_status {
+        query.append_pair("destination_status", status.as_str());
     }
     if let Some(cursor) = cursor {
         query.append_pair("cursor", cursor);
@@ -139,13 +152,14 @@ pub async fn list(
     let names = Names::load(&state, session.brand.id).await?;
     let failing_webhooks = crate::webhooks::failing_count(&state.db, session.brand.id).await?;
     let selected = |id: Option<Uuid>| id.map(|i| i.to_string()).unwrap_or_default();
+    let filtered = campaign_id.is_some() || creator_id.is_some() || filter.destination_status.is_some();
     // A New Link started from a filtered list starts with the same campaign and creator.
-    let new_link = list_url(campaign_id, creator_id, None).replacen("/links", "/links/new", 1);
+    let new_link = list_url(&filter, None).replacen("/links", "/links/new", 1);
     let content = html! {
         div.page-head {
             h1 { "Tracking Links" }
             div.head-actions {
-                a.button href=(list_url(campaign_id, creator_id, None).replacen("/links", "/links.csv", 1)) download {
+                a.button href=(list_url(&filter, None).replacen("/links", "/links.csv", 1)) download {
                     "Export CSV"
                 }
                 a.button href="/brand/attribution/links/import" id="import-csv" { "Import CSV" }
@@ -165,13 +179,15 @@ pub async fn list(
         form.filters method="get" action="/brand/attribution/links" data-autosubmit {
             (views::select_field("campaign_id", "Campaign", "All campaigns", &names.campaigns, &selected(campaign_id), None))
             (views::select_field("creator_id", "Creator", "All creators", &names.creators, &selected(creator_id), None))
+            (views::select_field("destination_status", "Destination", "Any destination", &destination_choices(),
+                filter.destination_status.map_or("", |s| s.as_str()), None))
             button type="submit" { "Filter" }
-            @if campaign_id.is_some() || creator_id.is_some() {
+            @if filtered {
                 a href="/brand/attribution/links" { "Clear filters" }
             }
         }
         @if page.data.is_empty() {
-            p.empty { "No links yet" @if campaign_id.is_some() || creator_id.is_some() { " match these filters" } "." }
+            p.empty { "No links yet" @if filtered { " match these filters" } "." }
         } @else {
             div.table-scroll {
                 table.links {
@@ -193,10 +209,10 @@ pub async fn list(
         }
         nav.pagination aria-label="Pages" {
             @if query.cursor.as_deref().is_some_and(|c| !c.is_empty()) {
-                a href=(list_url(campaign_id, creator_id, None)) { "← First page" }
+                a href=(list_url(&filter, None)) { "← First page" }
             }
             @if let Some(next) = &page.next_cursor {
-                a href=(list_url(campaign_id, creator_id, Some(next))) rel="next" { "Next page →" }
+                a href=(list_url(&filter, Some(next))) rel="next" { "Next page →" }
             }
         }
     };
@@ -210,6 +226,14 @@ pub async fn export(
     Query(query): Query<ListQuery>,
 ) -> Result<Response, DashError> {
     Ok(rest::export_csv(state, session.brand.id, query.filter()?))
+}
+
+/// The destination filter's choices.
+fn destination_choices() -> Vec<(String, String)> {
+    [("broken", "Broken"), ("unreachable", "Unreachable"), ("ok", "Working")]
+        .into_iter()
+        .map(|(value, label)| (value.to_owned(), label.to_owned()))
+        .collect()
 }
 
 /// A mark on a link whose destination's last check failed: a broken destination burns a paid post.
