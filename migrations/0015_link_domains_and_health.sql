@@ -50,6 +50,7 @@ create index links_domain on links (domain) where domain is not null;
 
 -- Where a click came from: the link itself or a scan of its QR code (`?qr=1`).
 alter table clicks add column source text not null default 'link' check (source in ('link', 'qr'));
--- Daily breakdowns gain dimension 4, the source (0 country, 1 device type, 2 browser, 3 OS, 4 source).
+-- Daily breakdowns gain dimension 4, the source (0 country, 1 device type, 2 browser, 3 OS, 4 source), written
+-- for QR scans only: a link's other clicks are its clicks less its scans.
 alter table link_daily_dims drop constraint link_daily_dims_dimension_check;
 alter table link_daily_dims add constraint link_daily_dims_dimension_check check (dimension between 0 and 4);

@@ -234,7 +234,8 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
              from inserted
              cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser),
                                         (3::smallint, os), (4::smallint, source)) as d(dimension, value)
-             where not bot
+             -- The source is counted for QR scans only: a link's other clicks are its clicks less its scans.
+             where not bot and (d.dimension <> 4 or d.value <> 'link')
              group by 1, 2, 3, 4
          ), reattribute as (
              insert into reattribution_queue (brand_id, order_id)

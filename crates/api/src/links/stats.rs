@@ -41,7 +41,8 @@ pub struct LinkStats {
     pub by_device: BTreeMap<String, i64>,
     pub by_browser: BTreeMap<String, i64>,
     pub by_os: BTreeMap<String, i64>,
-    /// Human clicks by where they came from: `link` (the short link itself) or `qr` (a scan of its QR code).
+    /// Human clicks by where they came from: `link` (the short link itself) or `qr` (a scan of its QR code);
+    /// a source without clicks is left out, as in the other breakdowns.
     pub by_source: BTreeMap<String, i64>,
 }
 
@@ -151,7 +152,7 @@ impl Tally {
             "select d.dimension, coalesce(d.value, 'unknown'), count(*) from clicks
              cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser),
                                         (3::smallint, os), (4::smallint, source)) as d(dimension, value)
-             where {RANGE} and not bot group by 1, 2"
+             where {RANGE} and not bot and (d.dimension <> 4 or d.value <> 'link') group by 1, 2"
         ))
         .bind(link)
         .bind(from)
@@ -175,7 +176,12 @@ pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> 
     }
     let figures = conversions_of(conn, link, window.from, window.to_or(Utc::now())).await?;
     let conversion_rate = revenue::rate(figures.conversions, tally.clicks);
-    let [by_country, by_device, by_browser, by_os, by_source] = tally.dims;
+    let [by_country, by_device, by_browser, by_os, mut by_source] = tally.dims;
+    // Only scans are counted by source (see ingestion): the link's other human clicks came from the link.
+    let scans: i64 = by_source.values().sum();
+    if tally.clicks > scans {
+        by_source.insert("link".to_owned(), tally.clicks - scans);
+    }
     Ok(LinkStats {
         clicks: tally.clicks,
         unique_clicks: tally.unique_clicks,
