@@ -524,6 +524,49 @@ pub async fn revoke(
     .await
 }
 
+/// A statement as the brand's list shows it (the document itself is at `/statements/{id}.json`).
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+pub struct StatementInfo {
+    #[schema(example = "st_Zk3uQ0xV7m2p9qaR4sT1wA")]
+    pub id: String,
+    pub creator_id: Uuid,
+    pub period_from: DateTime<Utc>,
+    pub period_to: DateTime<Utc>,
+    pub issued_at: DateTime<Utc>,
+    /// Null: not revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_reason: Option<String>,
+}
+
+/// One page of the brand's statements, newest first, of one creator or all: at most `limit` rows before
+/// the sequence number `before_seq`.
+pub async fn list(
+    db: &PgPool,
+    brand_id: Uuid,
+    creator_id: Option<Uuid>,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> Result<Vec<(i64, StatementInfo)>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        seq: i64,
+        #[sqlx(flatten)]
+        info: StatementInfo,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "select seq, id, creator_id, period_from, period_to, issued_at, revoked_at, revoked_reason from statements
+         where brand_id = $1 and ($2::uuid is null or creator_id = $2) and ($3::bigint is null or seq < $3)
+         order by seq desc limit $4",
+    )
+    .bind(brand_id)
+    .bind(creator_id)
+    .bind(before_seq)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.seq, r.info)).collect())
+}
+
 /// Whether the figures of a stored statement differ from what the reports say now for the same period
 /// (a refund or a cancellation since it was issued).
 pub async fn figures_changed(

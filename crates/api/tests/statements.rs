@@ -322,6 +322,19 @@ async fn the_brand_revokes_its_own_statements_only_and_creators_issue_only_for_t
         .await
         .unwrap();
     assert_eq!(count, 1);
+
+    // The brand's list: this creator's statements, paged; another brand sees none of them.
+    let second = issue(&api, &scene).await;
+    let second_id = serde_json::from_str::<Value>(&second).unwrap()["statement"]["id"].as_str().unwrap().to_owned();
+    let page = api.get(&format!("/v1/statements?creator_id={}&limit=1", scene.creator_id)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert_eq!(page.body["data"][0]["id"], second_id.as_str());
+    assert!(page.body["data"][0]["revoked_at"].is_null());
+    let cursor = page.body["next_cursor"].as_str().unwrap();
+    let next = api.get(&format!("/v1/statements?creator_id={}&limit=1&cursor={cursor}", scene.creator_id)).await;
+    assert_eq!(next.body["data"][0]["id"], id.as_str());
+    assert!(next.body["data"][0]["revoked_at"].is_string());
+    assert_eq!(other.get("/v1/statements").await.body["data"], json!([]));
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]

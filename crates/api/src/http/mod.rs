@@ -103,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/creators/{id}/tokens/{prefix}", delete(creator_view::revoke_token))
         .route("/me/links", get(creator_view::my_links))
         .route("/me/statements", post(statements::issue))
+        .route("/statements", get(statements::list))
         .route("/statements/verify", post(statements::verify))
         .route("/statements/{id}/revoke", post(statements::revoke))
         .route("/attribution", get(attribution::report))

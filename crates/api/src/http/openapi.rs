@@ -33,7 +33,7 @@ use crate::schema::{CurrencyCode, Cursor, IdempotencyKey, Instant, OrderRef, Sho
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete, webhooks::rotate_secret,
         webhooks::send_test, webhooks::deliveries, webhooks::retry,
         domains::create, domains::list, domains::get, domains::delete,
-        statements::issue, statements::keys, statements::verify, statements::revoke,
+        statements::issue, statements::keys, statements::verify, statements::revoke, statements::list,
     ),
     // What parameters refer to (bodies' schemas are collected from the bodies).
     components(schemas(Cursor, Instant, IdempotencyKey, OrderRef, TokenPrefix, ShopDomain)),

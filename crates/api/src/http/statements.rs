@@ -23,13 +23,14 @@ use super::auth::Brand;
 use super::creator_view::Creator;
 use super::dashboard::views::{moneys, shell};
 use super::error::{Error, ErrorBody};
-use super::extract::{Client, Path};
+use super::extract::{Client, List, Page, Path, Query};
 use super::json;
 use super::AppState;
 use crate::client::ClientKey;
 use crate::limits::KeyedLimiter;
 use crate::money::Money;
-use crate::statements::{self, Document, Invalid, IssueError, Jwk, Statement, Verdict};
+use crate::statements::{self, Document, Invalid, IssueError, Jwk, Statement, StatementInfo, Verdict};
+use utoipa::IntoParams;
 
 /// Most clients the verification limit remembers at once.
 const MAX_LIMITED_CLIENTS: u64 = 100_000;
@@ -248,6 +249,32 @@ pub async fn revoke(
         .await?
         .ok_or(Error::NotFound("statement"))?;
     Ok(axum::Json(Revoked { id, revoked_at }))
+}
+
+/// Which statements to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatementFilter {
+    /// Only this creator's statements.
+    pub creator_id: Option<Uuid>,
+}
+
+#[utoipa::path(get, path = "/v1/statements", tag = "statements", operation_id = "list_statements",
+    params(StatementFilter, Page), security(("api_key" = [])),
+    responses((status = 200, body = List<StatementInfo>, description = "the brand's statements, newest first, \
+            revoked ones included"),
+        (status = 400, body = ErrorBody, description = "`invalid_limit`, `invalid_cursor`, or `invalid_query` (a \
+            malformed `creator_id`)"),
+        (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    brand: Brand,
+    Query(filter): Query<StatementFilter>,
+    Query(page): Query<Page>,
+) -> Result<axum::Json<List<StatementInfo>>, Error> {
+    let page = page.parse()?;
+    let rows = statements::list(&state.db, brand.id, filter.creator_id, page.before_seq, page.limit + 1).await?;
+    Ok(axum::Json(List::from_rows(rows, page)))
 }
 
 // ---- Public pages ----
