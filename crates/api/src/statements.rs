@@ -335,6 +335,15 @@ pub async fn figures(
     Ok((links, totals))
 }
 
+/// Whether `id` is shaped like a statement id (anything else names none, and may hold bytes the
+/// database refuses).
+fn plausible_id(id: &str) -> bool {
+    id.len() <= 64
+        && id
+            .strip_prefix("st_")
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+}
+
 /// A new statement id: `st_` and 128 random bits, base64url.
 fn new_id() -> String {
     let mut bytes = [0u8; 16];
@@ -461,6 +470,9 @@ pub async fn verify(
         Ok(statement) => statement,
         Err(why) => return Ok((Verdict::Invalid(why), None)),
     };
+    if !plausible_id(&statement.id) {
+        return Ok((Verdict::Invalid(Invalid::Malformed), None));
+    }
     let revoked: Option<DateTime<Utc>> =
         sqlx::query_scalar("select revoked_at from statements where id = $1 and revoked_at is not null")
             .bind(&statement.id)
@@ -489,7 +501,7 @@ pub struct Stored {
 
 /// A stored statement by id (anyone may read one: its id is unguessable and it is meant to be shown).
 pub async fn find(db: &PgPool, id: &str) -> Result<Option<Stored>, sqlx::Error> {
-    if id.len() > 64 {
+    if !plausible_id(id) {
         return Ok(None);
     }
     sqlx::query_as(
@@ -509,7 +521,7 @@ pub async fn revoke(
     id: &str,
     reason: Option<&str>,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    if id.len() > 64 {
+    if !plausible_id(id) {
         return Ok(None);
     }
     sqlx::query_scalar(

@@ -297,7 +297,12 @@ async fn the_brand_revokes_its_own_statements_only_and_creators_issue_only_for_t
         .await
         .unwrap();
     assert_eq!(reason.as_deref(), Some("orders cancelled"));
-    assert_eq!(api.post("/v1/statements/st_nope/revoke", json!({})).await.status, StatusCode::NOT_FOUND);
+    for unknown in ["st_nope", "st_a%00b", "nope", "st_a%20b"] {
+        let response = api.post(&format!("/v1/statements/{unknown}/revoke"), json!({})).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{unknown}");
+        let (status, _, _) = raw(&api, Method::GET, &format!("/statements/{unknown}"), None, None, "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+    }
 
     // Another brand's creator cannot issue for this brand; this creator not for the other brand.
     let stranger = other.create("/v1/creators", json!({"name": "Stranger"})).await;

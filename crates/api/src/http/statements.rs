@@ -159,7 +159,8 @@ impl From<&Verdict> for Verification {
 }
 
 #[utoipa::path(post, path = "/v1/statements/verify", tag = "statements", operation_id = "verify_statement",
-    request_body(content = Document, description = "a statement document, as issued (any JSON object is checked)"),
+    request_body(content = Object, content_type = "application/json",
+        description = "a statement document, as issued (see `Document`); any JSON object is checked"),
     responses((status = 200, body = Verification, description = "`valid`, or why not"),
         (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
         (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
