@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-postgres.sh
 bash scripts/install-edge-tools.sh
 bash scripts/install-browser.sh
+bash scripts/install-python-deps.sh
 bash scripts/build-worker.sh >/dev/null
 # The storefront pixel's own tests, in a fake browser (Node's built-in runner).
 node --test crates/api/static/

@@ -16,6 +16,7 @@ pub const DEFAULT_INTERNAL_BIND_ADDR: &str = "127.0.0.1:8081";
 /// The shortest shared token accepted (`EDGE_INGEST_TOKEN`, `KV_SYNC_TOKEN`): 32 bytes, 256 bits when random.
 pub const MIN_SHARED_TOKEN_BYTES: usize = 32;
 pub const DEFAULT_TRACKING_BASE_URL: &str = "https://trk.creatorscore.io";
+pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://127.0.0.1:8080";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -79,6 +80,16 @@ pub struct Config {
     /// `CF_ZONE_ID` (with `CF_API_TOKEN` and `CF_API_BASE`): the Cloudflare for SaaS zone whose custom
     /// hostnames prove brands' domains. Unset: domains stay pending until `api domain activate`.
     pub custom_hostnames: Option<CustomHostnamesConfig>,
+    /// `PUBLIC_BASE_URL`: the API's own public origin (default `http://127.0.0.1:8080`): the `issuer` of
+    /// signed statements.
+    pub public_base_url: Url,
+    /// `STATEMENT_SIGNING_KEY` (`<kid>:<base64url Ed25519 seed>`) and `STATEMENT_RETIRED_KEYS`
+    /// (comma-separated `<kid>:<base64url public key>`): the keys of signed statements. Without a
+    /// signing key, statements cannot be issued (503 `statements_unavailable`).
+    pub statement_keys: crate::statements::StatementKeys,
+    /// `STATEMENT_VERIFY_RATE_PER_CLIENT`: statement verifications per second one client address may ask
+    /// for (burst: twice; default 5).
+    pub statement_verify_rate_per_client: NonZeroU32,
 }
 
 /// Cloudflare for SaaS settings for brands' custom domains.
@@ -185,6 +196,15 @@ impl Config {
                 &get("WEBHOOK_TIMEOUT_SECONDS", "10"),
             )?),
             custom_hostnames: custom_hostnames(&lookup)?,
+            public_base_url: parse_origin("PUBLIC_BASE_URL", &get("PUBLIC_BASE_URL", DEFAULT_PUBLIC_BASE_URL))?,
+            statement_keys: crate::statements::StatementKeys::parse(
+                lookup("STATEMENT_SIGNING_KEY").as_deref(),
+                lookup("STATEMENT_RETIRED_KEYS").as_deref(),
+            )?,
+            statement_verify_rate_per_client: parse_number(
+                "STATEMENT_VERIFY_RATE_PER_CLIENT",
+                &get("STATEMENT_VERIFY_RATE_PER_CLIENT", "5"),
+            )?,
         })
     }
 
@@ -382,9 +402,13 @@ fn kv_reconcile_every(raw: &str) -> anyhow::Result<Option<std::time::Duration>> 
 }
 
 fn parse_base_url(raw: &str) -> anyhow::Result<Url> {
-    let url = Url::parse(raw).with_context(|| format!("TRACKING_BASE_URL={raw:?} is not a URL"))?;
+    parse_origin("TRACKING_BASE_URL", raw)
+}
+
+fn parse_origin(name: &str, raw: &str) -> anyhow::Result<Url> {
+    let url = Url::parse(raw).with_context(|| format!("{name}={raw:?} is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        bail!("TRACKING_BASE_URL={raw:?} must be an http(s) origin");
+        bail!("{name}={raw:?} must be an http(s) origin");
     }
     Ok(url)
 }
@@ -577,6 +601,25 @@ mod tests {
             matches!(cf.kv_sink, KvSinkConfig::Cloudflare { ref api_base, .. } if api_base.as_str().starts_with("https://api.cloudflare.com/"))
         );
         assert!(Config::from_lookup(|n| (n == "KV_SINK").then(|| "s3".to_owned())).is_err());
+    }
+
+    #[test]
+    fn statement_settings_default_to_no_signing_key_and_bad_values_are_named() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        assert!(config.statement_keys.current.is_none());
+        assert_eq!(config.public_base_url.as_str(), "http://127.0.0.1:8080/");
+        let key = crate::statements::generate_key(chrono::Utc::now());
+        let set = Config::from_lookup(|n| (n == "STATEMENT_SIGNING_KEY").then(|| key.setting.clone())).unwrap();
+        assert_eq!(set.statement_keys.current.map(|k| k.kid), Some(key.kid.clone()));
+        for (name, bad) in [
+            ("STATEMENT_SIGNING_KEY", "sk_1:tooshort"),
+            ("STATEMENT_RETIRED_KEYS", "sk_1"),
+            ("PUBLIC_BASE_URL", "api.example"),
+            ("STATEMENT_VERIFY_RATE_PER_CLIENT", "0"),
+        ] {
+            let err = Config::from_lookup(|n| (n == name).then(|| bad.to_owned())).unwrap_err();
+            assert!(format!("{err:#}").contains(name), "{name}={bad}: {err:#}");
+        }
     }
 
     #[test]

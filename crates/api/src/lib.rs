@@ -26,6 +26,7 @@ pub(crate) mod schema;
 pub mod secrets;
 pub mod server;
 pub mod shopify;
+pub mod statements;
 pub mod sync;
 pub mod telemetry;
 pub mod users;

@@ -57,6 +57,18 @@ enum Command {
         #[command(subcommand)]
         command: DomainCommand,
     },
+    /// The keys signed statements are signed with.
+    StatementKey {
+        #[command(subcommand)]
+        command: StatementKeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StatementKeyCommand {
+    /// Make a fresh signing key: prints its id, the STATEMENT_SIGNING_KEY value (secret: put it in the
+    /// environment, nowhere else) and its public key (for STATEMENT_RETIRED_KEYS once it is replaced).
+    Create,
 }
 
 #[derive(Subcommand)]
@@ -150,6 +162,15 @@ fn read_password_line() -> anyhow::Result<String> {
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
     let cli = Cli::parse();
+    if let Some(Command::StatementKey { command: StatementKeyCommand::Create }) = cli.command {
+        // Needs no configuration: a fresh key is made before (or while) one is set.
+        let key = api::statements::generate_key(chrono::Utc::now());
+        println!("kid: {}", key.kid);
+        println!("STATEMENT_SIGNING_KEY={}", key.setting);
+        println!("public_key: {}", key.public_key);
+        println!("retired_entry: {}:{}", key.kid, key.public_key);
+        return Ok(());
+    }
     let config = Config::from_env()?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => server::serve(config).await,
@@ -270,6 +291,7 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::StatementKey { command: StatementKeyCommand::Create } => Ok(()),
         Command::Kv { command: KvCommand::Retry } => {
             let pool = db::connect_and_migrate(&config).await?;
             println!("retried: {}", sync::retry_parked(&pool).await?);

@@ -32,6 +32,7 @@ pub mod links;
 mod openapi;
 pub mod pixel;
 pub mod shopify;
+pub mod statements;
 mod webhooks;
 
 pub use error::Error;
@@ -52,12 +53,14 @@ pub struct AppState {
     pub shopify_shops: crate::shopify::ShopCache,
     pub signin_limits: Arc<dashboard::SignInLimits>,
     pub domains: crate::domains::Domains,
+    pub statement_verify_limits: Arc<statements::VerifyLimits>,
 }
 
 impl AppState {
     pub fn new(db: PgPool, config: Config) -> Self {
         let pixel_limits = Arc::new(pixel::PixelLimits::new(config.pixel_rate_per_pixel, config.pixel_rate_per_client));
         let signin_limits = Arc::new(dashboard::SignInLimits::new(&config));
+        let statement_verify_limits = statements::VerifyLimits::new(config.statement_verify_rate_per_client);
         let provider = config.domain_provider().unwrap_or_else(|e| {
             tracing::error!(error = %e, "the Cloudflare for SaaS client cannot be built; domains stay pending");
             crate::domains::Provider::Manual
@@ -71,6 +74,7 @@ impl AppState {
             pixel_brands: Arc::default(),
             shopify_shops: crate::shopify::shop_cache(),
             signin_limits,
+            statement_verify_limits,
         }
     }
 }
@@ -98,6 +102,10 @@ pub fn router(state: AppState) -> Router {
         .route("/creators/{id}/tokens", post(creator_view::create_token).get(creator_view::list_tokens))
         .route("/creators/{id}/tokens/{prefix}", delete(creator_view::revoke_token))
         .route("/me/links", get(creator_view::my_links))
+        .route("/me/statements", post(statements::issue))
+        .route("/statements", get(statements::list))
+        .route("/statements/verify", post(statements::verify))
+        .route("/statements/{id}/revoke", post(statements::revoke))
         .route("/attribution", get(attribution::report))
         .route("/attribution.csv", get(attribution::export))
         .route("/conversions.csv", get(conversions::export))
@@ -128,8 +136,20 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .route("/openapi.json", get(openapi::document))
         .route("/pixel.js", get(pixel::script))
+        .route("/.well-known/statement-keys", get(statements::keys))
+        .merge(statement_pages())
         .merge(dashboard::router());
     finish(routes, state)
+}
+
+/// The public statement pages, with the dashboard's page headers; a pasted or uploaded statement is at
+/// most [`MAX_BODY_BYTES`] (plus room for the form's own encoding).
+fn statement_pages() -> Router<AppState> {
+    let pages = Router::new()
+        .route("/statements/{id}", get(statements::show))
+        .route("/verify", get(statements::verify_page).post(statements::verify_submit))
+        .layer(DefaultBodyLimit::max(2 * MAX_BODY_BYTES + 4096));
+    dashboard::page_headers(pages)
 }
 
 /// `/internal/*`, served only on the internal listener (`INTERNAL_BIND_ADDR`): never by [`router`], so

@@ -11,7 +11,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    attribution, campaigns, conversions, creator_view, creators, domains, links, pixel, shopify, webhooks, AppState,
+    attribution, campaigns, conversions, creator_view, creators, domains, links, pixel, shopify, statements, webhooks,
+    AppState,
 };
 use crate::money::MaxOrderValue;
 use crate::schema::{CurrencyCode, Cursor, IdempotencyKey, Instant, OrderRef, ShopDomain, TokenPrefix};
@@ -32,6 +33,7 @@ use crate::schema::{CurrencyCode, Cursor, IdempotencyKey, Instant, OrderRef, Sho
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete, webhooks::rotate_secret,
         webhooks::send_test, webhooks::deliveries, webhooks::retry,
         domains::create, domains::list, domains::get, domains::delete,
+        statements::issue, statements::keys, statements::verify, statements::revoke, statements::list,
     ),
     // What parameters refer to (bodies' schemas are collected from the bodies).
     components(schemas(Cursor, Instant, IdempotencyKey, OrderRef, TokenPrefix, ShopDomain)),

@@ -26,7 +26,7 @@ mod import;
 mod links;
 mod pages;
 pub mod session;
-mod views;
+pub(crate) mod views;
 mod webhooks;
 
 pub use session::SignInLimits;
@@ -120,7 +120,7 @@ impl IntoResponse for DashError {
 
 /// Headers on every dashboard page: nothing from other origins (no CDN, no inline script), no
 /// framing, no caching of pages that show a brand's data, no referrer leaking link ids.
-fn page_headers(router: Router<AppState>) -> Router<AppState> {
+pub(crate) fn page_headers(router: Router<AppState>) -> Router<AppState> {
     let set = |name, value: &'static str| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
     router
         .layer(set(
