@@ -45,7 +45,7 @@ psql -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists $DB wit
 # are generous: the run checks what the endpoint accepts, not how fast (its 429 is documented all the same).
 # (`env` execs the binary, so the PID below is the API's own.)
 API=(env -i PATH="$PATH" DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" RUST_LOG=info NO_COLOR=1
-  KV_SINK=none PIXEL_RATE_PER_PIXEL=100000 PIXEL_RATE_PER_CLIENT=100000
+  KV_SINK=none PIXEL_RATE_PER_PIXEL=100000 PIXEL_RATE_PER_CLIENT=100000 STATEMENT_VERIFY_RATE_PER_CLIENT=100000
   BIND_ADDR=127.0.0.1:0 INTERNAL_BIND_ADDR=127.0.0.1:0 "$API_BIN")
 # Port 0: the kernel gives each listener a free port as it binds; the API logs which (read back below).
 "${API[@]}" serve >"$WORK/api.log" 2>&1 &
