@@ -44,8 +44,11 @@ psql -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists $DB wit
 # The API runs with these settings only, whatever the caller's environment holds. The pixel's rate limits
 # are generous: the run checks what the endpoint accepts, not how fast (its 429 is documented all the same).
 # (`env` execs the binary, so the PID below is the API's own.)
+# Statements are signed with a key made for this run.
+SIGNING_KEY=$("$API_BIN" statement-key create | sed -n 's/^STATEMENT_SIGNING_KEY=//p')
+[ -n "$SIGNING_KEY" ] || { echo "api statement-key create printed no key" >&2; exit 1; }
 API=(env -i PATH="$PATH" DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB" RUST_LOG=info NO_COLOR=1
-  KV_SINK=none PIXEL_RATE_PER_PIXEL=100000 PIXEL_RATE_PER_CLIENT=100000 STATEMENT_VERIFY_RATE_PER_CLIENT=100000
+  STATEMENT_SIGNING_KEY="$SIGNING_KEY" KV_SINK=none PIXEL_RATE_PER_PIXEL=100000 PIXEL_RATE_PER_CLIENT=100000 STATEMENT_VERIFY_RATE_PER_CLIENT=100000
   BIND_ADDR=127.0.0.1:0 INTERNAL_BIND_ADDR=127.0.0.1:0 "$API_BIN")
 # Port 0: the kernel gives each listener a free port as it binds; the API logs which (read back below).
 "${API[@]}" serve >"$WORK/api.log" 2>&1 &
@@ -88,6 +91,9 @@ LINK_ID=$(call POST /v1/links "{\"destination_url\": \"https://shop.example/p/1\
 DELETED_LINK_ID=$(call POST /v1/links '{"destination_url": "https://shop.example/p/2"}' | json id)
 # The creator token /v1/me/links runs with, and another creator's token for DELETE to revoke.
 CREATOR_TOKEN=$(call POST "/v1/creators/$CREATOR_ID/tokens" | json token)
+STATEMENT_ID=$(curl -sS --fail-with-body -X POST -H "Authorization: Bearer $CREATOR_TOKEN" -H 'Content-Type: application/json' \
+  --data "{\"brand_id\": \"$(field brand_id)\", \"from\": \"2025-01-01T00:00:00Z\", \"to\": \"2025-02-01T00:00:00Z\"}" \
+  "$BASE/v1/me/statements" | python3 -c 'import json, sys; print(json.load(sys.stdin)["statement"]["id"])')
 REVOKED_PREFIX=$(call POST "/v1/creators/$OTHER_CREATOR_ID/tokens" | json prefix)
 # The order refunds and cancellations name (in USD: see scripts/schemathesis_hooks.py). The document's
 # examples use other order ids, so they create orders.
@@ -144,6 +150,7 @@ TOML
   path_params "POST /v1/conversions/{order_id}/refunds" order_id "$ORDER_ID"
   path_params "POST /v1/conversions/{order_id}/cancel" order_id "$ORDER_ID"
   path_params "DELETE /v1/integrations/shopify/{shop_domain}" shop_domain "$SHOP"
+  path_params "POST /v1/statements/{id}/revoke" id "$STATEMENT_ID"
 } >"$WORK/schemathesis.toml"
 
 # From the scratch directory, so that nothing schemathesis writes lands in the tree.

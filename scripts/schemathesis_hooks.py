@@ -9,6 +9,7 @@ value the rule is about:
 - a report window's `from` is not after its `to` (nor after now where `to` defaults to now);
 - an order's or a refund's `occurred_at` is not in the future;
 - a creator token's `expires_at` is in the future and at most ten years away;
+- a statement's period is not empty and has ended (`from` before `to`, `to` not after now);
 - a refund is in its order's currency, and within that currency's maximum.
 
 Cases generated to break the schema (negative ones) are left alone.
@@ -120,6 +121,19 @@ def windows(label: str, query: dict, now: datetime) -> None:
         query["from"], query["to"] = query["to"], query["from"]
 
 
+def statement_period(body: dict, now: datetime) -> None:
+    start, end = instant(body.get("from")), instant(body.get("to"))
+    if start is None or end is None:
+        return
+    latest = (now - timedelta(minutes=1)).replace(microsecond=0)
+    start, end = (into(t, EPOCH, latest) if not EPOCH <= t <= latest else t for t in (start, end))
+    start, end = sorted((start.replace(microsecond=0), end.replace(microsecond=0)))
+    if start == end:
+        start = start - timedelta(seconds=1) if start > EPOCH else start
+        end = start + timedelta(seconds=1)
+    body["from"], body["to"] = rfc3339(start), rfc3339(end)
+
+
 def refund_currency(case, amount: dict) -> None:
     currency = ORDER_CURRENCIES.get((case.path_parameters or {}).get("order_id"))
     minor = amount.get("amount_minor")
@@ -146,6 +160,8 @@ def map_case(context, case):
         at = instant(body.get("occurred_at"))
         if at is not None and at > now:
             body["occurred_at"] = rfc3339(into(at, EPOCH, now - timedelta(minutes=1)))
+    if label == "POST /v1/me/statements":
+        statement_period(body, now)
     if label == REFUNDS and isinstance(body.get("amount"), dict):
         refund_currency(case, body["amount"])
     if label == "POST /v1/creators/{id}/tokens" and body.get("expires_in_days") is None:

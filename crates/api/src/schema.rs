@@ -64,6 +64,12 @@ macro_rules! top_label {
         r"[A-Za-z](?:[A-Za-z0-9-]{0,60}[A-Za-z0-9])?"
     };
 }
+/// A brand's own short domain: labels of at most 63 characters, at least two, the last not numeric, any case,
+/// an optional trailing dot (and at most 253 characters, said by `maxLength`).
+pub const HOSTNAME_PATTERN: &str = concat!(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,126}",
+    r"[A-Za-z](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$"
+);
 /// A shop's domain: two to four labels (the last not numeric), any case, an optional trailing dot.
 pub const SHOP_DOMAIN_PATTERN: &str = concat!("^(?:", label!(), r"\.){1,3}", top_label!(), r"\.?$");
 
@@ -253,6 +259,12 @@ impl PartialSchema for DestinationUrl {
 
 impl ToSchema for DestinationUrl {}
 
+string_schema!(
+    HostnameText,
+    HOSTNAME_PATTERN,
+    "A host name such as `go.brand.com`: ASCII labels (`xn--` for international names), at least two, any case.",
+    |b: ObjectBuilder| b.max_length(Some(253)).examples(["go.brand.example"])
+);
 string_schema!(
     ShopDomain,
     SHOP_DOMAIN_PATTERN,
@@ -451,6 +463,15 @@ pub(crate) mod tests {
         fn webhook_urls_the_pattern_admits_are_accepted_when_saved(url in matching(WEBHOOK_URL_PATTERN)) {
             let strict = crate::webhooks::TargetPolicy { allow_private: false };
             prop_assert!(strict.check_url(&url, true).is_ok(), "{url:?}");
+        }
+
+        #[test]
+        fn hostnames_the_pattern_admits_are_accepted(
+            // The pattern with at most four labels, so that nearly every name fits in 253 characters.
+            host in matching(&HOSTNAME_PATTERN.replace("{1,126}", "{1,3}")),
+        ) {
+            prop_assume!(host.len() <= 253);
+            prop_assert!(crate::domains::Hostname::parse(&host).is_ok(), "{host:?}");
         }
 
         #[test]

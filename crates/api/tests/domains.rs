@@ -48,7 +48,7 @@ async fn a_domain_is_pending_until_its_dns_is_published_then_carries_links_until
     // A pending domain carries no link.
     let refused =
         api.post("/v1/links", json!({"destination_url": "https://shop.example/", "domain": "go.brand.example"})).await;
-    assert_eq!((refused.status, refused.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_domain"));
+    assert_eq!((refused.status, refused.error_code()), (StatusCode::NOT_FOUND, "not_found"));
 
     // Still pending: Cloudflare says why.
     let checked = api.get("/v1/domains/go.brand.example").await;
@@ -132,12 +132,12 @@ async fn a_hostname_belongs_to_one_brand_and_the_tracking_domain_to_none(pool: P
     let foreign = other
         .post("/v1/links", json!({"destination_url": "https://shop.example/", "domain": "go.brand.example"}))
         .await;
-    assert_eq!((foreign.status, foreign.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_domain"));
+    assert_eq!((foreign.status, foreign.error_code()), (StatusCode::NOT_FOUND, "not_found"));
     let link = other.create("/v1/links", json!({"destination_url": "https://shop.example/"})).await;
     let moved = other
         .patch(&format!("/v1/links/{}", link["id"].as_str().unwrap()), json!({"domain": "go.brand.example"}))
         .await;
-    assert_eq!((moved.status, moved.error_code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_domain"));
+    assert_eq!((moved.status, moved.error_code()), (StatusCode::NOT_FOUND, "not_found"));
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]

@@ -173,4 +173,10 @@ async fn another_brands_link_has_no_qr_code(pool: PgPool) {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let malformed = fetch(&api, "/v1/links/not-an-id/qr").await;
     assert_eq!(malformed.status, StatusCode::NOT_FOUND);
+    // A deleted link no longer redirects, so a printed code would lead nowhere: it has none.
+    let id = link["id"].as_str().unwrap();
+    assert_eq!(fetch(&api, &format!("/v1/links/{id}/qr")).await.status, StatusCode::OK);
+    assert_eq!(api.delete(&format!("/v1/links/{id}")).await.status, StatusCode::NO_CONTENT);
+    let deleted = fetch(&api, &format!("/v1/links/{id}/qr")).await;
+    assert_eq!((deleted.status, deleted.error_code().as_str()), (StatusCode::NOT_FOUND, "not_found"));
 }

@@ -18,6 +18,7 @@ use crate::domains::Domain;
 pub struct CreateDomain {
     /// A host name the brand controls, such as `go.brand.com`: not the tracking domain or one of its
     /// subdomains, not an address, at least two labels.
+    #[schema(value_type = crate::schema::HostnameText)]
     pub hostname: String,
 }
 

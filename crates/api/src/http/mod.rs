@@ -25,6 +25,7 @@ pub mod dashboard;
 mod domains;
 pub mod error;
 pub(crate) mod extract;
+mod files;
 mod health;
 mod ingest;
 pub mod json;

@@ -76,8 +76,8 @@ pub struct CreateLink {
     pub promo_code: Option<String>,
     #[serde(default)]
     pub share_revenue: bool,
-    /// One of the brand's `active` custom domains; the short URL is on it. Absent: the default domain.
-    #[schema(value_type = Option<String>, example = "go.brand.example")]
+    /// One of the brand's `active` custom domains (else 404); the short URL is on it. Absent: the default domain.
+    #[schema(value_type = Option<crate::schema::HostnameText>)]
     pub domain: Option<String>,
     /// Added to the destination as `utm_source` unless the destination already has one (1–255 characters).
     #[schema(value_type = Option<crate::schema::UtmText>)]
@@ -121,9 +121,9 @@ pub struct UpdateLink {
     #[schema(value_type = Option<crate::schema::PromoCodeText>)]
     pub promo_code: Option<Option<String>>,
     pub share_revenue: Option<bool>,
-    /// `null` moves the link back to the default domain.
+    /// One of the brand's `active` custom domains (else 404); `null` moves the link back to the default domain.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schema::HostnameText>)]
     pub domain: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<crate::schema::UtmText>)]
@@ -273,8 +273,9 @@ fn write_error(e: sqlx::Error) -> LinkError {
     }
 }
 
+/// A domain that is not one of the brand's active domains is not found, like another brand's creator.
 fn not_an_active_domain() -> LinkError {
-    LinkError::invalid("invalid_domain", "domain must be one of the brand's active domains (see /v1/domains)")
+    LinkError::NotFound("domain")
 }
 
 /// Refuses a domain that is not one of the brand's `active` domains (a pending or another brand's one

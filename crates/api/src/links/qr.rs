@@ -8,7 +8,12 @@
 
 use qrcode::{Color, EcLevel, QrCode};
 use serde::Deserialize;
-use utoipa::ToSchema;
+use sqlx::PgPool;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::{Link, LinkError};
+use crate::config::Config;
 
 /// The smallest image, in pixels.
 pub const MIN_SIZE: u32 = 128;
@@ -162,6 +167,89 @@ impl Layout {
         writer.finish().map_err(encode)?;
         Ok(out)
     }
+}
+
+/// The image asked for. Every value is read as text so that a bad one is refused naming its parameter.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QrQuery {
+    /// `svg` (default) or `png` (else 422 `invalid_query`).
+    #[param(value_type = Option<Format>)]
+    pub format: Option<String>,
+    /// Width and height in pixels, quiet zone included (128–2048, default 512; else 422 `invalid_query`).
+    #[param(value_type = Option<u32>, minimum = 128, maximum = 2048, default = 512)]
+    pub size: Option<String>,
+    /// `1` (or `true`): answer as a download (`Content-Disposition: attachment`) rather than inline.
+    #[param(value_type = Option<bool>)]
+    pub download: Option<String>,
+}
+
+/// A validated [`QrQuery`].
+#[derive(Debug, Clone, Copy)]
+pub struct QrRequest {
+    pub format: Format,
+    pub size: u32,
+    pub download: bool,
+}
+
+impl QrQuery {
+    pub fn parse(&self, default_format: Format) -> Result<QrRequest, LinkError> {
+        let invalid = |message: String| LinkError::invalid("invalid_query", message);
+        let format = match self.format.as_deref() {
+            None => default_format,
+            Some(raw) => Format::parse(raw).ok_or_else(|| invalid("format must be svg or png".into()))?,
+        };
+        let size = match self.size.as_deref() {
+            None => DEFAULT_SIZE,
+            Some(raw) => raw
+                .parse::<u32>()
+                .ok()
+                .filter(|s| (MIN_SIZE..=MAX_SIZE).contains(s))
+                .ok_or_else(|| invalid(QrError::Size.to_string()))?,
+        };
+        let download = match self.download.as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(_) => return Err(invalid("download must be 1 or 0".into())),
+        };
+        Ok(QrRequest { format, size, download })
+    }
+}
+
+/// A link's QR code, drawn.
+#[derive(Debug)]
+pub struct QrImage {
+    pub bytes: Vec<u8>,
+    pub format: Format,
+    /// `<code>-qr.svg` or `<code>-qr.png`.
+    pub filename: String,
+    /// Whether it is asked for as a download rather than to show.
+    pub download: bool,
+}
+
+/// The QR code of the brand's link `id`. A deleted link has none (it no longer redirects, so a printed
+/// code would lead nowhere): not found, like another brand's.
+pub async fn code_of(
+    db: &PgPool,
+    config: &Config,
+    brand_id: Uuid,
+    id: Uuid,
+    request: QrRequest,
+) -> Result<QrImage, LinkError> {
+    let link: Link = super::get(db, config, brand_id, id).await?;
+    if !link.active {
+        return Err(LinkError::NotFound("link"));
+    }
+    let bytes = render(&scan_url(&link.short_url), request.format, request.size).map_err(|e| match e {
+        QrError::Size | QrError::TooLong(_) => LinkError::invalid("invalid_query", e.to_string()),
+        QrError::Encode(_) => LinkError::Internal(e.into()),
+    })?;
+    Ok(QrImage {
+        bytes,
+        format: request.format,
+        filename: format!("{}-qr.{}", link.code, request.format.as_str()),
+        download: request.download,
+    })
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ pub async fn page(
 /// `POST /brand/domains`.
 pub async fn create(State(state): State<AppState>, posted: Posted<DomainForm>) -> Result<Response, DashError> {
     let Posted { session, form } = posted;
-    let error = match state.domains.add(session.brand.id, &form.hostname).await {
+    let error = match state.domains.add(session.brand.id, form.hostname.trim()).await {
         Ok(_) => return Ok(Redirect::to("/brand/domains?added=1").into_response()),
         Err(
             e @ (DomainError::Invalid(_) | DomainError::Taken(_) | DomainError::TooMany | DomainError::Provider(_)),

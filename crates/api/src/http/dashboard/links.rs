@@ -368,7 +368,7 @@ impl LinkErrors {
             LinkError::Invalid { code: "invalid_destination_url", .. } => &mut self.destination_url,
             LinkError::Invalid { code: "invalid_promo_code", .. } => &mut self.promo_code,
             LinkError::Conflict { code: "promo_code_taken", .. } => &mut self.promo_code,
-            LinkError::Invalid { code: "invalid_domain", .. } => &mut self.domain,
+            LinkError::Invalid { code: "invalid_domain", .. } | LinkError::NotFound("domain") => &mut self.domain,
             LinkError::Invalid { code: "invalid_utm", .. } => &mut self.utm,
             LinkError::Invalid { code: "invalid_expired_url", .. } => &mut self.expired_url,
             LinkError::NotFound("creator") => &mut self.creator_id,
@@ -716,7 +716,7 @@ pub async fn qr_svg(
     State(state): State<AppState>,
     session: Session,
     path: Result<Path<Uuid>, PathRejection>,
-    Query(query): Query<rest::qr::QrQuery>,
+    Query(query): Query<crate::links::qr::QrQuery>,
 ) -> Result<Response, DashError> {
     qr_image(&state, &session, link_id(path)?, query, Format::Svg).await
 }
@@ -726,7 +726,7 @@ pub async fn qr_png(
     State(state): State<AppState>,
     session: Session,
     path: Result<Path<Uuid>, PathRejection>,
-    Query(query): Query<rest::qr::QrQuery>,
+    Query(query): Query<crate::links::qr::QrQuery>,
 ) -> Result<Response, DashError> {
     qr_image(&state, &session, link_id(path)?, query, Format::Png).await
 }
@@ -735,13 +735,15 @@ async fn qr_image(
     state: &AppState,
     session: &Session,
     id: Uuid,
-    query: rest::qr::QrQuery,
+    query: crate::links::qr::QrQuery,
     format: Format,
 ) -> Result<Response, DashError> {
     // The path names the format.
-    let request = rest::qr::QrQuery { format: None, ..query }.parse(format)?;
-    let link = links::get(&state.db, &state.config, session.brand.id, id).await.map_err(Error::from)?;
-    Ok(rest::qr::image(&link, request)?)
+    let request = crate::links::qr::QrQuery { format: None, ..query }.parse(format).map_err(Error::from)?;
+    let image = crate::links::qr::code_of(&state.db, &state.config, session.brand.id, id, request)
+        .await
+        .map_err(Error::from)?;
+    Ok(super::super::files::qr_image(&image)?)
 }
 
 /// `GET /brand/attribution/links/{id}/deactivate`: the confirmation (works without JavaScript).

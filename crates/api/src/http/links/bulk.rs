@@ -26,7 +26,10 @@ pub const MAX_BULK_BODY_BYTES: usize = 1024 * 1024;
     {"destination_url": "not a url"}
 ]}))]
 pub struct BulkCreateLinks {
-    #[schema(value_type = Vec<CreateLink>, min_items = 1, max_items = 100)]
+    /// 1–100 bodies of `POST /v1/links` (schema `CreateLink`). Any JSON value is taken here: an item that is
+    /// not a valid body is that item's error in the answer (`invalid_body`, or the code a single creation
+    /// gives), never the whole request's.
+    #[schema(value_type = Vec<serde_json::Value>, min_items = 1, max_items = 100)]
     pub links: Vec<Value>,
 }
 

@@ -25,11 +25,13 @@ pub use crate::links::{CreateLink, Link, LinkRow, UpdateLink};
     responses((status = 201, body = Link),
         (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "the creator or campaign is not the brand's"),
+        (status = 404, body = ErrorBody, description = "the creator or campaign is not the brand's, or the domain is \
+            not one of its active domains"),
         (status = 409, body = ErrorBody, description = "`promo_code_taken`"),
         (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
         (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
-        (status = 422, body = ErrorBody, description = "`invalid_destination_url`, `invalid_promo_code`, or \
+        (status = 422, body = ErrorBody, description = "`invalid_destination_url`, `invalid_promo_code`, `invalid_domain` (not a host name), \
+            `invalid_utm`, `invalid_expired_url`, or \
             `invalid_body` (a missing, mistyped or unknown field)")))]
 pub async fn create(
     State(state): State<AppState>,
@@ -71,13 +73,14 @@ pub async fn get(State(state): State<AppState>, brand: Brand, Path(id): Path<Uui
     responses((status = 200, body = Link),
         (status = 400, body = ErrorBody, description = "`malformed_json`: the body is not JSON"),
         (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody, description = "not a link of this brand, or the creator or campaign is not \
+        (status = 404, body = ErrorBody, description = "not a link of this brand, or the creator, campaign or domain is not \
             the brand's"),
         (status = 409, body = ErrorBody, description = "`promo_code_taken`, or `link_deleted` (a deleted link \
             cannot be changed)"),
         (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
         (status = 415, body = ErrorBody, description = "`unsupported_media_type`: not `application/json`"),
-        (status = 422, body = ErrorBody, description = "`invalid_destination_url`, `invalid_promo_code`, or \
+        (status = 422, body = ErrorBody, description = "`invalid_destination_url`, `invalid_promo_code`, `invalid_domain` (not a host name), \
+            `invalid_utm`, `invalid_expired_url`, or \
             `invalid_body` (a mistyped or unknown field)")))]
 pub async fn update(
     State(state): State<AppState>,
