@@ -8,7 +8,7 @@ use super::error::Error;
 use crate::links::qr::QrImage;
 
 /// A QR code: its content type, a short private cache, and its file name (as a download when asked).
-pub fn qr_image(image: &QrImage) -> Result<Response, Error> {
+pub fn qr_image(image: QrImage) -> Result<Response, Error> {
     let disposition = if image.download { "attachment" } else { "inline" };
     // The file name is a code (8 characters of a fixed alphabet) and an extension: always a valid value.
     let disposition = HeaderValue::from_str(&format!("{disposition}; filename=\"{}\"", image.filename))
@@ -18,5 +18,5 @@ pub fn qr_image(image: &QrImage) -> Result<Response, Error> {
         (CACHE_CONTROL, HeaderValue::from_static("private, max-age=300")),
         (CONTENT_DISPOSITION, disposition),
     ];
-    Ok((headers, image.bytes.clone()).into_response())
+    Ok((headers, image.bytes).into_response())
 }

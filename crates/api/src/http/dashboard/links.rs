@@ -743,7 +743,7 @@ async fn qr_image(
     let image = crate::links::qr::code_of(&state.db, &state.config, session.brand.id, id, request)
         .await
         .map_err(Error::from)?;
-    Ok(super::super::files::qr_image(&image)?)
+    Ok(super::super::files::qr_image(image)?)
 }
 
 /// `GET /brand/attribution/links/{id}/deactivate`: the confirmation (works without JavaScript).

@@ -35,5 +35,5 @@ pub async fn get(
 ) -> Result<Response, Error> {
     let request = query.parse(Format::Svg)?;
     let image = qr::code_of(&state.db, &state.config, brand.id, id, request).await?;
-    files::qr_image(&image)
+    files::qr_image(image)
 }
