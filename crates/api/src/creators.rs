@@ -29,9 +29,12 @@ pub struct Creator {
     pub name: String,
     pub handle: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the creator accepted the brand's invitation and joined the creators' portal; null: not joined
+    /// (see `POST /v1/creators/{id}/invitations`).
+    pub joined_at: Option<DateTime<Utc>>,
 }
 
-const COLUMNS: &str = "id, name, handle, created_at";
+const COLUMNS: &str = "id, name, handle, created_at, joined_at";
 
 #[derive(sqlx::FromRow)]
 struct SeqCreator {

@@ -7,6 +7,8 @@ pub mod campaigns;
 pub mod client;
 pub mod config;
 pub mod conversions;
+pub mod creator_accounts;
+pub mod creator_reports;
 pub mod creator_tokens;
 pub mod creators;
 pub mod db;

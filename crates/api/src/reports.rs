@@ -39,6 +39,14 @@ pub fn optional_instant<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Op
     Option::<DateTime<Utc>>::deserialize(deserializer)?.map(in_range).transpose().map_err(de::Error::custom)
 }
 
+/// One UTC day of activity (a brand's, a creator's): human clicks, and the day's orders as reports count
+/// them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DayTotals {
+    pub clicks: i64,
+    pub figures: crate::revenue::Figures,
+}
+
 /// A report window, `[from, to)`; `to = None` is open-ended (everything up to now, today included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {

@@ -31,8 +31,6 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::money::Money;
-use crate::reports::Window;
-use crate::revenue;
 
 /// A key id: 1 to 64 letters, digits, `_` or `-`.
 fn valid_kid(kid: &str) -> bool {
@@ -273,7 +271,8 @@ pub fn canonical(statement: &Value) -> anyhow::Result<Vec<u8>> {
     serde_json_canonicalizer::to_vec(statement).context("canonicalizing a statement")
 }
 
-/// The figures of a creator's links at the brand over `[from, to)`, as the brand's reports count them.
+/// The figures of a creator's links at the brand over `[from, to)`, as the brand's reports count them
+/// ([`crate::creator_reports`]): revenue only on links that share it, and in the totals only from them.
 pub async fn figures(
     db: &PgPool,
     config: &Config,
@@ -282,56 +281,28 @@ pub async fn figures(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<(Vec<StatementLink>, Totals), sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        id: Uuid,
-        code: String,
-        domain: Option<String>,
-        platform: Option<String>,
-        content_type: Option<String>,
-        share_revenue: bool,
-        deleted: bool,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "select id, code, domain, platform, content_type, share_revenue, deleted_at is not null as deleted
-         from links where brand_id = $1 and creator_id = $2 order by seq",
-    )
-    .bind(brand_id)
-    .bind(creator_id)
-    .fetch_all(db)
-    .await?;
-    let mut conn = db.acquire().await?;
-    let window = Window { from, to: Some(to) };
-    let mut links = Vec::with_capacity(rows.len());
-    let mut totals = Totals { clicks: 0, unique_clicks: 0, conversions: 0, revenue: None };
-    for row in rows {
-        let stats = crate::links::stats::link_stats(&mut conn, row.id, window).await?;
-        let idle = stats.clicks == 0 && stats.unique_clicks == 0 && stats.figures.conversions == 0;
-        // A deleted link is listed only for what it did in the period.
-        if row.deleted && idle {
-            continue;
-        }
-        totals.clicks += stats.clicks;
-        totals.unique_clicks += stats.unique_clicks;
-        totals.conversions += stats.figures.conversions;
-        let revenue = row.share_revenue.then(|| stats.figures.revenue.clone());
-        if let Some(revenue) = &revenue {
-            let sum = totals.revenue.get_or_insert_with(Vec::new);
-            for m in revenue {
-                revenue::add_money(sum, &m.currency, m.amount_minor);
-            }
-        }
-        links.push(StatementLink {
-            short_url: config.link_url(row.domain.as_deref(), &row.code),
-            code: row.code,
-            platform: row.platform,
-            content_type: row.content_type,
-            clicks: stats.clicks,
-            unique_clicks: stats.unique_clicks,
-            conversions: stats.figures.conversions,
-            revenue,
-        });
-    }
+    let report = crate::creator_reports::report(db, config, brand_id, creator_id, from, to).await?;
+    let sums = report.totals();
+    let totals = Totals {
+        clicks: sums.clicks,
+        unique_clicks: sums.unique_clicks,
+        conversions: sums.conversions,
+        revenue: sums.revenue,
+    };
+    let links = report
+        .links
+        .into_iter()
+        .map(|link| StatementLink {
+            revenue: link.revenue().map(<[Money]>::to_vec),
+            conversions: link.conversions(),
+            code: link.code,
+            short_url: link.short_url,
+            platform: link.platform,
+            content_type: link.content_type,
+            clicks: link.clicks,
+            unique_clicks: link.unique_clicks,
+        })
+        .collect();
     Ok((links, totals))
 }
 
@@ -351,8 +322,15 @@ fn new_id() -> String {
     format!("st_{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Issues, signs and stores a statement of the creator's links at the brand over `[from, to)`; returns
-/// the document's text, exactly as stored. `NotFound` unless the creator is the brand's.
+/// An issued statement: its id and its document's text, exactly as stored.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub id: String,
+    pub document: String,
+}
+
+/// Issues, signs and stores a statement of the creator's links at the brand over `[from, to)`.
+/// `NotFound` unless the creator is the brand's.
 pub async fn issue(
     db: &PgPool,
     config: &Config,
@@ -360,7 +338,7 @@ pub async fn issue(
     brand_id: Uuid,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<String, IssueError> {
+) -> Result<Issued, IssueError> {
     let key = config.statement_keys.current.as_ref().ok_or(IssueError::Unavailable)?;
     let now = Utc::now();
     if from >= to {
@@ -408,7 +386,7 @@ pub async fn issue(
     .bind(now)
     .execute(db)
     .await?;
-    Ok(text)
+    Ok(Issued { id: document.statement.id, document: text })
 }
 
 /// What checking a document found.

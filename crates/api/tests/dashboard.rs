@@ -4,161 +4,29 @@
 
 mod support;
 
-use std::collections::HashMap;
-
 use api::http::AppState;
-use axum::body::Body;
-use axum::http::{header, HeaderMap, Method, Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::{header, Method, StatusCode};
 use serde_json::json;
 use sqlx::PgPool;
+use support::browser::{Browser, Page, LOCAL};
 use support::Api;
-use tower::ServiceExt;
 use uuid::Uuid;
 
 const PASSWORD: &str = "correct horse battery staple";
-const LOCAL: &str = "127.0.0.1:8080";
 
-/// A browser: keeps cookies, sends `Host`, and on POST the `Origin` and `Sec-Fetch-Site` a browser sends
-/// for a form of the same site.
-struct Browser<'a> {
-    api: &'a Api,
-    host: String,
-    cookies: HashMap<String, String>,
-    /// `X-Forwarded-For`, when set.
-    client: Option<String>,
+/// Signing in to the brand dashboard.
+trait SignIn {
+    async fn sign_in(&mut self, email: &str, password: &str) -> Page;
+    /// Signs in and returns the session's form token.
+    async fn signed_in(&mut self, email: &str) -> String;
 }
 
-struct Page {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> Option<&str> {
-        self.headers.get(header::LOCATION).and_then(|v| v.to_str().ok())
-    }
-
-    /// The value of the page's first hidden `csrf` field.
-    fn csrf(&self) -> String {
-        let start = self.body.find(r#"name="csrf" value=""#).expect("a csrf field") + r#"name="csrf" value=""#.len();
-        self.body[start..].split('"').next().unwrap_or_default().to_owned()
-    }
-
-    fn set_cookies(&self) -> Vec<&str> {
-        self.headers.get_all(header::SET_COOKIE).iter().filter_map(|v| v.to_str().ok()).collect()
-    }
-}
-
-impl<'a> Browser<'a> {
-    fn new(api: &'a Api) -> Self {
-        Browser { api, host: LOCAL.to_owned(), cookies: HashMap::new(), client: None }
-    }
-
-    async fn send(
-        &mut self,
-        method: Method,
-        uri: &str,
-        form: Option<&[(&str, &str)]>,
-        headers: &[(&str, &str)],
-    ) -> Page {
-        let body = form.map(|fields| {
-            let mut encoded = url::form_urlencoded::Serializer::new(String::new());
-            encoded.extend_pairs(fields.iter());
-            ("application/x-www-form-urlencoded".to_owned(), Body::from(encoded.finish()))
-        });
-        self.send_body(method, uri, body, headers).await
-    }
-
-    /// A request with this body of this content type.
-    async fn send_body(
-        &mut self,
-        method: Method,
-        uri: &str,
-        body: Option<(String, Body)>,
-        headers: &[(&str, &str)],
-    ) -> Page {
-        let mut request = Request::builder().method(method).uri(uri).header(header::HOST, &self.host);
-        if !self.cookies.is_empty() {
-            let cookie = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
-            request = request.header(header::COOKIE, cookie);
-        }
-        if let Some(client) = &self.client {
-            request = request.header("x-forwarded-for", client);
-        }
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let body = match body {
-            Some((content_type, body)) => {
-                request = request.header(header::CONTENT_TYPE, content_type);
-                body
-            }
-            None => Body::empty(),
-        };
-        let response = self.api.router.clone().oneshot(request.body(body).unwrap()).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let page = Page { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() };
-        for set in page.set_cookies() {
-            let (pair, attributes) = set.split_once(';').unwrap_or((set, ""));
-            let (name, value) = pair.split_once('=').unwrap();
-            if attributes.contains("Max-Age=0") {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        page
-    }
-
-    async fn get(&mut self, uri: &str) -> Page {
-        self.send(Method::GET, uri, None, &[]).await
-    }
-
-    /// A form post from a page of this site.
-    async fn post(&mut self, uri: &str, form: &[(&str, &str)]) -> Page {
-        let origin = format!("http://{}", self.host);
-        self.send(Method::POST, uri, Some(form), &[("origin", &origin), ("sec-fetch-site", "same-origin")]).await
-    }
-
-    /// A file upload (`multipart/form-data`) from a page of this site: the fields, then the file.
-    async fn upload(&mut self, uri: &str, fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> Page {
-        let boundary = "----tracking-links-test-boundary";
-        let mut body = Vec::new();
-        for (name, value) in fields {
-            body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
-                    .as_bytes(),
-            );
-        }
-        let (name, filename, contents) = file;
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\n\
-                 Content-Type: text/csv\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(contents);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let origin = format!("http://{}", self.host);
-        let content_type = format!("multipart/form-data; boundary={boundary}");
-        let headers = [("origin", origin.as_str()), ("sec-fetch-site", "same-origin")];
-        // Sent in pieces, as a browser streams a file: the body limit cuts it off part-way, not at once.
-        let chunks: Vec<Result<Vec<u8>, std::io::Error>> = body.chunks(16 * 1024).map(|c| Ok(c.to_vec())).collect();
-        let body = Body::from_stream(futures_util::stream::iter(chunks));
-        self.send_body(Method::POST, uri, Some((content_type, body)), &headers).await
-    }
-
+impl SignIn for Browser<'_> {
     async fn sign_in(&mut self, email: &str, password: &str) -> Page {
         let token = self.get("/brand/sign-in").await.csrf();
         self.post("/brand/sign-in", &[("csrf", &token), ("email", email), ("password", password)]).await
     }
 
-    /// Signs in and returns the session's form token.
     async fn signed_in(&mut self, email: &str) -> String {
         let page = self.sign_in(email, PASSWORD).await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
@@ -1296,4 +1164,44 @@ async fn a_links_page_shows_its_qr_code_with_downloads(pool: PgPool) {
     // Signed out: off to sign in, as for any page.
     let mut stranger = Browser::new(&api);
     assert_eq!(stranger.get(&format!("/brand/attribution/links/{id}/qr.svg")).await.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_creators_page_invites_to_the_portal_shows_who_joined_and_unlinks(pool: PgPool) {
+    let api = Api::new(pool).await;
+    user(&api, "jess@acme.example").await;
+    let creator = api.create("/v1/creators", json!({"name": "Jessica"})).await;
+    let id = creator["id"].as_str().unwrap();
+    let mut browser = Browser::new(&api);
+    let csrf = browser.signed_in("jess@acme.example").await;
+    assert!(browser.get("/brand/creators").await.body.contains("Not joined"));
+    let forged = browser.post(&format!("/brand/creators/{id}/invite"), &[("csrf", "wrong")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert_eq!(api.count("creator_invitations").await, 0);
+
+    let invited = browser.post(&format!("/brand/creators/{id}/invite"), &[("csrf", &csrf)]).await;
+    assert_eq!(invited.status, StatusCode::OK, "{}", invited.body);
+    let at = invited.body.find("http://127.0.0.1:8080/creator/invitations/").expect("the invitation link") + 42;
+    let token = &invited.body[at..at + 43];
+    assert!(invited.body.contains("shown only now"));
+    // A creator accepts it: the page says so, and a second invitation is refused.
+    let hash = api::users::hash_password("correct horse battery staple").unwrap();
+    let email = api::users::Email::parse("jess@creator.example").unwrap();
+    let account = api::creator_accounts::create_account(&api.pool, &email, &hash).await.unwrap();
+    assert_eq!(api::creator_accounts::accept(&api.pool, token, account).await.unwrap(), api.brand_id);
+    let page = browser.get("/brand/creators").await;
+    assert!(page.body.contains("Joined ") && page.body.contains("Unlink"), "{}", page.body);
+    let again = browser.post(&format!("/brand/creators/{id}/invite"), &[("csrf", &csrf)]).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    let unlinked = browser.post(&format!("/brand/creators/{id}/unlink"), &[("csrf", &csrf)]).await;
+    assert_eq!(unlinked.location(), Some("/brand/creators?unlinked=1"));
+    assert!(browser.get("/brand/creators?unlinked=1").await.body.contains("no longer sees this brand"));
+    assert_eq!(api.get(&format!("/v1/creators/{id}")).await.body["joined_at"], serde_json::Value::Null);
+    // Another brand's creator is not this page's to invite.
+    let other = api.other_brand().await;
+    let theirs = other.create("/v1/creators", json!({"name": "Theirs"})).await;
+    let theirs =
+        browser.post(&format!("/brand/creators/{}/invite", theirs["id"].as_str().unwrap()), &[("csrf", &csrf)]).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
 }

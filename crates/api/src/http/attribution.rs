@@ -245,12 +245,7 @@ struct KeyedFigures {
 
 pub use crate::revenue::rate;
 
-/// One UTC day of a brand's activity: human clicks, and the day's orders as reports count them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DayTotals {
-    pub clicks: i64,
-    pub figures: Figures,
-}
+pub use crate::reports::DayTotals;
 
 /// The brand's clicks and credited revenue per UTC day in `[from, to)`, for charts. Whole days come from
 /// the rollups, partial days at the edges from the raw clicks, as in every report.

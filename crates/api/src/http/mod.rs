@@ -32,6 +32,7 @@ pub mod json;
 pub mod links;
 mod openapi;
 pub mod pixel;
+mod portal;
 pub mod shopify;
 pub mod statements;
 mod webhooks;
@@ -92,6 +93,8 @@ pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/creators", post(creators::create).get(creators::list))
         .route("/creators/{id}", get(creators::get))
+        .route("/creators/{id}/invitations", post(creators::invite))
+        .route("/creators/{id}/account", delete(creators::unlink_account))
         .route("/campaigns", post(campaigns::create).get(campaigns::list))
         .route("/campaigns/{id}", get(campaigns::get))
         .route("/links", post(links::create).get(links::list))
@@ -139,7 +142,8 @@ pub fn router(state: AppState) -> Router {
         .route("/pixel.js", get(pixel::script))
         .route("/.well-known/statement-keys", get(statements::keys))
         .merge(statement_pages())
-        .merge(dashboard::router());
+        .merge(dashboard::router())
+        .merge(portal::router());
     finish(routes, state)
 }
 

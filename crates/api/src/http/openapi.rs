@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::Json;
 use serde_json::{json, Value};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
@@ -21,7 +21,7 @@ use crate::schema::{CurrencyCode, Cursor, IdempotencyKey, Instant, OrderRef, Sho
 #[openapi(
     info(title = "Tracking Links API", description = "Tracking links, clicks and attribution for brands and creators."),
     paths(
-        creators::create, creators::list, creators::get,
+        creators::create, creators::list, creators::get, creators::invite, creators::unlink_account,
         campaigns::create, campaigns::list, campaigns::get,
         links::create, links::list, links::get, links::update, links::delete, links::stats::get,
         links::bulk::create, links::qr::get,
@@ -52,6 +52,12 @@ impl Modify for BearerAuth {
                 SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
             );
         }
+        // The creators' portal's session cookie (`cs_creator_session` on plain-http loopback development),
+        // accepted from pages of this site.
+        components.add_security_scheme(
+            "creator_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("__Host-cs_creator_session"))),
+        );
     }
 }
 

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Multipart, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::extract::{FromRequestParts, Multipart, State};
+use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -21,6 +22,7 @@ use uuid::Uuid;
 
 use super::auth::Brand;
 use super::creator_view::Creator;
+use super::dashboard::session::{self, Realm};
 use super::dashboard::views::{moneys, shell};
 use super::error::{Error, ErrorBody};
 use super::extract::{Client, List, Page, Path, Query};
@@ -86,26 +88,62 @@ fn document_response(status: StatusCode, text: String) -> Response {
 }
 
 #[utoipa::path(post, path = "/v1/me/statements", tag = "creators", operation_id = "issue_statement",
-    security(("creator_token" = [])),
+    security(("creator_token" = []), ("creator_session" = [])),
     request_body = IssueStatement,
     responses((status = 201, body = Document, description = "the signed statement, exactly as stored and served at \
             `/statements/{id}.json`"),
         (status = 400, body = ErrorBody, description = "malformed JSON"),
-        (status = 401, body = ErrorBody, description = "a missing, revoked or expired creator token"),
-        (status = 404, body = ErrorBody, description = "`brand_id` is not the brand of the token's creator"),
+        (status = 401, body = ErrorBody, description = "a missing, revoked or expired creator token (or no portal \
+            session)"),
+        (status = 404, body = ErrorBody, description = "`brand_id` is not the brand of the token's creator (or no \
+            creator of the portal account at that brand)"),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody, description = "a body that is not JSON"),
         (status = 422, body = ErrorBody, description = "`invalid_period` (`from` not before `to`, `to` in the \
             future, a date out of range), or an unknown field"),
         (status = 503, body = ErrorBody, description = "`statements_unavailable`: no signing key is configured")))]
 pub async fn issue(
     State(state): State<AppState>,
-    creator: Creator,
+    issuer: Issuer,
     json::Json(request): json::Json<IssueStatement>,
 ) -> Result<Response, Error> {
     let in_range = |t| crate::reports::in_range(t).map_err(|e| Error::invalid_field("invalid_period", e.to_string()));
     let (from, to) = (in_range(request.from)?, in_range(request.to)?);
-    let text = statements::issue(&state.db, &state.config, creator.id, request.brand_id, from, to).await?;
-    Ok(document_response(StatusCode::CREATED, text))
+    let creator_id = match issuer {
+        Issuer::Creator(id) => id,
+        Issuer::Account(account_id) => {
+            crate::creator_accounts::membership(&state.db, account_id, request.brand_id)
+                .await?
+                .ok_or(Error::NotFound("brand"))?
+                .creator_id
+        }
+    };
+    let issued = statements::issue(&state.db, &state.config, creator_id, request.brand_id, from, to).await?;
+    Ok(document_response(StatusCode::CREATED, issued.document))
+}
+
+/// Who asks for a statement: a creator token (one creator record), or a session of the creators' portal
+/// (an account: its creator record at the requested brand).
+pub enum Issuer {
+    Creator(Uuid),
+    Account(Uuid),
+}
+
+impl FromRequestParts<AppState> for Issuer {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            return Creator::from_request_parts(parts, state).await.map(|creator| Issuer::Creator(creator.id));
+        }
+        // A portal session, sent by a page of this site (a JSON body, which no plain form can send, is
+        // required as well).
+        if session::from_this_site(&parts.headers, state) {
+            if let Some(found) = session::find(parts, state, Realm::Creator).await? {
+                return Ok(Issuer::Account(found.id));
+            }
+        }
+        Err(Error::Unauthorized)
+    }
 }
 
 /// The keys statements are signed with: the current one and retired ones.

@@ -1,6 +1,7 @@
 //! Drives the real router (no socket) against a fresh PostgreSQL database per test.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod cloudflare;
 pub mod saas;
 

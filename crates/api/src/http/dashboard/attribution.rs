@@ -2,7 +2,7 @@
 //! and campaign, and every order with the credit that explains it. The figures are the REST reports'
 //! (`/v1/attribution`, `/v1/conversions`), computed by the same functions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
@@ -11,9 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::super::attribution::{
-    attribution_rows, daily_totals, rate, AttributionParams, AttributionRow, DayTotals, GroupBy,
-};
+use super::super::attribution::{attribution_rows, daily_totals, rate, AttributionParams, AttributionRow, GroupBy};
 use super::super::conversions::{list_conversions, ExportFilter};
 use super::super::error::Error;
 use super::super::AppState;
@@ -23,8 +21,7 @@ use super::views::{self, Section};
 use super::DashError;
 use crate::attribution::Status;
 use crate::conversions::{Conversion, ConversionFilter};
-use crate::money::Money;
-use crate::revenue::{add_money, Figures};
+use crate::revenue::Figures;
 
 /// The periods offered, in days (today included).
 const PERIODS: [u64; 3] = [7, 30, 90];
@@ -157,7 +154,7 @@ pub async fn page(
             "and never-confirmed orders count nowhere."
         }
         h2 { "Clicks and revenue per day" }
-        (chart(&days_in, &per_day))
+        (views::chart(&days_in, &per_day))
         h2 id="by-creator" { "By creator" }
         (report_table("Creator", &by_creator, |key| {
             let id = key.and_then(|k| Uuid::parse_str(k).ok());
@@ -339,92 +336,6 @@ fn status_badge(o: &Conversion) -> Markup {
         span class=(format!("status status-{}", o.status)) title=(meaning) { (label) }
         @if let (Status::Pending, Some(by)) = (o.status, o.confirm_by) {
             br; small { "until " (by.format("%Y-%m-%d %H:%M UTC")) }
-        }
-    }
-}
-
-/// Clicks per day as bars, revenue (in the period's main currency) as a line on its own scale: inline
-/// SVG drawn on the server, with the figures in a table for screen readers and for exact values.
-fn chart(days: &[NaiveDate], per_day: &BTreeMap<NaiveDate, DayTotals>) -> Markup {
-    const W: f64 = 720.0;
-    const H: f64 = 200.0;
-    const PAD: f64 = 24.0;
-    let mut currencies: Vec<Money> = Vec::new();
-    for totals in per_day.values() {
-        for m in &totals.figures.revenue {
-            add_money(&mut currencies, &m.currency, m.amount_minor);
-        }
-    }
-    let currency = currencies.iter().max_by_key(|m| m.amount_minor).map(|m| m.currency.clone());
-    let revenue_of = |day: &NaiveDate| -> i64 {
-        let revenue = per_day.get(day).map(|t| t.figures.revenue.as_slice()).unwrap_or_default();
-        revenue.iter().filter(|m| Some(&m.currency) == currency.as_ref()).map(|m| m.amount_minor).sum()
-    };
-    let clicks_of = |day: &NaiveDate| per_day.get(day).map_or(0, |t| t.clicks);
-    let max_clicks = days.iter().map(clicks_of).max().unwrap_or(0).max(1) as f64;
-    let max_revenue = days.iter().map(revenue_of).max().unwrap_or(0).max(1) as f64;
-    let slot = (W - 2.0 * PAD) / days.len().max(1) as f64;
-    let x = |i: usize| PAD + slot * i as f64;
-    let line: Vec<String> = days
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            format!("{:.1},{:.1}", x(i) + slot / 2.0, H - PAD - (H - 2.0 * PAD) * revenue_of(d) as f64 / max_revenue)
-        })
-        .collect();
-    let summary = format!(
-        "Clicks per day (bars, up to {}) and revenue per day in {} (line)",
-        max_clicks as i64,
-        currency.as_deref().unwrap_or("any currency")
-    );
-    let label_y = H - PAD + 16.0;
-    html! {
-        figure.chart {
-            svg viewBox=(format!("0 0 {W} {H}")) role="img" aria-label=(summary) {
-                title { (summary) }
-                line x1=(PAD) y1=(H - PAD) x2=(W - PAD) y2=(H - PAD) stroke="#6b7280" stroke-width="1" {}
-                @for (i, d) in days.iter().enumerate() {
-                    @let height = (H - 2.0 * PAD) * clicks_of(d) as f64 / max_clicks;
-                    rect x=(format!("{:.1}", x(i) + slot * 0.15)) y=(format!("{:.1}", H - PAD - height))
-                        width=(format!("{:.1}", slot * 0.7)) height=(format!("{:.1}", height)) fill="#2563eb" {
-                        title { (d) ": " (clicks_of(d)) " clicks" }
-                    }
-                }
-                @if currency.is_some() {
-                    polyline points=(line.join(" ")) fill="none" stroke="#b45309" stroke-width="2.5" {}
-                }
-                text x=(PAD) y="14" font-size="12" fill="#1d4ed8" { (max_clicks as i64) " clicks" }
-                @if let Some(c) = &currency {
-                    text x=(W - PAD) y="14" font-size="12" fill="#92400e" text-anchor="end" {
-                        (views::money(&Money { amount_minor: max_revenue as i64, currency: c.clone() }))
-                    }
-                }
-                @if let (Some(first), Some(last)) = (days.first(), days.last()) {
-                    text x=(PAD) y=(label_y) font-size="12" fill="#374151" { (first.format("%b %-d")) }
-                    text x=(W - PAD) y=(label_y) font-size="12" fill="#374151" text-anchor="end" { (last.format("%b %-d")) }
-                }
-            }
-            figcaption {
-                span.legend.clicks { "Clicks" }
-                @if let Some(c) = &currency { span.legend.revenue { "Revenue (" (c) ")" } }
-            }
-            details {
-                summary { "Daily figures" }
-                div.table-scroll {
-                    table {
-                        thead { tr { th scope="col" { "Day" } th.num scope="col" { "Clicks" } th.num scope="col" { "Revenue" } } }
-                        tbody {
-                            @for d in days {
-                                tr {
-                                    th scope="row" { (d) }
-                                    td.num { (clicks_of(d)) }
-                                    td.num { (views::moneys(per_day.get(d).map(|t| t.figures.revenue.as_slice()).unwrap_or_default())) }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
         }
     }
 }

@@ -24,7 +24,7 @@ mod creators;
 mod domains;
 mod import;
 mod links;
-mod pages;
+pub(crate) mod pages;
 pub mod session;
 pub(crate) mod views;
 mod webhooks;
@@ -48,8 +48,14 @@ pub enum DashError {
     SignIn { next: Option<String> },
     /// A cross-site request or a missing or wrong form token.
     Forbidden(&'static str),
+    /// No live session of the creators' portal: off to its sign-in page, coming back to `next`.
+    PortalSignIn { next: Option<String> },
     /// A form or query the dashboard's own pages never send.
     BadRequest(String),
+    /// What a link pointed to is no longer there (a used or expired invitation).
+    Gone(&'static str),
+    /// The request conflicts with what exists (an invitation for a creator who already joined).
+    Conflict(String),
     /// What the shared code said (not found, conflicts, internal errors...).
     Api(Error),
 }
@@ -91,7 +97,19 @@ impl IntoResponse for DashError {
                 };
                 return Redirect::to(&target).into_response();
             }
+            DashError::PortalSignIn { next } => {
+                let target = match super::portal::safe_next(next.as_deref()) {
+                    Some(next) => format!(
+                        "/creator/sign-in?next={}",
+                        url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+                    ),
+                    None => "/creator/sign-in".to_owned(),
+                };
+                return Redirect::to(&target).into_response();
+            }
             DashError::Forbidden(why) => (StatusCode::FORBIDDEN, "Request refused", why.to_owned()),
+            DashError::Gone(why) => (StatusCode::GONE, "Link no longer valid", why.to_owned()),
+            DashError::Conflict(why) => (StatusCode::CONFLICT, "Not possible", why),
             DashError::BadRequest(why) => (StatusCode::BAD_REQUEST, "Bad request", why),
             DashError::Api(Error::NotFound(what)) => {
                 (StatusCode::NOT_FOUND, "Not found", format!("This {what} does not exist or is not yours."))
@@ -161,6 +179,8 @@ pub fn router() -> Router<AppState> {
         .route("/attribution/links/{id}/deactivate", get(links::confirm_deactivate).post(links::deactivate))
         .route("/creators", get(creators::page).post(creators::create))
         .route("/creators/{id}/revoke-tokens", axum::routing::post(creators::revoke_tokens))
+        .route("/creators/{id}/invite", axum::routing::post(creators::invite))
+        .route("/creators/{id}/unlink", axum::routing::post(creators::unlink))
         .route("/campaigns", get(campaigns::page).post(campaigns::create))
         .route("/domains", get(domains::page).post(domains::create))
         .route("/domains/{hostname}/remove", axum::routing::post(domains::remove))

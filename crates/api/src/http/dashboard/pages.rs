@@ -8,19 +8,18 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
-use uuid::Uuid;
 
 use super::super::extract::Client;
 use super::super::AppState;
-use super::session::{self, CsrfForm, Posted, Refusal, Session};
+use super::session::{self, CsrfForm, Posted, Principal, Realm, Refusal, Session};
 use super::views::{self, FieldAttrs};
 use super::{safe_next, DashError, HOME};
 use crate::limits::retry_after_secs;
 use crate::users;
 
 /// The same answer for an unknown email and a wrong password.
-const WRONG_CREDENTIALS: &str = "Incorrect email or password.";
-const TOO_MANY_ATTEMPTS: &str = "Too many sign-in attempts. Please wait a minute and try again.";
+pub(crate) const WRONG_CREDENTIALS: &str = "Incorrect email or password.";
+pub(crate) const TOO_MANY_ATTEMPTS: &str = "Too many sign-in attempts. Please wait a minute and try again.";
 const BUSY: &str = "Sign-in is busy right now. Please try again in a few seconds.";
 
 #[derive(Debug, Default, Deserialize)]
@@ -97,28 +96,62 @@ pub async fn sign_in(
     let again = |status: StatusCode, error: &str| {
         (status, sign_in_page(&form.csrf, &form.email, next, None, Some(error))).into_response()
     };
-    let permit = match state.signin_limits.admit(&form.email, client.0) {
+    let db = &state.db;
+    let checked = check_password(&state, client, &form.email, form.password.clone(), |email| async move {
+        // A disabled user is treated like an unknown email: the same answer after the same work.
+        Ok(users::credentials(db, &email).await?.map(|c| ((c.user_id, c.brand_id), c.password_hash)))
+    })
+    .await?;
+    match checked {
+        Checked::Refused(refusal) => {
+            let (status, message, wait) = refusal_answer(refusal);
+            Ok(([(RETRY_AFTER, retry_after_secs(wait).to_string())], again(status, message)).into_response())
+        }
+        Checked::Matches((user_id, brand_id)) => {
+            let jar = session::start(&state, &headers, Principal::User { user_id, brand_id }).await?;
+            Ok((jar, Redirect::to(next.unwrap_or(HOME))).into_response())
+        }
+        Checked::Wrong => Ok(again(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS)),
+    }
+}
+
+/// What a sign-in attempt found.
+pub(crate) enum Checked<T> {
+    /// Refused before any password was checked.
+    Refused(Refusal),
+    /// The password matches the account's.
+    Matches(T),
+    /// An unknown email or a wrong password (the same answer after the same work).
+    Wrong,
+}
+
+/// Checks a password under the sign-in limits (shared by the dashboard and the creators' portal): the
+/// attempt is admitted, the account `lookup` finds by email (an id and an argon2id hash) is checked,
+/// and an unknown email is checked against a dummy hash, so that it costs the same time.
+pub(crate) async fn check_password<T, F, Fut>(
+    state: &AppState,
+    client: Client,
+    email: &str,
+    password: String,
+    lookup: F,
+) -> Result<Checked<T>, DashError>
+where
+    F: FnOnce(users::Email) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<(T, String)>, sqlx::Error>>,
+{
+    let permit = match state.signin_limits.admit(email, client.0) {
         Ok(permit) => permit,
         Err(refusal) => {
-            let (status, message, wait) = match refusal {
-                Refusal::TooManyAttempts { retry_after } => {
-                    (StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS, retry_after)
-                }
-                Refusal::Busy { retry_after } => (StatusCode::SERVICE_UNAVAILABLE, BUSY, retry_after),
-            };
             // The address is only a rate-limit key; the email is not logged.
-            tracing::warn!(client = %client.0, %status, "sign-in attempt refused before checking the password");
-            return Ok(([(RETRY_AFTER, retry_after_secs(wait).to_string())], again(status, message)).into_response());
+            tracing::warn!(client = %client.0, ?refusal, "sign-in attempt refused before checking the password");
+            return Ok(Checked::Refused(refusal));
         }
     };
-    // A disabled user is treated like an unknown email: the same answer after the same work.
-    let user: Option<(Uuid, Uuid, String)> = match users::Email::parse(&form.email) {
-        Ok(email) => users::credentials(&state.db, &email).await?.map(|c| (c.user_id, c.brand_id, c.password_hash)),
+    let account = match users::Email::parse(email) {
+        Ok(email) => lookup(email).await?,
         Err(_) => None,
     };
-    // An unknown email is verified against a dummy hash: the same argon2 work, so the same time.
-    let stored = user.as_ref().map_or_else(|| users::dummy_hash().to_owned(), |(_, _, hash)| hash.clone());
-    let password = form.password.clone();
+    let stored = account.as_ref().map_or_else(|| users::dummy_hash().to_owned(), |(_, hash)| hash.clone());
     // The permit is held until the hash is done, even if the request is dropped meanwhile.
     let verified = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -127,12 +160,17 @@ pub async fn sign_in(
     .await
     .map_err(anyhow::Error::from)
     .map_err(super::super::Error::from)?;
-    match user {
-        Some((user_id, brand_id, _)) if verified => {
-            let jar = session::start(&state, &headers, user_id, brand_id).await?;
-            Ok((jar, Redirect::to(next.unwrap_or(HOME))).into_response())
-        }
-        _ => Ok(again(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS)),
+    Ok(match account {
+        Some((id, _)) if verified => Checked::Matches(id),
+        _ => Checked::Wrong,
+    })
+}
+
+/// The status, message and wait of a refused sign-in attempt.
+pub(crate) fn refusal_answer(refusal: Refusal) -> (StatusCode, &'static str, std::time::Duration) {
+    match refusal {
+        Refusal::TooManyAttempts { retry_after } => (StatusCode::TOO_MANY_REQUESTS, TOO_MANY_ATTEMPTS, retry_after),
+        Refusal::Busy { retry_after } => (StatusCode::SERVICE_UNAVAILABLE, BUSY, retry_after),
     }
 }
 
@@ -154,6 +192,6 @@ pub async fn sign_out(
     headers: HeaderMap,
     Posted { session, .. }: Posted<SignOutForm>,
 ) -> Result<Response, DashError> {
-    let jar = session::end(&state, &headers, &session).await?;
+    let jar = session::end(&state, &headers, Realm::Brand, &session.token_hash).await?;
     Ok((jar, Redirect::to("/brand/sign-in?signed_out=1")).into_response())
 }

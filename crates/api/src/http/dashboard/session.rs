@@ -63,12 +63,17 @@ pub struct Session {
     pub email: String,
     /// The synchronizer token this session's forms carry.
     pub csrf: String,
-    token_hash: [u8; 32],
+    pub(crate) token_hash: [u8; 32],
 }
 
-impl Session {
+/// A signed-in session whose forms carry its synchronizer token: what [`Posted`] checks a form against.
+pub trait FormSession: FromRequestParts<AppState, Rejection = DashError> + Send {
+    fn csrf_matches(&self, presented: &str) -> bool;
+}
+
+impl FormSession for Session {
     fn csrf_matches(&self, presented: &str) -> bool {
-        !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(self.csrf.as_bytes()))
+        csrf_matches(&self.csrf, presented)
     }
 }
 
@@ -108,12 +113,121 @@ pub fn secure_cookies(headers: &HeaderMap, state: &AppState) -> bool {
     }
 }
 
-fn session_cookie_name(secure: bool) -> &'static str {
-    if secure {
-        "__Host-cs_session"
-    } else {
-        "cs_session"
+/// Who a session signs in: a brand's user (the dashboard, `/brand`) or a creator's account (the
+/// portal, `/creator`). Each has its own table and cookie, so one browser can hold both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Realm {
+    Brand,
+    Creator,
+}
+
+impl Realm {
+    fn cookie(self, secure: bool) -> &'static str {
+        match (self, secure) {
+            (Realm::Brand, true) => "__Host-cs_session",
+            (Realm::Brand, false) => "cs_session",
+            (Realm::Creator, true) => "__Host-cs_creator_session",
+            (Realm::Creator, false) => "cs_creator_session",
+        }
     }
+
+    fn table(self) -> &'static str {
+        match self {
+            Realm::Brand => "sessions",
+            Realm::Creator => "creator_sessions",
+        }
+    }
+
+    /// The session by token hash ($1): who, its brand (brand sessions), its form token, the email, whether
+    /// it is live (idle $2 seconds at most, younger than $3, its person not disabled) and whether its
+    /// `last_seen_at` is older than $4 seconds.
+    fn lookup(self) -> &'static str {
+        match self {
+            // A disabled user's session is over, however it was made (disabling deletes the sessions it
+            // finds; this also ends one started by a sign-in that raced with the disabling).
+            Realm::Brand => {
+                "select s.user_id, s.brand_id, s.csrf_token, u.email,
+                        s.last_seen_at > now() - make_interval(secs => $2)
+                            and s.created_at > now() - make_interval(secs => $3) and u.disabled_at is null,
+                        s.last_seen_at < now() - make_interval(secs => $4)
+                 from sessions s join users u on u.id = s.user_id where s.token_hash = $1"
+            }
+            Realm::Creator => {
+                "select s.account_id, null::uuid, s.csrf_token, a.email,
+                        s.last_seen_at > now() - make_interval(secs => $2)
+                            and s.created_at > now() - make_interval(secs => $3),
+                        s.last_seen_at < now() - make_interval(secs => $4)
+                 from creator_sessions s join creator_accounts a on a.id = s.account_id where s.token_hash = $1"
+            }
+        }
+    }
+}
+
+/// Whom a new session is for.
+#[derive(Debug, Clone, Copy)]
+pub enum Principal {
+    User { user_id: Uuid, brand_id: Uuid },
+    Creator { account_id: Uuid },
+}
+
+impl Principal {
+    fn realm(self) -> Realm {
+        match self {
+            Principal::User { .. } => Realm::Brand,
+            Principal::Creator { .. } => Realm::Creator,
+        }
+    }
+}
+
+/// A live session found by its cookie.
+pub(crate) struct Found {
+    /// The user (brand sessions) or the account (creator sessions).
+    pub id: Uuid,
+    pub brand_id: Option<Uuid>,
+    pub csrf: String,
+    pub email: String,
+    pub token_hash: [u8; 32],
+}
+
+/// The live session of this realm the request's cookie names, if any: one that has ended is deleted,
+/// one not seen for [`TOUCH_EVERY`] is touched.
+pub(crate) async fn find(parts: &Parts, state: &AppState, realm: Realm) -> Result<Option<Found>, Error> {
+    let secure = secure_cookies(&parts.headers, state);
+    let jar = CookieJar::from_headers(&parts.headers);
+    let Some(token) = jar.get(realm.cookie(secure)).map(|c| c.value().to_owned()) else {
+        return Ok(None);
+    };
+    let token_hash = secrets::hash(&token);
+    let row: Option<(Uuid, Option<Uuid>, String, String, bool, bool)> = sqlx::query_as(realm.lookup())
+        .bind(&token_hash[..])
+        .bind(IDLE_TIMEOUT.as_secs_f64())
+        .bind(ABSOLUTE_LIFETIME.as_secs_f64())
+        .bind(TOUCH_EVERY.as_secs_f64())
+        .fetch_optional(&state.db)
+        .await?;
+    let Some((id, brand_id, csrf, email, live, stale)) = row else {
+        return Ok(None);
+    };
+    let table = realm.table();
+    if !live {
+        sqlx::query(&format!("delete from {table} where token_hash = $1"))
+            .bind(&token_hash[..])
+            .execute(&state.db)
+            .await?;
+        return Ok(None);
+    }
+    if stale {
+        sqlx::query(&format!("update {table} set last_seen_at = now() where token_hash = $1"))
+            .bind(&token_hash[..])
+            .execute(&state.db)
+            .await?;
+    }
+    Ok(Some(Found { id, brand_id, csrf, email, token_hash }))
+}
+
+/// Whether a form's token is the session's, compared in constant time.
+pub(crate) fn csrf_matches(expected: &str, presented: &str) -> bool {
+    !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 fn sign_in_cookie_name(secure: bool) -> &'static str {
@@ -171,46 +285,12 @@ impl FromRequestParts<AppState> for Session {
         // Inside `nest("/brand")` the URI has lost its prefix; the original one is where to come back to.
         let uri = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |original| &original.0);
         let next = uri.path_and_query().map(|p| p.to_string());
-        let sign_in = || DashError::SignIn { next: next.clone() };
-        let secure = secure_cookies(&parts.headers, state);
-        let jar = CookieJar::from_headers(&parts.headers);
-        let token = jar.get(session_cookie_name(secure)).map(|c| c.value().to_owned()).ok_or_else(sign_in)?;
-        let token_hash = secrets::hash(&token);
-        // A disabled user's session is over, however it was made (disabling deletes the sessions it finds;
-        // this also ends one started by a sign-in that raced with the disabling).
-        let row: Option<(Uuid, Uuid, String, String, bool, bool)> = sqlx::query_as(
-            "select s.user_id, s.brand_id, s.csrf_token, u.email,
-                    s.last_seen_at > now() - make_interval(secs => $2) and s.created_at > now() - make_interval(secs => $3)
-                        and u.disabled_at is null,
-                    s.last_seen_at < now() - make_interval(secs => $4)
-             from sessions s join users u on u.id = s.user_id where s.token_hash = $1",
-        )
-        .bind(&token_hash[..])
-        .bind(IDLE_TIMEOUT.as_secs_f64())
-        .bind(ABSOLUTE_LIFETIME.as_secs_f64())
-        .bind(TOUCH_EVERY.as_secs_f64())
-        .fetch_optional(&state.db)
-        .await
-        .map_err(Error::from)?;
-        let Some((user_id, brand_id, csrf, email, live, stale)) = row else {
-            return Err(sign_in());
-        };
-        if !live {
-            sqlx::query("delete from sessions where token_hash = $1")
-                .bind(&token_hash[..])
-                .execute(&state.db)
-                .await
-                .map_err(Error::from)?;
-            return Err(sign_in());
+        match find(parts, state, Realm::Brand).await? {
+            Some(Found { id, brand_id: Some(brand_id), csrf, email, token_hash }) => {
+                Ok(Session { brand: Brand { id: brand_id }, user_id: id, email, csrf, token_hash })
+            }
+            _ => Err(DashError::SignIn { next }),
         }
-        if stale {
-            sqlx::query("update sessions set last_seen_at = now() where token_hash = $1")
-                .bind(&token_hash[..])
-                .execute(&state.db)
-                .await
-                .map_err(Error::from)?;
-        }
-        Ok(Session { brand: Brand { id: brand_id }, user_id, email, csrf, token_hash })
     }
 }
 
@@ -219,30 +299,32 @@ pub trait CsrfForm {
     fn csrf(&self) -> &str;
 }
 
-/// A form POSTed by the signed-in brand's own dashboard: from this site, with a live session, and
-/// carrying that session's token. Handlers that take it cannot forget a check.
-pub struct Posted<T> {
-    pub session: Session,
+/// A form POSTed by a signed-in page of this site (the brand's dashboard, or with `S` =
+/// [`crate::http::portal::CreatorSession`] the creators' portal): from this site, with a live session,
+/// and carrying that session's token. Handlers that take it cannot forget a check.
+pub struct Posted<T, S = Session> {
+    pub session: S,
     pub form: T,
 }
 
 /// The session of a form post, once the post is known to come from this site.
-async fn posting_session(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Session, DashError> {
+async fn posting_session<S: FormSession>(parts: &mut Parts, state: &AppState) -> Result<S, DashError> {
     if !from_this_site(&parts.headers, state) {
         return Err(DashError::Forbidden("This request came from another site."));
     }
-    Session::from_request_parts(parts, state).await
+    S::from_request_parts(parts, state).await
 }
 
-impl<T> FromRequest<AppState> for Posted<T>
+impl<T, S> FromRequest<AppState> for Posted<T, S>
 where
     T: DeserializeOwned + CsrfForm + Send,
+    S: FormSession,
 {
     type Rejection = DashError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
-        let session = posting_session(&mut parts, state).await?;
+        let session: S = posting_session(&mut parts, state).await?;
         let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(|e| DashError::BadRequest(e.body_text()))?;
@@ -280,7 +362,7 @@ impl FromRequest<AppState> for Uploaded {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
-        let session = posting_session(&mut parts, state).await?;
+        let session: Session = posting_session(&mut parts, state).await?;
         let mut multipart = axum::extract::Multipart::from_request(Request::from_parts(parts, body), state)
             .await
             .map_err(|e| DashError::BadRequest(e.body_text()))?;
@@ -326,7 +408,7 @@ impl FromRequest<AppState> for Uploaded {
             _ if cut_short => return Err(DashError::Api(Error::PayloadTooLarge)),
             _ => "",
         };
-        if !session.csrf_matches(token) {
+        if !csrf_matches(&session.csrf, token) {
             return Err(DashError::Forbidden("This form has expired or did not come from your dashboard."));
         }
         Ok(Uploaded { session, parts: read })
@@ -358,39 +440,62 @@ pub fn sign_in_token_matches(headers: &HeaderMap, state: &AppState, presented: &
         && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
 }
 
-/// Starts a session for the user and answers with its cookie (replacing the sign-in cookie).
-pub async fn start(state: &AppState, headers: &HeaderMap, user_id: Uuid, brand_id: Uuid) -> Result<CookieJar, Error> {
+/// Starts a session and answers with its cookie (replacing the sign-in cookie).
+pub async fn start(state: &AppState, headers: &HeaderMap, principal: Principal) -> Result<CookieJar, Error> {
     let secure = secure_cookies(headers, state);
+    let realm = principal.realm();
     let token = random_token();
     // Sessions that ended without a sign-out go now; the table stays as small as its live sessions.
-    sqlx::query(
-        "delete from sessions
-         where last_seen_at < now() - make_interval(secs => $1) or created_at < now() - make_interval(secs => $2)",
-    )
+    sqlx::query(&format!(
+        "delete from {} where last_seen_at < now() - make_interval(secs => $1)
+                           or created_at < now() - make_interval(secs => $2)",
+        realm.table()
+    ))
     .bind(IDLE_TIMEOUT.as_secs_f64())
     .bind(ABSOLUTE_LIFETIME.as_secs_f64())
     .execute(&state.db)
     .await?;
-    sqlx::query("insert into sessions (token_hash, user_id, brand_id, csrf_token) values ($1, $2, $3, $4)")
-        .bind(&secrets::hash(&token)[..])
-        .bind(user_id)
-        .bind(brand_id)
-        .bind(random_token())
-        .execute(&state.db)
-        .await?;
+    let token_hash = secrets::hash(&token);
+    match principal {
+        Principal::User { user_id, brand_id } => {
+            sqlx::query("insert into sessions (token_hash, user_id, brand_id, csrf_token) values ($1, $2, $3, $4)")
+                .bind(&token_hash[..])
+                .bind(user_id)
+                .bind(brand_id)
+                .bind(random_token())
+                .execute(&state.db)
+                .await?;
+        }
+        Principal::Creator { account_id } => {
+            sqlx::query("insert into creator_sessions (token_hash, account_id, csrf_token) values ($1, $2, $3)")
+                .bind(&token_hash[..])
+                .bind(account_id)
+                .bind(random_token())
+                .execute(&state.db)
+                .await?;
+        }
+    }
     Ok(CookieJar::from_headers(headers).add(removal(sign_in_cookie_name(secure), secure)).add(cookie(
-        session_cookie_name(secure),
+        realm.cookie(secure),
         token,
         secure,
         ABSOLUTE_LIFETIME,
     )))
 }
 
-/// Ends the session server-side and clears its cookie.
-pub async fn end(state: &AppState, headers: &HeaderMap, session: &Session) -> Result<CookieJar, Error> {
-    sqlx::query("delete from sessions where token_hash = $1").bind(&session.token_hash[..]).execute(&state.db).await?;
+/// Ends a session server-side (by its token's hash) and clears its cookie.
+pub async fn end(
+    state: &AppState,
+    headers: &HeaderMap,
+    realm: Realm,
+    token_hash: &[u8; 32],
+) -> Result<CookieJar, Error> {
+    sqlx::query(&format!("delete from {} where token_hash = $1", realm.table()))
+        .bind(&token_hash[..])
+        .execute(&state.db)
+        .await?;
     let secure = secure_cookies(headers, state);
-    Ok(CookieJar::from_headers(headers).add(removal(session_cookie_name(secure), secure)))
+    Ok(CookieJar::from_headers(headers).add(removal(realm.cookie(secure), secure)))
 }
 
 /// Most clients, and most (email, client) pairs, the sign-in limits remember at once.

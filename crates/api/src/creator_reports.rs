@@ -1,0 +1,195 @@
+//! What one creator's links did for one brand over a period, per link and per day: the figures of the
+//! creators' portal and of signed statements.
+//!
+//! Clicks, unique clicks and orders per link are [`crate::links::stats::link_stats`]'s over the period
+//! (whole days from the rollups, the ragged edges from raw clicks), which counts orders as
+//! [`crate::revenue`] says: the same numbers `/v1/attribution?group_by=link` gives the brand for the same
+//! window. Revenue is the creator's to see only on links that share it: [`LinkFigures::revenue`] and the
+//! totals' revenue leave the other links out, and so do the days' figures.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::money::Money;
+use crate::reports::{DayTotals, Window};
+use crate::revenue::{self, CurrencyFigures, Figures};
+
+/// One of the creator's links over the period.
+#[derive(Debug, Clone)]
+pub struct LinkFigures {
+    pub id: Uuid,
+    pub code: String,
+    pub short_url: String,
+    pub platform: Option<String>,
+    pub content_type: Option<String>,
+    pub share_revenue: bool,
+    pub active: bool,
+    pub clicks: i64,
+    pub unique_clicks: i64,
+    /// Every figure of its orders, revenue included: show revenue through [`LinkFigures::revenue`].
+    figures: Figures,
+}
+
+impl LinkFigures {
+    pub fn conversions(&self) -> i64 {
+        self.figures.conversions
+    }
+
+    pub fn pending_conversions(&self) -> i64 {
+        self.figures.pending_conversions
+    }
+
+    /// The counted orders' revenue net of refunds, only where the link shares revenue.
+    pub fn revenue(&self) -> Option<&[Money]> {
+        self.share_revenue.then_some(self.figures.revenue.as_slice())
+    }
+
+    /// The pending orders' revenue, only where the link shares revenue.
+    pub fn pending_revenue(&self) -> Option<&[Money]> {
+        self.share_revenue.then_some(self.figures.pending_revenue.as_slice())
+    }
+}
+
+/// The sums over the creator's links; revenue only from links that share it (`None` when none does).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub clicks: i64,
+    pub unique_clicks: i64,
+    pub conversions: i64,
+    pub pending_conversions: i64,
+    pub revenue: Option<Vec<Money>>,
+    pub pending_revenue: Option<Vec<Money>>,
+}
+
+/// A creator's links at a brand over `[from, to)`.
+#[derive(Debug, Clone)]
+pub struct CreatorReport {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// Oldest link first; deleted links only when they did something in the period.
+    pub links: Vec<LinkFigures>,
+    /// Human clicks and orders per UTC day (revenue only from links that share it); days without either
+    /// are left out.
+    pub by_day: BTreeMap<NaiveDate, DayTotals>,
+}
+
+impl CreatorReport {
+    pub fn totals(&self) -> Totals {
+        let mut totals = Totals::default();
+        for link in &self.links {
+            totals.clicks += link.clicks;
+            totals.unique_clicks += link.unique_clicks;
+            totals.conversions += link.conversions();
+            totals.pending_conversions += link.pending_conversions();
+            if let Some(revenue) = link.revenue() {
+                let sum = totals.revenue.get_or_insert_with(Vec::new);
+                revenue.iter().for_each(|m| revenue::add_money(sum, &m.currency, m.amount_minor));
+            }
+            if let Some(pending) = link.pending_revenue() {
+                let sum = totals.pending_revenue.get_or_insert_with(Vec::new);
+                pending.iter().for_each(|m| revenue::add_money(sum, &m.currency, m.amount_minor));
+            }
+        }
+        totals
+    }
+}
+
+/// One link's orders of one day in one currency.
+#[derive(sqlx::FromRow)]
+struct DayRow {
+    link_id: Uuid,
+    day: NaiveDate,
+    #[sqlx(flatten)]
+    figures: CurrencyFigures,
+}
+
+/// The report of a creator's links at the brand over `[from, to)` (the caller has checked the creator is
+/// the brand's and the one asking).
+pub async fn report(
+    db: &PgPool,
+    config: &Config,
+    brand_id: Uuid,
+    creator_id: Uuid,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<CreatorReport, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        id: Uuid,
+        code: String,
+        domain: Option<String>,
+        platform: Option<String>,
+        content_type: Option<String>,
+        share_revenue: bool,
+        active: bool,
+        deleted: bool,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "select id, code, domain, platform, content_type, share_revenue, active and deleted_at is null as active,
+                deleted_at is not null as deleted
+         from links where brand_id = $1 and creator_id = $2 order by seq",
+    )
+    .bind(brand_id)
+    .bind(creator_id)
+    .fetch_all(db)
+    .await?;
+    let mut conn = db.acquire().await?;
+    let window = Window { from, to: Some(to) };
+    let mut links = Vec::with_capacity(rows.len());
+    let mut by_day: BTreeMap<NaiveDate, DayTotals> = BTreeMap::new();
+    for row in rows {
+        let stats = crate::links::stats::link_stats(&mut conn, row.id, window).await?;
+        let idle = stats.clicks == 0
+            && stats.unique_clicks == 0
+            && stats.figures.conversions == 0
+            && stats.figures.pending_conversions == 0;
+        // A deleted link is listed only for what it did in the period.
+        if row.deleted && idle {
+            continue;
+        }
+        for day in &stats.by_day {
+            by_day.entry(day.date).or_default().clicks += day.clicks;
+        }
+        links.push(LinkFigures {
+            short_url: config.link_url(row.domain.as_deref(), &row.code),
+            id: row.id,
+            code: row.code,
+            platform: row.platform,
+            content_type: row.content_type,
+            share_revenue: row.share_revenue,
+            active: row.active,
+            clicks: stats.clicks,
+            unique_clicks: stats.unique_clicks,
+            figures: stats.figures,
+        });
+    }
+    let days: Vec<DayRow> = sqlx::query_as(&format!(
+        "select link_id, (occurred_at at time zone 'UTC')::date as day, currency, {figures}
+         from conversions
+         where brand_id = $1 and link_id = any($2) and occurred_at >= $3 and occurred_at < $4 and {reported}
+         group by 1, 2, 3",
+        figures = revenue::FIGURES,
+        reported = revenue::REPORTED,
+    ))
+    .bind(brand_id)
+    .bind(links.iter().map(|l| l.id).collect::<Vec<_>>())
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await?;
+    let shares: HashMap<Uuid, bool> = links.iter().map(|l| (l.id, l.share_revenue)).collect();
+    for DayRow { link_id, day, figures } in days {
+        let totals = &mut by_day.entry(day).or_default().figures;
+        if shares.get(&link_id).copied().unwrap_or(false) {
+            totals.add(&figures);
+        } else {
+            totals.conversions += figures.conversions;
+            totals.pending_conversions += figures.pending_conversions;
+        }
+    }
+    Ok(CreatorReport { from, to, links, by_day })
+}
