@@ -69,7 +69,8 @@ fn unique() -> usize {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-fn binary() -> PathBuf {
+/// The `api` binary the tests run (built by `cargo build -p api`).
+pub fn binary() -> PathBuf {
     let path = repo_root().join("target/debug/api");
     assert!(path.exists(), "{} is missing: run `cargo build -p api` (scripts/test.sh does)", path.display());
     path
