@@ -97,7 +97,7 @@ pub async fn sign_in(
     let again = |status: StatusCode, error: &str| {
         (status, sign_in_page(&form.csrf, &form.email, next, None, Some(error))).into_response()
     };
-    let permit = match state.signin_limits.admit(&form.email, client.0) {
+    let permit = match state.signin_limits.admit(&form.email, client.0).await {
         Ok(permit) => permit,
         Err(refusal) => {
             let (status, message, wait) = match refusal {
