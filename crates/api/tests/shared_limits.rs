@@ -7,7 +7,10 @@
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
+use api::client::ClientKey;
 use api::config::RedisSettings;
+use api::http::dashboard::session::Refusal;
+use api::http::dashboard::SignInLimits;
 use api::limits::{Backend, KeyedLimiter, SharedLimits};
 use governor::Quota;
 use uuid::Uuid;
@@ -56,6 +59,28 @@ async fn two_processes_count_against_one_quota() {
     assert!(on_a.check(&Uuid::new_v4()).await.is_ok(), "another key has its own quota");
     let other_limit = KeyedLimiter::<Uuid>::new("pixel:client", slow(3), 100, &a);
     assert!(other_limit.check(&brand).await.is_ok(), "another limit's keys are apart");
+}
+
+#[tokio::test]
+async fn sign_in_attempts_on_one_email_are_counted_across_processes() {
+    let prefix = fresh_prefix();
+    let url = redis_url();
+    let settings = [("SIGNIN_RATE_PER_SECOND", "1000"), ("REDIS_URL", url.as_str()), ("REDIS_KEY_PREFIX", &prefix)];
+    let config = api::Config::from_lookup(|n| settings.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned()))
+        .expect("a configuration");
+    let (a, b) = (Backend::from_config(&config), Backend::from_config(&config));
+    let processes = [SignInLimits::new(&config, &a), SignInLimits::new(&config, &b)];
+    let client = ClientKey::from(std::net::IpAddr::from([192, 0, 2, 7]));
+    // Five attempts on one email from one client, whichever process they reach; then one a minute.
+    for i in 0..5 {
+        assert!(processes[i % 2].admit("jess@example.com", client).await.is_ok(), "attempt {i}");
+    }
+    match processes[1].admit("JESS@example.com", client).await {
+        Err(Refusal::TooManyAttempts { retry_after }) => {
+            assert!(retry_after > Duration::from_secs(55) && retry_after <= Duration::from_secs(60), "{retry_after:?}")
+        }
+        other => panic!("a sixth attempt was not refused: {:?}", other.map(drop)),
+    }
 }
 
 #[tokio::test]

@@ -180,7 +180,7 @@ pub async fn find<'e>(
 
 /// The advisory lock of the confirmation sweep: with several processes, one sweeps at a time (two would
 /// update the same rows at once, queue behind each other's row locks, and could deadlock).
-const SWEEP_LOCK: i64 = 0x7377_6565_7073; // "sweeps"
+pub const SWEEP_LOCK: i64 = 0x7377_6565_7073; // "sweeps"
 
 /// Ends the wait of every pending order whose confirmation window closed by `now`: it becomes
 /// `unconfirmed`, through the one status rule. Returns how many orders changed (0 when another process
