@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test: unit and property tests, the pixel's tests, the API against a fresh PostgreSQL database
-# per test, and the end-to-end tests that start the API binary and the worker under `wrangler dev` (and
-# drive Debian's Chromium through a purchase and through the brand dashboard), then schemathesis against the
-# API's OpenAPI document.
+# per test (and the shared rate limits against the local Redis), and the end-to-end tests that start the API
+# binary and the worker under `wrangler dev` (and drive Debian's Chromium through a purchase and through the
+# brand dashboard), then schemathesis against the API's OpenAPI document.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-postgres.sh
+bash scripts/ensure-redis.sh
 bash scripts/install-edge-tools.sh
 bash scripts/install-browser.sh
 bash scripts/install-python-deps.sh

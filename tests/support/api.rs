@@ -31,6 +31,8 @@ pub struct ApiOptions {
     /// The internal listener's port (`/internal/*`; the worker posts clicks there, so it may have to know
     /// it before the API starts); default: whatever port 0 gives.
     pub internal_port: Option<u16>,
+    /// Arguments after `serve` (`--no-background`).
+    pub serve_args: Vec<String>,
 }
 
 /// A running `api serve`; stopped with SIGTERM (a graceful shutdown) when dropped.
@@ -40,6 +42,8 @@ pub struct ApiProcess {
     port: u16,
     internal_port: u16,
     database_url: String,
+    /// Whether dropping this process drops its database (not for a process started beside another).
+    owns_database: bool,
     options: ApiOptions,
     dir: TempDir,
 }
@@ -85,9 +89,20 @@ impl ApiProcess {
     /// [`ApiProcess::start`], or the reason it could not bind a port it was given.
     pub fn try_start(options: ApiOptions) -> Result<Self, StartError> {
         let database_url = format!("{}/e2e_{}_{}", server_url(), std::process::id(), unique());
+        Self::try_start_on(database_url, true, options)
+    }
+
+    /// Another `api serve` on this one's database (a second process of one deployment), with ports of its
+    /// own; the database stays until this one is dropped.
+    pub fn start_beside(&self, options: ApiOptions) -> Self {
+        Self::try_start_on(self.database_url.clone(), false, options)
+            .unwrap_or_else(|StartError::PortTaken(logs)| panic!("a port was taken:\n{logs}"))
+    }
+
+    fn try_start_on(database_url: String, owns_database: bool, options: ApiOptions) -> Result<Self, StartError> {
         let dir = tempfile::Builder::new().prefix("e2e-api-").tempdir().expect("a temp dir");
         let (port, internal_port) = (options.port.unwrap_or(0), options.internal_port.unwrap_or(0));
-        let mut api = ApiProcess { child: None, port, internal_port, database_url, options, dir };
+        let mut api = ApiProcess { child: None, port, internal_port, database_url, owns_database, options, dir };
         api.try_resume()?;
         Ok(api)
     }
@@ -139,6 +154,7 @@ impl ApiProcess {
         let child = self
             .command()
             .arg("serve")
+            .args(&self.options.serve_args)
             .env("BIND_ADDR", format!("127.0.0.1:{}", self.port))
             .env("INTERNAL_BIND_ADDR", format!("127.0.0.1:{}", self.internal_port))
             .stdin(Stdio::null())
@@ -264,6 +280,9 @@ impl ApiProcess {
 impl Drop for ApiProcess {
     fn drop(&mut self) {
         self.stop();
+        if !self.owns_database {
+            return;
+        }
         // Leave no database behind (best effort: a failed drop only costs disk).
         if let Some(name) = self.database_url.rsplit('/').next() {
             let _ = Command::new("psql")

@@ -95,6 +95,17 @@ impl From<IpAddr> for ClientKey {
     }
 }
 
+/// The address's bytes (an IPv6 client's /64 zero-padded), the same in every process.
+impl crate::limits::LimitKey for ClientKey {
+    fn write_key(&self, out: &mut Vec<u8>) {
+        let bytes = match self.0 {
+            IpAddr::V4(v4) => v4.octets().to_vec(),
+            IpAddr::V6(v6) => v6.octets().to_vec(),
+        };
+        crate::limits::LimitKey::write_key(&bytes, out);
+    }
+}
+
 impl fmt::Display for ClientKey {
     /// `192.0.2.1`, or `2001:db8:1:2::/64`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

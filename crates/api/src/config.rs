@@ -90,7 +90,29 @@ pub struct Config {
     /// `STATEMENT_VERIFY_RATE_PER_CLIENT`: statement verifications per second one client address may ask
     /// for (burst: twice; default 5).
     pub statement_verify_rate_per_client: NonZeroU32,
+    /// `REDIS_URL` (with `REDIS_KEY_PREFIX`): where every process's rate limits are counted together.
+    /// Unset: each process counts its own, in memory.
+    pub redis: Option<RedisSettings>,
 }
+
+/// The Redis that shared rate limits are counted in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisSettings {
+    /// `REDIS_URL`: `redis://[user:password@]host[:port][/db]` or `unix:///path/to/socket`.
+    pub url: String,
+    /// `REDIS_KEY_PREFIX` (default `tl:`): the start of every key written, so several deployments (or
+    /// test runs) can share one Redis.
+    pub key_prefix: String,
+}
+
+/// The URL may carry a password: it is never printed.
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings").field("url", &"<set>").field("key_prefix", &self.key_prefix).finish()
+    }
+}
+
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "tl:";
 
 /// Cloudflare for SaaS settings for brands' custom domains.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,6 +227,7 @@ impl Config {
                 "STATEMENT_VERIFY_RATE_PER_CLIENT",
                 &get("STATEMENT_VERIFY_RATE_PER_CLIENT", "5"),
             )?,
+            redis: redis_settings(&lookup)?,
         })
     }
 
@@ -381,6 +404,30 @@ fn kv_sink(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<KvSinkCon
         }),
         other => bail!("KV_SINK={other:?} must be none, worker or cloudflare"),
     }
+}
+
+/// `REDIS_URL` and `REDIS_KEY_PREFIX`. A URL the client cannot use refuses to start, naming the variable
+/// but not its value (it may hold a password).
+fn redis_settings(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<RedisSettings>> {
+    let Some(url) = lookup("REDIS_URL").filter(|v| !v.is_empty()) else { return Ok(None) };
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("redis" | "unix" | "redis+unix") => {}
+        Some("rediss") => {
+            bail!("REDIS_URL: TLS (rediss://) is not built in; reach Redis over redis:// or a local TLS tunnel")
+        }
+        _ => bail!("REDIS_URL must be a redis:// or unix:// URL"),
+    }
+    if redis::Client::open(url.as_str()).is_err() {
+        bail!("REDIS_URL is not a Redis URL the client can use (redis://[user:password@]host[:port][/db])");
+    }
+    let key_prefix =
+        lookup("REDIS_KEY_PREFIX").filter(|v| !v.is_empty()).unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.to_owned());
+    let fits = |c: char| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-' | '.' | '/');
+    if key_prefix.len() > 64 || !key_prefix.chars().all(fits) {
+        bail!("REDIS_KEY_PREFIX={key_prefix:?} must be at most 64 of A-Z a-z 0-9 : _ - . /");
+    }
+    Ok(Some(RedisSettings { url, key_prefix }))
 }
 
 fn custom_hostnames(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Option<CustomHostnamesConfig>> {
@@ -619,6 +666,30 @@ mod tests {
         ] {
             let err = Config::from_lookup(|n| (n == name).then(|| bad.to_owned())).unwrap_err();
             assert!(format!("{err:#}").contains(name), "{name}={bad}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn shared_limits_need_a_redis_url_whose_password_is_never_printed() {
+        assert_eq!(Config::from_lookup(|_| None).unwrap().redis, None);
+        let with = |vars: &'static [(&'static str, &'static str)]| {
+            Config::from_lookup(move |n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned()))
+        };
+        let set = with(&[("REDIS_URL", "redis://:hunter2hunter2@10.0.0.5:6380/2")]).unwrap();
+        let redis = set.redis.clone().expect("settings");
+        assert_eq!((redis.url.as_str(), redis.key_prefix.as_str()), ("redis://:hunter2hunter2@10.0.0.5:6380/2", "tl:"));
+        assert!(!format!("{set:?}").contains("hunter2"), "the password is not in the settings' Debug");
+        let prefixed = with(&[("REDIS_URL", "redis://127.0.0.1"), ("REDIS_KEY_PREFIX", "e2e:42:")]).unwrap();
+        assert_eq!(prefixed.redis.map(|r| r.key_prefix), Some("e2e:42:".to_owned()));
+        for bad in [
+            &[("REDIS_URL", "http://127.0.0.1:6379")][..],
+            &[("REDIS_URL", "127.0.0.1:6379")],
+            &[("REDIS_URL", "rediss://:hunter2hunter2@cache.example:6380")],
+            &[("REDIS_URL", "redis://127.0.0.1"), ("REDIS_KEY_PREFIX", "with space")],
+        ] {
+            let err = format!("{:#}", with(bad).unwrap_err());
+            assert!(err.contains("REDIS_"), "{bad:?}: {err}");
+            assert!(!err.contains("hunter2"), "the password is never printed: {err}");
         }
     }
 

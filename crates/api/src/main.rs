@@ -24,7 +24,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP server (the default).
-    Serve,
+    Serve {
+        /// Only answer requests: run none of the background tasks (KV sync, rollup folding, retention,
+        /// re-attribution, the confirmation sweep, webhook delivery, destination and domain checks).
+        /// At least one process of a deployment must run without this flag.
+        #[arg(long)]
+        no_background: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage brands.
@@ -172,8 +178,11 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = Config::from_env()?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => server::serve(config).await,
+    match cli.command.unwrap_or(Command::Serve { no_background: false }) {
+        Command::Serve { no_background } => {
+            let background = if no_background { server::Background::Off } else { server::Background::Run };
+            server::serve(config, background).await
+        }
         Command::Migrate => db::connect_and_migrate(&config).await.map(drop),
         Command::Brand { command: BrandCommand::Create { name } } => {
             let pool = db::connect_and_migrate(&config).await?;

@@ -14,7 +14,17 @@ use crate::config::{Config, KvSinkConfig};
 use crate::http::{self, AppState};
 use crate::sync::{self, CloudflareKv, WorkerKv};
 
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// Whether a process runs the background tasks besides answering requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Background {
+    /// Every background task (the default). Each is safe with any number of processes running it: one
+    /// worker at a time where that matters (advisory locks), rows claimed with `SKIP LOCKED` elsewhere.
+    Run,
+    /// `api serve --no-background`: requests only.
+    Off,
+}
+
+pub async fn serve(config: Config, background: Background) -> anyhow::Result<()> {
     let db = crate::db::connect_and_migrate(&config).await?;
     if config.edge_ingest_token.is_none() {
         tracing::warn!("EDGE_INGEST_TOKEN is not set: /internal/clicks refuses every batch");
@@ -27,35 +37,22 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding INTERNAL_BIND_ADDR {}", config.internal_bind_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     tracing::info!(addr = %internal_listener.local_addr()?, "internal routes listening");
+    match &config.redis {
+        Some(redis) => tracing::info!(key_prefix = redis.key_prefix, "rate limits are shared through Redis"),
+        None => tracing::info!("REDIS_URL is not set: rate limits are counted per process"),
+    }
+    let state = AppState::new(db, config);
     let (stop, stopped) = watch::channel(false);
-    let sync = spawn_kv_sync(&db, &config, stopped.clone())?;
-    let rollups = tokio::spawn(crate::rollups::run(db.clone(), stopped.clone()));
-    // Orders that name clicks which arrived after them, re-attributed off the ingestion path.
-    let reattribution =
-        tokio::spawn(crate::attribution::run_reattribution(db.clone(), Duration::from_millis(200), stopped.clone()));
-    // Processed Shopify bodies, finished outbox rows and old page views removed, hourly (see `retention`).
-    let retention = tokio::spawn(crate::retention::run(db.clone(), config.retention, stopped.clone()));
-    // Pending orders whose confirmation window closed become unconfirmed.
-    let sweep =
-        tokio::spawn(crate::conversions::run_confirmation_sweep(db.clone(), Duration::from_secs(60), stopped.clone()));
-    // Outbound webhooks, delivered off the request path.
-    let deliverer = crate::webhooks::Deliverer::new(Arc::new(config.clone()))?;
-    let webhooks =
-        tokio::spawn(crate::webhooks::run(db.clone(), deliverer, Duration::from_millis(500), stopped.clone()));
-    // Links' destinations, checked when due (on creation, on a change, then daily).
-    let health = if config.destination_checks {
-        let checker = crate::links::health::Checker::from_config(&config)?;
-        Some(tokio::spawn(crate::links::health::run(db.clone(), checker, Duration::from_secs(30), stopped.clone())))
-    } else {
-        tracing::warn!("DESTINATION_CHECKS=false: links' destinations are not checked");
-        None
+    let tasks = match background {
+        Background::Run => spawn_background(&state, &stopped)?,
+        Background::Off => {
+            tracing::info!("--no-background: this process only answers requests");
+            Vec::new()
+        }
     };
     // The dashboard's dummy password hash, made now so that the first sign-in with an unknown email does
     // not take longer than the others.
     tokio::task::spawn_blocking(crate::users::dummy_hash);
-    let state = AppState::new(db, config);
-    // Brands' pending domains, checked with Cloudflare for SaaS every minute.
-    let domains = tokio::spawn(crate::domains::run(state.domains.clone(), Duration::from_secs(60), stopped));
     // The peer address is only a rate-limit key for the public pixel endpoint; it is never stored.
     let app = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let internal_app = http::internal_router(state);
@@ -71,22 +68,59 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let public = axum::serve(listener, app).with_graceful_shutdown(signalled(shutting.clone()));
     let internal = axum::serve(internal_listener, internal_app).with_graceful_shutdown(signalled(shutting));
     tokio::try_join!(async { public.await }, async { internal.await })?;
-    // Requests are drained; let the sync finish its current batch (it marks nothing done it did not push).
+    // Requests are drained; let the tasks finish their current batch (the KV sync marks nothing done it
+    // did not push).
     let _ = stop.send(true);
-    if let Some(task) = sync {
+    for task in tasks {
         task.await?;
     }
-    rollups.await?;
-    reattribution.await?;
-    sweep.await?;
-    retention.await?;
-    webhooks.await?;
-    if let Some(task) = health {
-        task.await?;
-    }
-    domains.await?;
     tracing::info!("api stopped");
     Ok(())
+}
+
+/// Starts every background task; each stops when `stopped` turns true.
+fn spawn_background(state: &AppState, stopped: &watch::Receiver<bool>) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let (db, config) = (&state.db, &*state.config);
+    let mut tasks = Vec::new();
+    // Link changes to KV: one drainer at a time across processes (advisory lock).
+    tasks.extend(spawn_kv_sync(db, config, stopped.clone())?);
+    // Rollup deltas folded: one process at a time (advisory lock).
+    tasks.push(tokio::spawn(crate::rollups::run(db.clone(), stopped.clone())));
+    // Orders that name clicks which arrived after them, re-attributed off the ingestion path (rows
+    // claimed with SKIP LOCKED).
+    tasks.push(tokio::spawn(crate::attribution::run_reattribution(
+        db.clone(),
+        Duration::from_millis(200),
+        stopped.clone(),
+    )));
+    // Processed Shopify bodies, finished outbox rows and old page views removed, hourly (see `retention`;
+    // one process at a time).
+    tasks.push(tokio::spawn(crate::retention::run(db.clone(), config.retention, stopped.clone())));
+    // Pending orders whose confirmation window closed become unconfirmed (one process at a time).
+    tasks.push(tokio::spawn(crate::conversions::run_confirmation_sweep(
+        db.clone(),
+        Duration::from_secs(60),
+        stopped.clone(),
+    )));
+    // Outbound webhooks, delivered off the request path (endpoints leased with SKIP LOCKED).
+    let deliverer = crate::webhooks::Deliverer::new(Arc::new(config.clone()))?;
+    tasks.push(tokio::spawn(crate::webhooks::run(db.clone(), deliverer, Duration::from_millis(500), stopped.clone())));
+    // Links' destinations, checked when due (on creation, on a change, then daily; links claimed with
+    // SKIP LOCKED).
+    if config.destination_checks {
+        let checker = crate::links::health::Checker::from_config(config)?;
+        tasks.push(tokio::spawn(crate::links::health::run(
+            db.clone(),
+            checker,
+            Duration::from_secs(30),
+            stopped.clone(),
+        )));
+    } else {
+        tracing::warn!("DESTINATION_CHECKS=false: links' destinations are not checked");
+    }
+    // Brands' pending domains, checked with Cloudflare for SaaS every minute (one process at a time).
+    tasks.push(tokio::spawn(crate::domains::run(state.domains.clone(), Duration::from_secs(60), stopped.clone())));
+    Ok(tasks)
 }
 
 /// Starts the KV drainer for the configured sink.

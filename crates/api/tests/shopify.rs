@@ -924,6 +924,27 @@ async fn a_pixel_purchase_is_pending_until_shopify_verifies_it(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn one_process_sweeps_confirmation_windows_at_a_time(pool: PgPool) {
+    let api = proven_shop_api(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;
+    let click = click_on(&api, &link).await;
+    purchase(&api, LANDING_ORDER, "139.99", click).await;
+    let after_window = Utc::now() + Duration::hours(73);
+    // Another process is sweeping: this one skips its turn and changes nothing.
+    let mut other = api.pool.begin().await.unwrap();
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(api::conversions::SWEEP_LOCK)
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    assert_eq!(api::conversions::close_confirmation_windows(&api.pool, after_window).await.unwrap(), 0);
+    assert_eq!(statuses(&api).await, vec![(LANDING_ORDER.to_owned(), "pending".to_owned())]);
+    other.rollback().await.unwrap();
+    assert_eq!(api::conversions::close_confirmation_windows(&api.pool, after_window).await.unwrap(), 1);
+    assert_eq!(statuses(&api).await, vec![(LANDING_ORDER.to_owned(), "unconfirmed".to_owned())]);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn a_pending_order_is_unconfirmed_after_the_window_and_a_late_webhook_still_verifies_it(pool: PgPool) {
     let api = proven_shop_api(pool).await;
     let link = api.create("/v1/links", json!({"destination_url": "https://shop.example"})).await;

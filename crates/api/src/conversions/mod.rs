@@ -178,18 +178,30 @@ pub async fn find<'e>(
     Ok(row.map(|r| r.into_conversion().1))
 }
 
+/// The advisory lock of the confirmation sweep: with several processes, one sweeps at a time (two would
+/// update the same rows at once, queue behind each other's row locks, and could deadlock).
+pub const SWEEP_LOCK: i64 = 0x7377_6565_7073; // "sweeps"
+
 /// Ends the wait of every pending order whose confirmation window closed by `now`: it becomes
-/// `unconfirmed`, through the one status rule. Returns how many orders changed.
+/// `unconfirmed`, through the one status rule. Returns how many orders changed (0 when another process
+/// is sweeping).
 pub async fn close_confirmation_windows(db: &sqlx::PgPool, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let locked: bool =
+        sqlx::query_scalar("select pg_try_advisory_xact_lock($1)").bind(SWEEP_LOCK).fetch_one(&mut *tx).await?;
+    if !locked {
+        return Ok(0);
+    }
     let changed = sqlx::query(
         "update conversions
          set status = conversion_status(test, cancelled_at, verified_at, disputed, confirm_by, true), updated_at = now()
          where status = 'pending' and confirm_by <= $1",
     )
     .bind(now)
-    .execute(db)
+    .execute(&mut *tx)
     .await?
     .rows_affected();
+    tx.commit().await?;
     Ok(changed)
 }
 

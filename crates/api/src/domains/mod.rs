@@ -399,12 +399,30 @@ impl Domains {
         Ok(row)
     }
 
-    /// Checks every pending domain with the provider, least recently checked first (at most `limit`).
-    /// Returns how many became active.
+    /// Checks every pending domain with the provider, least recently checked first (at most `limit`),
+    /// in one process at a time (an advisory lock: with several processes, each pending domain is asked
+    /// about once a period, not once per process, which would multiply the calls to Cloudflare's API).
+    /// Returns how many became active (0 when another process holds the lock).
     pub async fn refresh_pending(&self, limit: i64) -> Result<usize, DomainError> {
         if matches!(self.provider, Provider::Manual) {
             return Ok(0);
         }
+        let mut lock = self.db.acquire().await?;
+        let locked: bool =
+            sqlx::query_scalar("select pg_try_advisory_lock($1)").bind(DOMAINS_LOCK).fetch_one(&mut *lock).await?;
+        if !locked {
+            return Ok(0);
+        }
+        let result = self.refresh_pending_locked(limit).await;
+        // A session lock outlives the pass: release it, or close the connection if even that fails, so it
+        // never stays behind on a pooled connection.
+        if sqlx::query("select pg_advisory_unlock($1)").bind(DOMAINS_LOCK).execute(&mut *lock).await.is_err() {
+            lock.close_on_drop();
+        }
+        result
+    }
+
+    async fn refresh_pending_locked(&self, limit: i64) -> Result<usize, DomainError> {
         let pending: Vec<String> = sqlx::query_scalar(
             "select hostname from domains where status = 'pending' order by checked_at nulls first limit $1",
         )
@@ -422,6 +440,9 @@ impl Domains {
         Ok(activated)
     }
 }
+
+/// The advisory lock a pass over pending domains holds.
+const DOMAINS_LOCK: i64 = 0x646f_6d61_696e; // "domain"
 
 /// Checks pending domains with the provider every `every` until stopped (nothing to do without one).
 pub async fn run(domains: Domains, every: std::time::Duration, mut stop: tokio::sync::watch::Receiver<bool>) {

@@ -60,9 +60,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: PgPool, config: Config) -> Self {
-        let pixel_limits = Arc::new(pixel::PixelLimits::new(config.pixel_rate_per_pixel, config.pixel_rate_per_client));
-        let signin_limits = Arc::new(dashboard::SignInLimits::new(&config));
-        let statement_verify_limits = statements::VerifyLimits::new(config.statement_verify_rate_per_client);
+        // Every rate limit counts in Redis when `REDIS_URL` is set (one connection for all of them).
+        let limits = crate::limits::Backend::from_config(&config);
+        let pixel_limits =
+            Arc::new(pixel::PixelLimits::new(config.pixel_rate_per_pixel, config.pixel_rate_per_client, &limits));
+        let signin_limits = Arc::new(dashboard::SignInLimits::new(&config, &limits));
+        let statement_verify_limits = statements::VerifyLimits::new(config.statement_verify_rate_per_client, &limits);
         let provider = config.domain_provider().unwrap_or_else(|e| {
             tracing::error!(error = %e, "the Cloudflare for SaaS client cannot be built; domains stay pending");
             crate::domains::Provider::Manual

@@ -32,7 +32,7 @@ use super::extract::Client;
 use super::AppState;
 use crate::attribution::{self, Judged, OrderReport, Source};
 use crate::client::ClientKey;
-use crate::limits::KeyedLimiter;
+use crate::limits::{Backend, KeyedLimiter};
 use crate::money::{MaxOrderValue, Money};
 use crate::pixels::PixelId;
 
@@ -67,7 +67,8 @@ fn hex(bytes: &[u8]) -> String {
 /// Most brands and most (brand, client) pairs remembered by the pixel's limits at once.
 const MAX_LIMITED_KEYS: u64 = 100_000;
 
-/// Pixel limits, in memory (one process's share of the traffic): per brand (`PIXEL_RATE_PER_PIXEL`), per
+/// Pixel limits, shared by every process through Redis when `REDIS_URL` is set (else in memory, one
+/// process's share of the traffic): per brand (`PIXEL_RATE_PER_PIXEL`), per
 /// client of a brand (`PIXEL_RATE_PER_CLIENT`), and per client for ids that are not in the cache yet,
 /// each of which costs a query (`PIXEL_RATE_PER_CLIENT` too: a store's visitors all name the same id, so
 /// legitimate traffic almost never gets there).
@@ -78,26 +79,24 @@ pub struct PixelLimits {
 }
 
 impl PixelLimits {
-    pub fn new(per_brand: NonZeroU32, per_client: NonZeroU32) -> Self {
+    pub fn new(per_brand: NonZeroU32, per_client: NonZeroU32, backend: &Backend) -> Self {
         let quota =
             |n: NonZeroU32| Quota::per_second(n).allow_burst(n.saturating_mul(NonZeroU32::MIN.saturating_add(1)));
         PixelLimits {
-            per_brand: KeyedLimiter::new(quota(per_brand), MAX_LIMITED_KEYS),
-            per_client: KeyedLimiter::new(quota(per_client), MAX_LIMITED_KEYS),
-            lookups: KeyedLimiter::new(quota(per_client), MAX_LIMITED_KEYS),
+            per_brand: KeyedLimiter::new("pixel:brand", quota(per_brand), MAX_LIMITED_KEYS, backend),
+            per_client: KeyedLimiter::new("pixel:client", quota(per_client), MAX_LIMITED_KEYS, backend),
+            lookups: KeyedLimiter::new("pixel:lookup", quota(per_client), MAX_LIMITED_KEYS, backend),
         }
     }
 
-    fn check(&self, brand: Uuid, client: ClientKey) -> Result<(), Error> {
+    async fn check(&self, brand: Uuid, client: ClientKey) -> Result<(), Error> {
         // An event refused for its client does not count against its brand.
-        self.per_client
-            .check(&(brand, client))
-            .and_then(|()| self.per_brand.check(&brand))
-            .map_err(|_| Error::RateLimited)
+        self.per_client.check(&(brand, client)).await.map_err(|_| Error::RateLimited)?;
+        self.per_brand.check(&brand).await.map_err(|_| Error::RateLimited)
     }
 
-    fn check_lookup(&self, client: ClientKey) -> Result<(), Error> {
-        self.lookups.check(&client).map_err(|_| Error::RateLimited)
+    async fn check_lookup(&self, client: ClientKey) -> Result<(), Error> {
+        self.lookups.check(&client).await.map_err(|_| Error::RateLimited)
     }
 
     /// How many keys the limits remember in all (bounded, whatever clients send).
@@ -257,7 +256,7 @@ pub async fn event(
     // Before any limit or lookup: an id of the wrong shape names no brand.
     let pixel_id = PixelId::parse(&body.pixel_id).ok_or(Error::NotFound("pixel"))?;
     let brand_id = brand_of_pixel(&state, &pixel_id, client).await?;
-    state.pixel_limits.check(brand_id, client)?;
+    state.pixel_limits.check(brand_id, client).await?;
     let event = validate(body, state.config.max_order_value)?;
 
     let id = Uuid::new_v4();
@@ -309,7 +308,7 @@ async fn brand_of_pixel(state: &AppState, pixel_id: &PixelId, client: ClientKey)
     let brand = match state.pixel_brands.cached(pixel_id) {
         Some(brand) => brand,
         None => {
-            state.pixel_limits.check_lookup(client)?;
+            state.pixel_limits.check_lookup(client).await?;
             state.pixel_brands.brand_of(&state.db, pixel_id).await?
         }
     };

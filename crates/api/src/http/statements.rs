@@ -29,7 +29,7 @@ use super::extract::{Client, List, Page, Path, Query};
 use super::json;
 use super::AppState;
 use crate::client::ClientKey;
-use crate::limits::KeyedLimiter;
+use crate::limits::{Backend, KeyedLimiter};
 use crate::money::Money;
 use crate::statements::{self, Document, Invalid, IssueError, Jwk, Statement, StatementInfo, Verdict};
 use utoipa::IntoParams;
@@ -42,13 +42,14 @@ const MAX_LIMITED_CLIENTS: u64 = 100_000;
 pub struct VerifyLimits(KeyedLimiter<ClientKey>);
 
 impl VerifyLimits {
-    pub fn new(per_client: std::num::NonZeroU32) -> Arc<Self> {
+    pub fn new(per_client: std::num::NonZeroU32, backend: &Backend) -> Arc<Self> {
         let burst = per_client.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
-        Arc::new(VerifyLimits(KeyedLimiter::new(Quota::per_second(per_client).allow_burst(burst), MAX_LIMITED_CLIENTS)))
+        let quota = Quota::per_second(per_client).allow_burst(burst);
+        Arc::new(VerifyLimits(KeyedLimiter::new("statements:verify", quota, MAX_LIMITED_CLIENTS, backend)))
     }
 
-    fn check(&self, client: &ClientKey) -> Result<(), Error> {
-        self.0.check(client).map_err(|_| Error::RateLimited)
+    async fn check(&self, client: &ClientKey) -> Result<(), Error> {
+        self.0.check(client).await.map_err(|_| Error::RateLimited)
     }
 }
 
@@ -211,7 +212,7 @@ pub async fn verify(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<axum::Json<Verification>, Error> {
-    state.statement_verify_limits.check(&client)?;
+    state.statement_verify_limits.check(&client).await?;
     if !json::is_json(&headers) {
         return Err(Error::Invalid {
             status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -478,7 +479,7 @@ pub async fn verify_submit(
     Client(client): Client,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Response, Error> {
-    state.statement_verify_limits.check(&client)?;
+    state.statement_verify_limits.check(&client).await?;
     let mut pasted = String::new();
     let mut file = Vec::new();
     if let Ok(mut multipart) = multipart {

@@ -139,7 +139,7 @@ where
     F: FnOnce(users::Email) -> Fut,
     Fut: std::future::Future<Output = Result<Option<(T, String)>, sqlx::Error>>,
 {
-    let permit = match state.signin_limits.admit(email, client.0) {
+    let permit = match state.signin_limits.admit(email, client.0).await {
         Ok(permit) => permit,
         Err(refusal) => {
             // The address is only a rate-limit key; the email is not logged.

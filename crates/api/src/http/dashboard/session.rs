@@ -41,7 +41,7 @@ use super::super::AppState;
 use super::DashError;
 use crate::client::ClientKey;
 use crate::config::{Config, SecureCookies};
-use crate::limits::{GlobalLimiter, KeyedLimiter};
+use crate::limits::{Backend, GlobalLimiter, KeyedLimiter};
 use crate::secrets;
 
 /// A session ends after this long without a request.
@@ -510,7 +510,9 @@ pub enum Refusal {
     Busy { retry_after: Duration },
 }
 
-/// Sign-in attempts and the password hashing they cost, in memory (one process's share):
+/// Sign-in attempts and the password hashing they cost. The rates are shared by every process through
+/// Redis when `REDIS_URL` is set (else in memory, one process's share); the hashes at once are this
+/// process's own (they bound its memory and CPU):
 /// - per client address: 20 attempts, then one every 6 seconds (an office behind one address signs in
 ///   together in the morning);
 /// - per email and client address: 5 attempts, then one a minute, so that guessing one account's
@@ -525,7 +527,7 @@ pub struct SignInLimits {
 }
 
 impl SignInLimits {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, backend: &Backend) -> Self {
         const FIVE: NonZeroU32 = NonZeroU32::new(5).expect("5 is not zero");
         const TWENTY: NonZeroU32 = NonZeroU32::new(20).expect("20 is not zero");
         const TWO: NonZeroU32 = NonZeroU32::new(2).expect("2 is not zero");
@@ -534,26 +536,30 @@ impl SignInLimits {
         let per_account = Quota::with_period(Duration::from_secs(60)).map_or(fallback, |q| q.allow_burst(FIVE));
         let rate = config.signin_rate_per_second;
         SignInLimits {
-            per_client: KeyedLimiter::new(per_client, MAX_SIGN_IN_KEYS),
-            per_account: KeyedLimiter::new(per_account, MAX_SIGN_IN_KEYS),
-            global: GlobalLimiter::new(Quota::per_second(rate).allow_burst(rate.saturating_mul(TWO))),
+            per_client: KeyedLimiter::new("signin:client", per_client, MAX_SIGN_IN_KEYS, backend),
+            per_account: KeyedLimiter::new("signin:account", per_account, MAX_SIGN_IN_KEYS, backend),
+            global: GlobalLimiter::new(
+                "signin:global",
+                Quota::per_second(rate).allow_burst(rate.saturating_mul(TWO)),
+                1,
+                backend,
+            ),
             hashes: Arc::new(Semaphore::new(config.signin_max_concurrent_hashes.get())),
         }
     }
 
     /// Admits an attempt: the permit to hash its password, to hold until the hash is done. A busy server
     /// refuses before counting anything; an attempt refused for its client counts against nothing else.
-    pub fn admit(&self, email: &str, client: ClientKey) -> Result<OwnedSemaphorePermit, Refusal> {
+    pub async fn admit(&self, email: &str, client: ClientKey) -> Result<OwnedSemaphorePermit, Refusal> {
         let permit = Arc::clone(&self.hashes)
             .try_acquire_owned()
             .map_err(|_| Refusal::Busy { retry_after: Duration::from_secs(1) })?;
         // Bounded keys, whatever is typed.
         let account: String = email.trim().to_lowercase().chars().take(254).collect();
-        self.per_client
-            .check(&client)
-            .and_then(|()| self.per_account.check(&(account, client)))
-            .map_err(|retry_after| Refusal::TooManyAttempts { retry_after })?;
-        self.global.check().map_err(|retry_after| Refusal::Busy { retry_after })?;
+        let too_many = |retry_after| Refusal::TooManyAttempts { retry_after };
+        self.per_client.check(&client).await.map_err(too_many)?;
+        self.per_account.check(&(account, client)).await.map_err(too_many)?;
+        self.global.check(&()).await.map_err(|retry_after| Refusal::Busy { retry_after })?;
         Ok(permit)
     }
 
@@ -579,45 +585,45 @@ mod tests {
 
     fn limits(vars: &[(&str, &str)]) -> SignInLimits {
         let config = Config::from_lookup(|n| vars.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string()));
-        SignInLimits::new(&config.expect("a valid configuration"))
+        SignInLimits::new(&config.expect("a valid configuration"), &Backend::Memory)
     }
 
     fn too_many(result: Result<OwnedSemaphorePermit, Refusal>) -> bool {
         matches!(result, Err(Refusal::TooManyAttempts { .. }))
     }
 
-    #[test]
-    fn an_email_gets_five_attempts_per_client_and_a_client_twenty() {
+    #[tokio::test]
+    async fn an_email_gets_five_attempts_per_client_and_a_client_twenty() {
         let limits = limits(&[("SIGNIN_RATE_PER_SECOND", "1000")]);
         let client = ClientKey::from(IpAddr::from([10, 0, 0, 1]));
         for _ in 0..5 {
-            assert!(limits.admit("jess@example.com", client).is_ok());
+            assert!(limits.admit("jess@example.com", client).await.is_ok());
         }
-        assert!(too_many(limits.admit(" JESS@example.com", client)), "the same email, however typed");
+        assert!(too_many(limits.admit(" JESS@example.com", client).await), "the same email, however typed");
         let elsewhere = ClientKey::from(IpAddr::from([10, 0, 0, 3]));
-        assert!(limits.admit("jess@example.com", elsewhere).is_ok(), "the same email from another client");
+        assert!(limits.admit("jess@example.com", elsewhere).await.is_ok(), "the same email from another client");
         let other = ClientKey::from(IpAddr::from([10, 0, 0, 2]));
         for i in 0..20 {
-            assert!(limits.admit(&format!("user{i}@example.com"), other).is_ok());
+            assert!(limits.admit(&format!("user{i}@example.com"), other).await.is_ok());
         }
-        assert!(too_many(limits.admit("fresh@example.com", other)));
+        assert!(too_many(limits.admit("fresh@example.com", other).await));
     }
 
-    #[test]
-    fn beyond_the_global_rate_or_the_hashes_at_once_the_server_is_busy() {
+    #[tokio::test]
+    async fn beyond_the_global_rate_or_the_hashes_at_once_the_server_is_busy() {
         let limits = limits(&[("SIGNIN_RATE_PER_SECOND", "1"), ("SIGNIN_MAX_CONCURRENT_HASHES", "2")]);
         let client = |i: u8| ClientKey::from(IpAddr::from([10, 0, 1, i]));
-        let first = limits.admit("a@example.com", client(1)).expect("admitted");
-        let second = limits.admit("b@example.com", client(2)).expect("admitted");
+        let first = limits.admit("a@example.com", client(1)).await.expect("admitted");
+        let second = limits.admit("b@example.com", client(2)).await.expect("admitted");
         // Both permits are held: refused before anything is counted.
         assert_eq!(
-            limits.admit("c@example.com", client(3)).err(),
+            limits.admit("c@example.com", client(3)).await.err(),
             Some(Refusal::Busy { retry_after: Duration::from_secs(1) })
         );
         drop((first, second));
         // A burst of two a second was used by the first two.
         assert!(
-            matches!(limits.admit("c@example.com", client(3)), Err(Refusal::Busy { retry_after }) if retry_after <= Duration::from_secs(1))
+            matches!(limits.admit("c@example.com", client(3)).await, Err(Refusal::Busy { retry_after }) if retry_after <= Duration::from_secs(1))
         );
         assert_eq!(limits.hashing().available_permits(), 2, "a refused attempt holds no permit");
     }

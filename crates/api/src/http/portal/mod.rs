@@ -433,7 +433,7 @@ pub async fn invitation_sign_up(
         Err(e) => return Ok(again(StatusCode::UNPROCESSABLE_ENTITY, &e.to_string())),
     };
     // Hashing costs what a sign-in costs: it counts against the same limits.
-    let permit = match state.signin_limits.admit(email.as_str(), client.0) {
+    let permit = match state.signin_limits.admit(email.as_str(), client.0).await {
         Ok(permit) => permit,
         Err(refusal) => return Ok(refused(refusal, again)),
     };
