@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Reports at scale: one brand with 10,000,000 clicks over 90 days on 1,000 links of 100 creators, and
-# 100,000 conversions, generated in SQL (rollups built the way ingestion builds them). Then wrk times
-#   GET /v1/attribution?group_by=creator over the last 30 (whole) days, and
-#   GET /v1/links/{id}/stats (all time) of the link with the most clicks.
+# 100,000 conversions, generated in SQL (daily and hourly rollups built the way ingestion builds them).
+# Then wrk times GET /v1/attribution?group_by=creator and GET /v1/links/{id}/stats (the link with the most
+# clicks) over windows of every shape: the last 30 whole days, 30 days from a ragged second to now, the
+# last 24 hours (ragged at both ends), and all time.
 # Usage: bash bench/reports.sh [clicks, default 10000000] [seconds per run, default 10] [runs, default 3]
 source "$(dirname "$0")/lib.sh"
 CLICKS=${1:-10000000}
@@ -67,6 +68,19 @@ insert into link_daily_dims (link_id, day, dimension, value, clicks)
   select link_id, (occurred_at at time zone 'UTC')::date, d.dimension, coalesce(d.value, 'unknown'), count(*)
   from clicks cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser), (3::smallint, os)) d(dimension, value)
   where not bot group by 1, 2, 3, 4;
+insert into link_hourly (link_id, hour, brand_id, clicks, unique_clicks, bot_clicks)
+  select link_id, hour, brand_id, sum(clicks), sum(uniques), sum(bots) from (
+      select link_id, date_bin('1 hour', occurred_at, timestamptz '2000-01-01 00:00:00+00') as hour, brand_id,
+             count(*) filter (where not bot) as clicks, 0 as uniques, count(*) filter (where bot) as bots
+      from clicks group by 1, 2, 3
+      union all
+      select link_id, date_bin('1 hour', first_click_at, timestamptz '2000-01-01 00:00:00+00'), brand_id, 0, count(*), 0
+      from link_visitors group by 1, 2, 3
+  ) parts group by 1, 2, 3;
+insert into link_hourly_dims (link_id, hour, dimension, value, clicks)
+  select link_id, date_bin('1 hour', occurred_at, timestamptz '2000-01-01 00:00:00+00'), d.dimension, coalesce(d.value, 'unknown'), count(*)
+  from clicks cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser), (3::smallint, os)) d(dimension, value)
+  where not bot group by 1, 2, 3, 4;
 
 -- 100,000 orders credited to human clicks.
 insert into conversions (id, brand_id, order_id, amount_minor, currency, link_id, method, click_id, occurred_at, credited_at)
@@ -82,10 +96,13 @@ FROM=$(date -u -d '30 days ago' +%Y-%m-%dT00:00:00Z)
 LINK=$(psql_bench -tA -c "select link_id from link_daily group by 1 order by sum(clicks) desc limit 1")
 echo "busiest link: $(psql_bench -tA -c "select sum(clicks) from link_daily where link_id = '$LINK'") clicks"
 
-bench_wrk "GET /v1/attribution?group_by=creator (30 d)" "$RUNS" -t1 -c4 -d"${SECS}s" -s "$ROOT/bench/lua/auth.lua" \
-  "http://$BENCH_ADDR/v1/attribution?group_by=creator&from=$FROM&to=$TO"
-bench_wrk "GET /v1/links/{id}/stats (all time)" "$RUNS" -t1 -c4 -d"${SECS}s" -s "$ROOT/bench/lua/auth.lua" \
-  "http://$BENCH_ADDR/v1/links/$LINK/stats"
-FROM_RAGGED=$(date -u -d '30 days ago' +%Y-%m-%dT%H:%M:%SZ)
-bench_wrk "GET /v1/attribution (30 d, ragged edges)" "$RUNS" -t1 -c4 -d"${SECS}s" -s "$ROOT/bench/lua/auth.lua" \
-  "http://$BENCH_ADDR/v1/attribution?group_by=creator&from=$FROM_RAGGED"
+RAGGED_30D=$(date -u -d '30 days ago' +%Y-%m-%dT%H:%M:%SZ)
+LAST_24H=$(date -u -d '24 hours ago' +%Y-%m-%dT%H:%M:%SZ)
+for window in "30 whole days|from=$FROM&to=$TO" "30 days, ragged edges|from=$RAGGED_30D" \
+              "last 24 hours|from=$LAST_24H" "all time|from=1970-01-01T00:00:00Z"; do
+  label=${window%%|*} query=${window#*|}
+  bench_wrk "GET /v1/attribution?group_by=creator ($label)" "$RUNS" -t1 -c4 -d"${SECS}s" -s "$ROOT/bench/lua/auth.lua" \
+    "http://$BENCH_ADDR/v1/attribution?group_by=creator&$query"
+  bench_wrk "GET /v1/links/{id}/stats ($label)" "$RUNS" -t1 -c4 -d"${SECS}s" -s "$ROOT/bench/lua/auth.lua" \
+    "http://$BENCH_ADDR/v1/links/$LINK/stats?$query"
+done

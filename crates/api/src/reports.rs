@@ -1,8 +1,9 @@
-//! Splitting a report window into whole UTC days, answered from the rollups, and the partial days at
-//! its edges, answered from the raw clicks. A window aligned to midnight (what date pickers send)
-//! touches no raw click at all, however many millions the brand has.
+//! Splitting a report window into whole UTC days, answered from the daily rollups, whole UTC hours at its
+//! edges, answered from the hourly rollups, and the minutes left at its two ragged ends, answered from the
+//! raw clicks. A window aligned to midnight (what date pickers send) touches no raw click at all, and no
+//! window touches more than two partial hours of them, however many millions the brand has.
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Days, NaiveDate, NaiveTime, Timelike, Utc};
 use serde::{de, Deserialize, Deserializer};
 
 /// The earliest instant a report window or a list filter accepts: nothing this system records is older
@@ -54,12 +55,15 @@ pub struct Window {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// Where each part of a window is read from.
+/// Where each part of a window is read from: the parts are disjoint and together cover the window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
     /// Whole days `[start, end)` (end `None`: no upper bound), read from the daily rollups.
     pub days: Option<(NaiveDate, Option<NaiveDate>)>,
-    /// Time ranges `[from, to)` read from raw clicks.
+    /// Whole hours `[from, to)` (both on the hour), read from the hourly rollups: at most one range
+    /// before the days and one after them.
+    pub hours: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Time ranges `[from, to)` shorter than an hour, read from raw clicks: at most one at each end.
     pub raw: Vec<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
@@ -77,35 +81,63 @@ fn ceil_day(t: DateTime<Utc>) -> NaiveDate {
     }
 }
 
+/// The last full hour at or before `t`.
+fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.with_nanosecond(0).and_then(|t| t.with_second(0)).and_then(|t| t.with_minute(0)).unwrap_or(t)
+}
+
+/// The first full hour at or after `t` (`t` itself at the very end of the range, where none follows).
+fn ceil_hour(t: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = floor_hour(t);
+    if floor == t {
+        t
+    } else {
+        floor.checked_add_signed(chrono::Duration::hours(1)).unwrap_or(t)
+    }
+}
+
+impl Split {
+    /// `[from, to)`, which lies within one day's edge: whole hours in the middle, raw minutes around them.
+    fn edge(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
+        if from >= to {
+            return;
+        }
+        let (first, last) = (ceil_hour(from), floor_hour(to));
+        if first < last {
+            if from < first {
+                self.raw.push((from, first));
+            }
+            self.hours.push((first, last));
+            if last < to {
+                self.raw.push((last, to));
+            }
+        } else {
+            self.raw.push((from, to));
+        }
+    }
+}
+
 impl Window {
     pub fn split(&self) -> Split {
         let first = ceil_day(self.from);
-        let mut raw = Vec::new();
+        let mut split = Split { days: None, hours: Vec::new(), raw: Vec::new() };
         match self.to {
             None => {
-                if self.from < midnight(first) {
-                    raw.push((self.from, midnight(first)));
-                }
-                Split { days: Some((first, None)), raw }
+                split.edge(self.from, midnight(first));
+                split.days = Some((first, None));
             }
             Some(to) => {
                 let end = to.date_naive();
                 if first < end {
-                    if self.from < midnight(first) {
-                        raw.push((self.from, midnight(first)));
-                    }
-                    if midnight(end) < to {
-                        raw.push((midnight(end), to));
-                    }
-                    Split { days: Some((first, Some(end))), raw }
+                    split.edge(self.from, midnight(first));
+                    split.edge(midnight(end), to);
+                    split.days = Some((first, Some(end)));
                 } else {
-                    if self.from < to {
-                        raw.push((self.from, to));
-                    }
-                    Split { days: None, raw }
+                    split.edge(self.from, to);
                 }
             }
         }
+        split
     }
 
     /// The window's upper bound for queries that need one (conversions): open means now.
@@ -126,33 +158,92 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn aligned_windows_read_only_rollups() {
-        let w = Window { from: t("2026-11-01T00:00:00Z"), to: Some(t("2026-11-08T00:00:00Z")) };
-        assert_eq!(w.split(), Split { days: Some((d("2026-11-01"), Some(d("2026-11-08")))), raw: vec![] });
+    fn split(days: Option<(&str, Option<&str>)>, hours: &[(&str, &str)], raw: &[(&str, &str)]) -> Split {
+        Split {
+            days: days.map(|(a, b)| (d(a), b.map(d))),
+            hours: hours.iter().map(|(a, b)| (t(a), t(b))).collect(),
+            raw: raw.iter().map(|(a, b)| (t(a), t(b))).collect(),
+        }
     }
 
     #[test]
-    fn ragged_edges_are_read_raw() {
+    fn aligned_windows_read_only_daily_rollups() {
+        let w = Window { from: t("2026-11-01T00:00:00Z"), to: Some(t("2026-11-08T00:00:00Z")) };
+        assert_eq!(w.split(), split(Some(("2026-11-01", Some("2026-11-08"))), &[], &[]));
+    }
+
+    #[test]
+    fn whole_hours_at_the_edges_come_from_hourly_rollups() {
         let w = Window { from: t("2026-11-01T10:00:00Z"), to: Some(t("2026-11-08T06:00:00Z")) };
         assert_eq!(
             w.split(),
-            Split {
-                days: Some((d("2026-11-02"), Some(d("2026-11-08")))),
-                raw: vec![
-                    (t("2026-11-01T10:00:00Z"), t("2026-11-02T00:00:00Z")),
-                    (t("2026-11-08T00:00:00Z"), t("2026-11-08T06:00:00Z"))
-                ],
-            }
+            split(
+                Some(("2026-11-02", Some("2026-11-08"))),
+                &[("2026-11-01T10:00:00Z", "2026-11-02T00:00:00Z"), ("2026-11-08T00:00:00Z", "2026-11-08T06:00:00Z")],
+                &[]
+            )
         );
     }
 
     #[test]
-    fn windows_within_a_day_are_all_raw() {
-        let w = Window { from: t("2026-11-01T10:00:00Z"), to: Some(t("2026-11-02T06:00:00Z")) };
-        assert_eq!(w.split(), Split { days: None, raw: vec![(t("2026-11-01T10:00:00Z"), t("2026-11-02T06:00:00Z"))] });
+    fn only_ragged_minutes_are_read_raw() {
+        let w = Window { from: t("2026-11-01T10:17:05Z"), to: Some(t("2026-11-08T06:42:00Z")) };
+        assert_eq!(
+            w.split(),
+            split(
+                Some(("2026-11-02", Some("2026-11-08"))),
+                &[("2026-11-01T11:00:00Z", "2026-11-02T00:00:00Z"), ("2026-11-08T00:00:00Z", "2026-11-08T06:00:00Z")],
+                &[("2026-11-01T10:17:05Z", "2026-11-01T11:00:00Z"), ("2026-11-08T06:00:00Z", "2026-11-08T06:42:00Z")]
+            )
+        );
+        // The last 24 hours, from a ragged minute: two raw pieces under an hour each.
+        let day = Window { from: t("2026-11-07T06:42:30Z"), to: Some(t("2026-11-08T06:42:30Z")) };
+        let parts = day.split();
+        assert_eq!(parts.days, None);
+        assert_eq!(parts.hours, vec![(t("2026-11-07T07:00:00Z"), t("2026-11-08T06:00:00Z"))]);
+        assert_eq!(parts.raw.len(), 2);
+    }
+
+    #[test]
+    fn windows_within_an_hour_are_all_raw() {
+        let w = Window { from: t("2026-11-01T10:05:00Z"), to: Some(t("2026-11-01T10:55:00Z")) };
+        assert_eq!(w.split(), split(None, &[], &[("2026-11-01T10:05:00Z", "2026-11-01T10:55:00Z")]));
+        let across = Window { from: t("2026-11-01T10:05:00Z"), to: Some(t("2026-11-01T11:55:00Z")) };
+        assert_eq!(across.split(), split(None, &[], &[("2026-11-01T10:05:00Z", "2026-11-01T11:55:00Z")]));
         let empty = Window { from: t("2026-11-01T10:00:00Z"), to: Some(t("2026-11-01T10:00:00Z")) };
-        assert_eq!(empty.split(), Split { days: None, raw: vec![] });
+        assert_eq!(empty.split(), split(None, &[], &[]));
+    }
+
+    proptest::proptest! {
+        /// Every instant of a window is read from exactly one part; hour ranges are on the hour, raw ones
+        /// shorter than two hours (a ragged end, or a window within two hours), and there are at most two of each.
+        #[test]
+        fn the_parts_cover_the_window_exactly(from in 0i64..4_000_000_000, len in 0i64..20_000_000, probe in 0.0f64..1.0) {
+            let from = DateTime::from_timestamp(from, 0).unwrap();
+            let to = from + chrono::Duration::seconds(len);
+            let parts = Window { from, to: Some(to) }.split();
+            proptest::prop_assert!(parts.hours.len() <= 2 && parts.raw.len() <= 2);
+            for (a, b) in &parts.hours {
+                proptest::prop_assert!(a < b && floor_hour(*a) == *a && floor_hour(*b) == *b);
+            }
+            for (a, b) in &parts.raw {
+                proptest::prop_assert!(a < b && *b - *a < chrono::Duration::hours(2));
+            }
+            let covering = |at: DateTime<Utc>| {
+                let in_days = parts.days.is_some_and(|(s, e)| midnight(s) <= at && e.is_none_or(|e| at < midnight(e)));
+                let in_ranges = |r: &Vec<(DateTime<Utc>, DateTime<Utc>)>| r.iter().filter(|(a, b)| *a <= at && at < *b).count();
+                usize::from(in_days) + in_ranges(&parts.hours) + in_ranges(&parts.raw)
+            };
+            if len > 0 {
+                let at = from + chrono::Duration::seconds((len as f64 * probe) as i64);
+                let at = at.min(to - chrono::Duration::seconds(1));
+                proptest::prop_assert_eq!(covering(at), 1, "{} in {:?}", at, parts);
+            }
+            proptest::prop_assert_eq!(covering(to), 0);
+            if from > DateTime::<Utc>::UNIX_EPOCH {
+                proptest::prop_assert_eq!(covering(from - chrono::Duration::seconds(1)), 0);
+            }
+        }
     }
 
     #[test]
@@ -179,7 +270,8 @@ mod tests {
         let all = Window { from: EARLIEST, to: Some(LATEST) };
         let split = all.split();
         assert_eq!(split.days, Some((d("1970-01-01"), Some(d("9999-12-31")))));
-        assert_eq!(split.raw, vec![(t("9999-12-31T00:00:00Z"), LATEST)]);
+        assert_eq!(split.hours, vec![(t("9999-12-31T00:00:00Z"), t("9999-12-31T23:00:00Z"))]);
+        assert_eq!(split.raw, vec![(t("9999-12-31T23:00:00Z"), LATEST)]);
         let open = Window { from: LATEST, to: None };
         assert_eq!(open.split().days, Some((NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap(), None)));
     }
@@ -187,8 +279,9 @@ mod tests {
     #[test]
     fn open_windows_take_every_day_from_the_start() {
         let w = Window { from: DateTime::<Utc>::UNIX_EPOCH, to: None };
-        assert_eq!(w.split(), Split { days: Some((d("1970-01-01"), None)), raw: vec![] });
-        let ragged = Window { from: t("2026-11-01T10:00:00Z"), to: None };
-        assert_eq!(ragged.split().raw, vec![(t("2026-11-01T10:00:00Z"), t("2026-11-02T00:00:00Z"))]);
+        assert_eq!(w.split(), split(Some(("1970-01-01", None)), &[], &[]));
+        let ragged = Window { from: t("2026-11-01T10:30:00Z"), to: None };
+        assert_eq!(ragged.split().hours, vec![(t("2026-11-01T11:00:00Z"), t("2026-11-02T00:00:00Z"))]);
+        assert_eq!(ragged.split().raw, vec![(t("2026-11-01T10:30:00Z"), t("2026-11-01T11:00:00Z"))]);
     }
 }

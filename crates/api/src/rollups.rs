@@ -1,4 +1,5 @@
-//! Folding the rollup deltas ingestion appends into the per-day rollup rows reports read.
+//! Folding the rollup deltas ingestion appends (per link and UTC hour) into the per-hour and per-day
+//! rollup rows reports read.
 //!
 //! Ingestion never updates a shared rollup row (that serialised every batch of a hot link behind the
 //! previous one's commit); it appends deltas. This task folds them in, one process at a time (an
@@ -22,12 +23,22 @@ pub async fn fold(db: &PgPool) -> Result<u64, sqlx::Error> {
     if !locked {
         return Ok(0);
     }
-    let daily: i64 = sqlx::query_scalar(
-        "with moved as (delete from link_daily_delta returning *),
-         folded as (
+    // Each hourly delta is added to its hour and to its UTC day, in the statement that deletes it.
+    let counts: i64 = sqlx::query_scalar(
+        "with moved as (delete from link_hourly_delta returning *),
+         hourly as (
+             insert into link_hourly (link_id, hour, brand_id, clicks, unique_clicks, bot_clicks)
+             select link_id, hour, brand_id, sum(clicks), sum(unique_clicks), sum(bot_clicks)
+             from moved group by link_id, hour, brand_id
+             on conflict (link_id, hour) do update set
+                 clicks = link_hourly.clicks + excluded.clicks,
+                 unique_clicks = link_hourly.unique_clicks + excluded.unique_clicks,
+                 bot_clicks = link_hourly.bot_clicks + excluded.bot_clicks
+         ),
+         daily as (
              insert into link_daily (link_id, day, brand_id, clicks, unique_clicks, bot_clicks)
-             select link_id, day, brand_id, sum(clicks), sum(unique_clicks), sum(bot_clicks)
-             from moved group by link_id, day, brand_id
+             select link_id, (hour at time zone 'UTC')::date, brand_id, sum(clicks), sum(unique_clicks), sum(bot_clicks)
+             from moved group by 1, 2, 3
              on conflict (link_id, day) do update set
                  clicks = link_daily.clicks + excluded.clicks,
                  unique_clicks = link_daily.unique_clicks + excluded.unique_clicks,
@@ -38,10 +49,15 @@ pub async fn fold(db: &PgPool) -> Result<u64, sqlx::Error> {
     .fetch_one(&mut *tx)
     .await?;
     let dims: i64 = sqlx::query_scalar(
-        "with moved as (delete from link_daily_dims_delta returning *),
-         folded as (
+        "with moved as (delete from link_hourly_dims_delta returning *),
+         hourly as (
+             insert into link_hourly_dims (link_id, hour, dimension, value, clicks)
+             select link_id, hour, dimension, value, sum(clicks) from moved group by 1, 2, 3, 4
+             on conflict (link_id, hour, dimension, value) do update set clicks = link_hourly_dims.clicks + excluded.clicks
+         ),
+         daily as (
              insert into link_daily_dims (link_id, day, dimension, value, clicks)
-             select link_id, day, dimension, value, sum(clicks) from moved group by 1, 2, 3, 4
+             select link_id, (hour at time zone 'UTC')::date, dimension, value, sum(clicks) from moved group by 1, 2, 3, 4
              on conflict (link_id, day, dimension, value) do update set clicks = link_daily_dims.clicks + excluded.clicks
          )
          select count(*) from moved",
@@ -49,7 +65,7 @@ pub async fn fold(db: &PgPool) -> Result<u64, sqlx::Error> {
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(u64::try_from(daily + dims).unwrap_or(0))
+    Ok(u64::try_from(counts + dims).unwrap_or(0))
 }
 
 /// Folds every second until `shutdown` turns true; failures are logged and retried (the deltas wait).

@@ -117,6 +117,28 @@ async fn rollup_clicks(
     .await
 }
 
+async fn hourly_clicks(
+    db: &PgPool,
+    brand: Uuid,
+    key: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(Key, i64, i64)>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "select {key}, sum(h.clicks)::bigint, sum(h.unique_clicks)::bigint
+         from (select link_id, sum(clicks) as clicks, sum(unique_clicks) as unique_clicks
+               from link_hourly_all where brand_id = $1 and hour >= $2 and hour < $3
+               group by link_id) h
+         join links l on l.id = h.link_id
+         group by 1"
+    ))
+    .bind(brand)
+    .bind(from)
+    .bind(to)
+    .fetch_all(db)
+    .await
+}
+
 async fn raw_clicks(
     db: &PgPool,
     brand: Uuid,
@@ -185,6 +207,9 @@ pub async fn attribution_rows(
         if let Some((start, end)) = split.days {
             parts.extend(rollup_clicks(db, brand_id, key, start, end).await?);
         }
+        for (f, t) in &split.hours {
+            parts.extend(hourly_clicks(db, brand_id, key, *f, *t).await?);
+        }
         for (f, t) in &split.raw {
             parts.extend(raw_clicks(db, brand_id, key, *f, *t).await?);
         }
@@ -247,8 +272,8 @@ pub use crate::revenue::rate;
 
 pub use crate::reports::DayTotals;
 
-/// The brand's clicks and credited revenue per UTC day in `[from, to)`, for charts. Whole days come from
-/// the rollups, partial days at the edges from the raw clicks, as in every report.
+/// The brand's clicks and credited revenue per UTC day in `[from, to)`, for charts. Whole days and hours
+/// come from the rollups, the ragged minutes at the edges from the raw clicks, as in every report.
 pub async fn daily_totals(
     db: &PgPool,
     brand_id: Uuid,
@@ -265,6 +290,20 @@ pub async fn daily_totals(
         .bind(brand_id)
         .bind(start)
         .bind(end)
+        .fetch_all(db)
+        .await?;
+        for (day, clicks) in rows {
+            days.entry(day).or_default().clicks += clicks;
+        }
+    }
+    for (f, t) in &split.hours {
+        let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(
+            "select (hour at time zone 'UTC')::date, sum(clicks)::bigint from link_hourly_all
+             where brand_id = $1 and hour >= $2 and hour < $3 group by 1",
+        )
+        .bind(brand_id)
+        .bind(f)
+        .bind(t)
         .fetch_all(db)
         .await?;
         for (day, clicks) in rows {

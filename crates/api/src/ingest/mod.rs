@@ -182,7 +182,8 @@ fn to_rows(events: Vec<ClickEvent>, classifier: &ua::Classifier) -> Vec<Row> {
 }
 
 /// Stores valid events in one statement, with the rollups reports read (first clicks per visitor and
-/// link; the batch's daily counts and breakdowns as delta rows, folded in by `rollups::run`), and queues
+/// link; the batch's hourly counts and breakdowns as delta rows, folded into the hourly and daily rollups
+/// by `rollups::run`), and queues
 /// the orders that name a newly stored human click for re-attribution. Returns
 /// (known, inserted): clicks whose link exists, and of those the ones not stored before.
 ///
@@ -212,25 +213,25 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
              from known order by id
              on conflict (id) do nothing
              returning id, link_id, brand_id, occurred_at, visitor_id, bot, country, device_type, browser, os, source,
-                       (occurred_at at time zone 'UTC')::date as day
+                       date_bin('1 hour', occurred_at, timestamptz '2000-01-01 00:00:00+00') as hour
          ), firsts as (
              insert into link_visitors (link_id, visitor_id, brand_id, first_click_at)
              select distinct on (link_id, visitor_id) link_id, visitor_id, brand_id, occurred_at
              from inserted where not bot
              order by link_id, visitor_id, occurred_at
              on conflict (link_id, visitor_id) do nothing
-             returning link_id, brand_id, (first_click_at at time zone 'UTC')::date as day
-         ), daily as (
-             insert into link_daily_delta (link_id, day, brand_id, clicks, unique_clicks, bot_clicks)
-             select link_id, day, brand_id, sum(clicks), sum(uniques), sum(bots) from (
-                 select link_id, day, brand_id, (not bot)::int as clicks, 0 as uniques, bot::int as bots from inserted
+             returning link_id, brand_id, date_bin('1 hour', first_click_at, timestamptz '2000-01-01 00:00:00+00') as hour
+         ), hourly as (
+             insert into link_hourly_delta (link_id, hour, brand_id, clicks, unique_clicks, bot_clicks)
+             select link_id, hour, brand_id, sum(clicks), sum(uniques), sum(bots) from (
+                 select link_id, hour, brand_id, (not bot)::int as clicks, 0 as uniques, bot::int as bots from inserted
                  union all
-                 select link_id, day, brand_id, 0, 1, 0 from firsts
+                 select link_id, hour, brand_id, 0, 1, 0 from firsts
              ) counted
-             group by link_id, day, brand_id
+             group by link_id, hour, brand_id
          ), dims as (
-             insert into link_daily_dims_delta (link_id, day, dimension, value, clicks)
-             select link_id, day, d.dimension, coalesce(d.value, 'unknown'), count(*)
+             insert into link_hourly_dims_delta (link_id, hour, dimension, value, clicks)
+             select link_id, hour, d.dimension, coalesce(d.value, 'unknown'), count(*)
              from inserted
              cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser),
                                         (3::smallint, os), (4::smallint, source)) as d(dimension, value)
