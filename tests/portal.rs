@@ -43,8 +43,10 @@ fn a_creator_joins_sees_their_figures_and_proves_them_in_a_real_browser() {
         call(
             "POST",
             "/v1/links",
-            Some(&json!({"destination_url": "https://shop.example/", "creator_id": creator["id"], "share_revenue": share,
-                "platform": "instagram", "content_type": "reel"})),
+            Some(
+                &json!({"destination_url": "https://shop.example/", "creator_id": creator["id"], "share_revenue": share,
+                "platform": "instagram", "content_type": "reel"}),
+            ),
         )
     };
     let (shared, private, sams) = (link(&jess, true), link(&jess, false), link(&sam, true));
@@ -92,7 +94,9 @@ fn a_creator_joins_sees_their_figures_and_proves_them_in_a_real_browser() {
     let document = api.sql_scalar(&format!("select document from statements where id = '{statement_id}'"));
     assert!(!document.contains(sams["code"].as_str().expect("a code")), "{document}");
 
-    for name in ["01-invitation", "02-brand", "03-statement", "04-verify-valid", "05-verify-tampered", "06-phone", "07-home"] {
+    for name in
+        ["01-invitation", "02-brand", "03-statement", "04-verify-valid", "05-verify-tampered", "06-phone", "07-home"]
+    {
         let shot = screenshots.join(format!("portal-{name}.png"));
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 0), "{} was not saved", shot.display());
     }
