@@ -33,6 +33,9 @@ pub struct ApiOptions {
     pub internal_port: Option<u16>,
     /// Arguments after `serve` (`--no-background`).
     pub serve_args: Vec<String>,
+    /// A replica of the tests' PostgreSQL server (its URL without a database): `DATABASE_READ_URL` is this
+    /// database's copy on it.
+    pub read_replica: Option<String>,
 }
 
 /// A running `api serve`; stopped with SIGTERM (a graceful shutdown) when dropped.
@@ -117,6 +120,9 @@ impl ApiProcess {
             // Plain log lines, which the ports are read from.
             .env("NO_COLOR", "1")
             .envs(self.options.env.iter().map(|(k, v)| (k, v)));
+        if let (Some(replica), Some(name)) = (&self.options.read_replica, self.database_url.rsplit('/').next()) {
+            command.env("DATABASE_READ_URL", format!("{replica}/{name}"));
+        }
         command
     }
 
@@ -210,6 +216,11 @@ impl ApiProcess {
     /// Base URL of the internal listener (`/internal/*`; the worker's `INGEST_URL`).
     pub fn internal_base_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.internal_port)
+    }
+
+    /// The primary database this process uses.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
     }
 
     pub fn logs(&self) -> String {

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod receiver;
+pub mod replica;
 pub mod stack;
 pub mod wrangler;
 

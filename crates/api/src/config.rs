@@ -22,8 +22,11 @@ pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://127.0.0.1:8080";
 pub struct Config {
     /// `DATABASE_URL`: the PostgreSQL database (created at start-up if missing).
     pub database_url: String,
-    /// `DATABASE_MAX_CONNECTIONS`: pool size (default 16).
+    /// `DATABASE_MAX_CONNECTIONS`: pool size (default 16; the read replica's pool has as many again).
     pub database_max_connections: u32,
+    /// `DATABASE_READ_URL`: a streaming replica of `DATABASE_URL` that reports and lists read from (falling
+    /// back to the primary while it does not answer). Unset: everything reads from the primary.
+    pub database_read_url: Option<String>,
     /// `BIND_ADDR`: where the HTTP server listens.
     pub bind_addr: SocketAddr,
     /// `INTERNAL_BIND_ADDR`: where `/internal/*` (click ingestion) is served, and nowhere else; loopback by
@@ -169,6 +172,7 @@ impl Config {
             database_max_connections: max_connections
                 .parse()
                 .with_context(|| format!("DATABASE_MAX_CONNECTIONS={max_connections:?} is not a number"))?,
+            database_read_url: lookup("DATABASE_READ_URL").filter(|v| !v.is_empty()),
             bind_addr: bind_addr.parse().with_context(|| format!("BIND_ADDR={bind_addr:?} is not host:port"))?,
             tracking_base_url: parse_base_url(&get("TRACKING_BASE_URL", DEFAULT_TRACKING_BASE_URL))?,
             internal_bind_addr: internal_bind_addr(&get("INTERNAL_BIND_ADDR", DEFAULT_INTERNAL_BIND_ADDR), &bind_addr)?,
@@ -470,6 +474,16 @@ mod tests {
         assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
         assert_eq!(config.tracking_base_url.host_str(), Some("trk.creatorscore.io"));
         assert_eq!(config.short_url("abcd2345"), "https://trk.creatorscore.io/abcd2345");
+    }
+
+    #[test]
+    fn reads_use_the_primary_unless_a_replica_is_named() {
+        assert_eq!(Config::from_lookup(|_| None).unwrap().database_read_url, None);
+        let empty = Config::from_lookup(|n| (n == "DATABASE_READ_URL").then(String::new)).unwrap();
+        assert_eq!(empty.database_read_url, None);
+        let url = "postgres://postgres@127.0.0.1:5433/tracking_links";
+        let set = Config::from_lookup(|n| (n == "DATABASE_READ_URL").then(|| url.to_owned())).unwrap();
+        assert_eq!(set.database_read_url.as_deref(), Some(url));
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! The connection pool, created database and migrated schema.
+//! The connection pools (the primary, and the read replica when there is one), created database and
+//! migrated schema.
+
+pub mod replica;
 
 use std::time::Duration;
 
@@ -8,6 +11,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgPool, Postgres};
 
 use crate::config::Config;
+pub use replica::{ReadPool, ReplicaStatus};
 
 /// The schema, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
@@ -26,7 +30,23 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<PgPool> {
             }
         }
     }
-    let pool = PgPoolOptions::new()
+    let pool = pool_options(config).connect(&config.database_url).await.context("connecting to PostgreSQL")?;
+    MIGRATOR.run(&pool).await.context("running migrations")?;
+    Ok(pool)
+}
+
+/// The pool reports and lists read from: with `DATABASE_READ_URL`, a pool on that replica (connected lazily,
+/// so the API starts and serves from the primary while the replica is down; see [`replica`]), else the
+/// primary itself. The replica is never migrated: it replays the primary's schema.
+pub fn read_pool(config: &Config, primary: &PgPool) -> anyhow::Result<ReadPool> {
+    let Some(url) = &config.database_read_url else { return Ok(ReadPool::primary_only(primary.clone())) };
+    let replica = pool_options(config).connect_lazy(url).context("DATABASE_READ_URL is not a PostgreSQL URL")?;
+    Ok(ReadPool::with_replica(primary.clone(), replica))
+}
+
+/// The settings of both pools.
+fn pool_options(config: &Config) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(config.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
         // A connection that sat idle may have been closed under us (a database restart, a proxy's idle
@@ -41,9 +61,4 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<PgPool> {
                 Ok(true)
             })
         })
-        .connect(&config.database_url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    MIGRATOR.run(&pool).await.context("running migrations")?;
-    Ok(pool)
 }

@@ -26,6 +26,7 @@ pub enum Background {
 
 pub async fn serve(config: Config, background: Background) -> anyhow::Result<()> {
     let db = crate::db::connect_and_migrate(&config).await?;
+    let reads = crate::db::read_pool(&config, &db)?;
     if config.edge_ingest_token.is_none() {
         tracing::warn!("EDGE_INGEST_TOKEN is not set: /internal/clicks refuses every batch");
     }
@@ -37,12 +38,18 @@ pub async fn serve(config: Config, background: Background) -> anyhow::Result<()>
         .with_context(|| format!("binding INTERNAL_BIND_ADDR {}", config.internal_bind_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "api listening");
     tracing::info!(addr = %internal_listener.local_addr()?, "internal routes listening");
+    if config.database_read_url.is_some() {
+        tracing::info!("DATABASE_READ_URL is set: reports and lists read from the replica while it answers");
+    }
     match &config.redis {
         Some(redis) => tracing::info!(key_prefix = redis.key_prefix, "rate limits are shared through Redis"),
         None => tracing::info!("REDIS_URL is not set: rate limits are counted per process"),
     }
-    let state = AppState::new(db, config);
+    let state = AppState::new(db, config).with_reads(reads.clone());
     let (stop, stopped) = watch::channel(false);
+    // Where this process's reports and lists read: every process that answers requests watches its
+    // replica, `--no-background` ones too.
+    let monitor = tokio::spawn(reads.monitor(stopped.clone()));
     let tasks = match background {
         Background::Run => spawn_background(&state, &stopped)?,
         Background::Off => {
@@ -74,6 +81,7 @@ pub async fn serve(config: Config, background: Background) -> anyhow::Result<()>
     for task in tasks {
         task.await?;
     }
+    monitor.await?;
     tracing::info!("api stopped");
     Ok(())
 }

@@ -183,7 +183,7 @@ async fn attribution(state: &AppState, brand_id: Uuid, params: &AttributionParam
     let to = params.to.unwrap_or_else(Utc::now);
     // `to` is in the accepted range, so 30 days before it is a date PostgreSQL holds too.
     let from = params.from.unwrap_or_else(|| to.checked_sub_signed(Duration::days(30)).unwrap_or(EARLIEST));
-    let data = attribution_rows(&state.db, brand_id, params.group_by, from, to).await?;
+    let data = attribution_rows(state.read(), brand_id, params.group_by, from, to).await?;
     Ok(Attribution { group_by: params.group_by, from, to, data })
 }
 

@@ -38,7 +38,7 @@ pub async fn list(
     Query(page): Query<Page>,
 ) -> Result<axum::Json<List<Campaign>>, Error> {
     let page = page.parse()?;
-    let rows = campaigns::list(&state.db, brand.id, page.before_seq, page.limit + 1).await?;
+    let rows = campaigns::list(state.read(), brand.id, page.before_seq, page.limit + 1).await?;
     Ok(axum::Json(List::from_rows(rows, page)))
 }
 

@@ -66,7 +66,7 @@ pub async fn list_conversions(
     filter: &ConversionFilter,
 ) -> Result<List<Conversion>, Error> {
     let page = Page { limit: filter.limit, cursor: filter.cursor.clone() }.parse()?;
-    let rows = conversions::list(&state.db, brand_id, filter, page.before_seq, page.limit + 1).await?;
+    let rows = conversions::list(state.read(), brand_id, filter, page.before_seq, page.limit + 1).await?;
     Ok(List::from_rows(rows, page))
 }
 
@@ -258,10 +258,10 @@ async fn export_page(
     before: Option<i64>,
 ) -> Result<(super::csv::Rows, Option<i64>), Error> {
     use super::csv::{amount, instant, text};
-    let orders = conversions::list(&state.db, brand_id, filter, before, EXPORT_PAGE).await?;
+    let orders = conversions::list(state.read(), brand_id, filter, before, EXPORT_PAGE).await?;
     let next = if orders.len() as i64 == EXPORT_PAGE { orders.last().map(|(seq, _)| *seq) } else { None };
     let ids: Vec<uuid::Uuid> = orders.iter().filter_map(|(_, c)| c.link_id).collect();
-    let labels = crate::links::labels(&state.db, brand_id, &ids).await?;
+    let labels = crate::links::labels(state.read(), brand_id, &ids).await?;
     let rows = orders
         .into_iter()
         .map(|(_, c)| {

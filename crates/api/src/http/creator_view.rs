@@ -217,7 +217,7 @@ pub async fn my_links(
     .bind(creator.id)
     .bind(page.before_seq)
     .bind(page.limit + 1)
-    .fetch_all(&state.db)
+    .fetch_all(state.read())
     .await?;
     let items = rows
         .into_iter()

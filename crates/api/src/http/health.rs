@@ -12,13 +12,19 @@ pub async fn live() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The process can serve: the database answers.
+/// The process can serve: the database answers. `replica` says where reports and lists read: `ok` (the
+/// replica), `unreachable` (the primary, until the replica answers again) or `not_configured`. A replica
+/// that does not answer never makes the process unready, since the primary serves its reads meanwhile.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let replica = state.reads.status().as_str();
     match sqlx::query("select 1").execute(&state.db).await {
-        Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Ok(_) => (StatusCode::OK, Json(json!({"status": "ready", "replica": replica}))),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "database": "unreachable"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "database": "unreachable", "replica": replica})),
+            )
         }
     }
 }

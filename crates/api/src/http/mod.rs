@@ -47,7 +47,11 @@ pub use crate::links::{random_codes, CodeSource};
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The primary: writes, and every read that must see a write just made (sessions, sign-in, a link just
+    /// created, idempotent replays, transactions).
     pub db: PgPool,
+    /// Where reports, lists and exports read (see [`AppState::read`]).
+    pub reads: crate::db::ReadPool,
     pub config: Arc<Config>,
     pub codes: CodeSource,
     pub pixel_limits: Arc<pixel::PixelLimits>,
@@ -72,6 +76,7 @@ impl AppState {
         });
         AppState {
             domains: crate::domains::Domains { db: db.clone(), provider, tracking: config.tracking_base_url.clone() },
+            reads: crate::db::ReadPool::primary_only(db.clone()),
             db,
             config: Arc::new(config),
             codes: random_codes(),
@@ -80,6 +85,27 @@ impl AppState {
             shopify_shops: crate::shopify::shop_cache(),
             signin_limits,
             statement_verify_limits,
+        }
+    }
+
+    /// Reports and lists read from `reads` (a replica's, see [`crate::db::read_pool`]).
+    pub fn with_reads(self, reads: crate::db::ReadPool) -> Self {
+        AppState { reads, ..self }
+    }
+
+    /// The pool for a read that may lag the primary by the replica's replay delay: a report, a list, an
+    /// export. The replica while it answers, else (and without one) the primary.
+    pub fn read(&self) -> &PgPool {
+        self.reads.pool()
+    }
+
+    /// [`AppState::read`], or the primary for a page the dashboard redirects to right after a write (it
+    /// carries the write's notice, `?created=1` and the like), so that it shows the change it announces.
+    pub fn read_after_write(&self, just_wrote: bool) -> &PgPool {
+        if just_wrote {
+            &self.db
+        } else {
+            self.read()
         }
     }
 }

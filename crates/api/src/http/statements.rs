@@ -313,7 +313,7 @@ pub async fn list(
     Query(page): Query<Page>,
 ) -> Result<axum::Json<List<StatementInfo>>, Error> {
     let page = page.parse()?;
-    let rows = statements::list(&state.db, brand.id, filter.creator_id, page.before_seq, page.limit + 1).await?;
+    let rows = statements::list(state.read(), brand.id, filter.creator_id, page.before_seq, page.limit + 1).await?;
     Ok(axum::Json(List::from_rows(rows, page)))
 }
 

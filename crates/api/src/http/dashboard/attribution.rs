@@ -89,10 +89,10 @@ pub async fn page(
     let (days, from, to) = chosen_period(query.days);
     let brand = session.brand.id;
     let (by_link, by_creator, by_campaign, per_day) = tokio::try_join!(
-        attribution_rows(&state.db, brand, GroupBy::Link, from, to),
-        attribution_rows(&state.db, brand, GroupBy::Creator, from, to),
-        attribution_rows(&state.db, brand, GroupBy::Campaign, from, to),
-        daily_totals(&state.db, brand, from, to),
+        attribution_rows(state.read(), brand, GroupBy::Link, from, to),
+        attribution_rows(state.read(), brand, GroupBy::Creator, from, to),
+        attribution_rows(state.read(), brand, GroupBy::Campaign, from, to),
+        daily_totals(state.read(), brand, from, to),
     )?;
     let filter = ConversionFilter {
         from: Some(from),
@@ -201,7 +201,7 @@ async fn link_codes<'a>(
     let rows: Vec<(Uuid, String)> = sqlx::query_as("select id, code from links where brand_id = $1 and id = any($2)")
         .bind(brand)
         .bind(&ids)
-        .fetch_all(&state.db)
+        .fetch_all(state.read())
         .await?;
     Ok(rows.into_iter().collect())
 }
@@ -254,7 +254,7 @@ pub async fn conversions_table(
     )
     .bind(brand)
     .bind(&click_ids)
-    .fetch_all(&state.db)
+    .fetch_all(state.read())
     .await?
     .into_iter()
     .collect();

@@ -81,7 +81,7 @@ pub async fn page(
     session: Session,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, DashError> {
-    let campaigns = campaigns::all(&state.db, session.brand.id).await?;
+    let campaigns = campaigns::all(state.read_after_write(query.created.is_some()), session.brand.id).await?;
     Ok(render(&session, &campaigns, &CampaignForm::default(), None, query.created.is_some()).into_response())
 }
 

@@ -201,7 +201,8 @@ pub async fn page(
     session: Session,
     Query(query): Query<PageQuery>,
 ) -> Result<Response, DashError> {
-    let roster = Roster::load(&state.db, session.brand.id).await?;
+    let just_wrote = query.created.is_some() || query.revoked.is_some() || query.unlinked.is_some();
+    let roster = Roster::load(state.read_after_write(just_wrote), session.brand.id).await?;
     let notice = match (query.created, query.revoked, query.unlinked) {
         (_, Some(n), _) => Notice::Revoked(n),
         (_, None, Some(_)) => Notice::Unlinked,

@@ -139,12 +139,14 @@ pub async fn list(
     let (campaign_id, creator_id) = (filter.campaign_id, filter.creator_id);
     let request = Page { limit: Some(PAGE_SIZE), cursor: query.cursor.clone().filter(|c| !c.is_empty()) };
     let request = request.parse().map_err(|e| DashError::BadRequest(e.to_string()))?;
-    let rows = links::list(&state.db, &state.config, session.brand.id, &filter, request.before_seq, request.limit + 1)
+    // Right after a deactivation the list reads the primary, so it shows the link inactive.
+    let db = state.read_after_write(query.deactivated.is_some());
+    let rows = links::list(db, &state.config, session.brand.id, &filter, request.before_seq, request.limit + 1)
         .await
         .map_err(Error::from)?;
     let page = List::from_rows(rows, request);
     let ids: Vec<Uuid> = page.data.iter().map(|l| l.id).collect();
-    let totals: HashMap<Uuid, (i64, i64)> = crate::revenue::link_totals(&state.db, session.brand.id, &ids)
+    let totals: HashMap<Uuid, (i64, i64)> = crate::revenue::link_totals(db, session.brand.id, &ids)
         .await?
         .into_iter()
         .map(|(id, t)| (id, (t.clicks, t.per_currency.iter().map(|f| f.conversions).sum())))
@@ -620,9 +622,10 @@ pub async fn detail(
     Query(query): Query<DetailQuery>,
 ) -> Result<Response, DashError> {
     let id = link_id(path)?;
+    // The link from the primary (the page a creation redirects to); its figures and orders are reports.
     let link = links::get(&state.db, &state.config, session.brand.id, id).await.map_err(Error::from)?;
     let figures = {
-        let mut conn = state.db.acquire().await?;
+        let mut conn = state.read().acquire().await?;
         crate::links::stats::link_stats(&mut conn, id, Window { from: DateTime::<Utc>::UNIX_EPOCH, to: None }).await?
     };
     let filter = ConversionFilter { link_id: Some(id), limit: Some(50), ..Default::default() };

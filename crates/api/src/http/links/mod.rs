@@ -56,7 +56,7 @@ pub async fn list(
     Query(page): Query<Page>,
 ) -> Result<axum::Json<List<Link>>, Error> {
     let page = page.parse()?;
-    let rows = links::list(&state.db, &state.config, brand.id, &filter, page.before_seq, page.limit + 1).await?;
+    let rows = links::list(state.read(), &state.config, brand.id, &filter, page.before_seq, page.limit + 1).await?;
     Ok(axum::Json(List::from_rows(rows, page)))
 }
 
@@ -65,6 +65,7 @@ pub async fn list(
     responses((status = 200, body = Link, description = "the link, deleted ones included (`active: false`)"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody, description = "not a link of this brand")))]
 pub async fn get(State(state): State<AppState>, brand: Brand, Path(id): Path<Uuid>) -> Result<axum::Json<Link>, Error> {
+    // One link by id reads the primary: a link just created (or changed) is found at once.
     Ok(axum::Json(links::get(&state.db, &state.config, brand.id, id).await?))
 }
 
@@ -161,12 +162,12 @@ async fn export_page(
 ) -> Result<(super::csv::Rows, Option<i64>), Error> {
     use super::csv::{amount, instant, text};
     let limit = super::extract::MAX_LIMIT;
-    let page = links::list(&state.db, &state.config, brand_id, filter, before, limit).await?;
+    let page = links::list(state.read(), &state.config, brand_id, filter, before, limit).await?;
     let next = if page.len() as i64 == limit { page.last().map(|(seq, _)| *seq) } else { None };
     let page: Vec<Link> = page.into_iter().map(|(_, link)| link).collect();
     let ids: Vec<Uuid> = page.iter().map(|l| l.id).collect();
-    let totals = crate::revenue::link_totals(&state.db, brand_id, &ids).await?;
-    let labels = crate::links::labels(&state.db, brand_id, &ids).await?;
+    let totals = crate::revenue::link_totals(state.read(), brand_id, &ids).await?;
+    let labels = crate::links::labels(state.read(), brand_id, &ids).await?;
     let mut rows = Vec::with_capacity(page.len());
     for link in page {
         let total = totals.get(&link.id).cloned().unwrap_or_default();

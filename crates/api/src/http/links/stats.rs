@@ -51,7 +51,9 @@ pub async fn get(
     Query(params): Query<WindowParams>,
 ) -> Result<axum::Json<LinkStats>, Error> {
     let window = params.resolve(DateTime::<Utc>::UNIX_EPOCH)?;
-    let mut conn = state.db.acquire().await?;
-    crate::links::find(&mut conn, brand.id, id, false).await?;
+    // Whether the link is the brand's is asked of the primary, so a link created a moment ago is no 404; its
+    // figures are a report, read from the replica when there is one.
+    crate::links::find(&mut *state.db.acquire().await?, brand.id, id, false).await?;
+    let mut conn = state.read().acquire().await?;
     Ok(axum::Json(link_stats(&mut conn, id, window).await?))
 }

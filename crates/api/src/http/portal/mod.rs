@@ -555,12 +555,14 @@ pub struct BrandQuery {
 
 /// `GET /creator`: the brands the account follows, with the last 30 days at a glance.
 pub async fn home(State(state): State<AppState>, session: CreatorSession) -> Result<Response, DashError> {
+    // Which brands the account follows is read from the primary (an unlinked brand disappears at once, a
+    // joined one appears); the figures are reports, read from the replica when there is one.
     let memberships = creator_accounts::memberships(&state.db, session.account_id).await?;
     let now = Utc::now();
     let (from, to) = Period::last_days(now.date_naive(), 30).window(now);
     let mut rows = Vec::with_capacity(memberships.len());
     for m in &memberships {
-        let report = creator_reports::report(&state.db, &state.config, m.brand_id, m.creator_id, from, to).await?;
+        let report = creator_reports::report(state.read(), &state.config, m.brand_id, m.creator_id, from, to).await?;
         rows.push((m, report.totals()));
     }
     let content = html! {
@@ -633,9 +635,10 @@ pub async fn brand_page(
         _ => (Period::last_days(today, query.days.filter(|d| PERIODS.contains(d)).unwrap_or(30)), None),
     };
     let (from, to) = period.window(now);
-    let report = creator_reports::report(&state.db, &state.config, brand_id, membership.creator_id, from, to).await?;
+    let report =
+        creator_reports::report(state.read(), &state.config, brand_id, membership.creator_id, from, to).await?;
     let issued =
-        statements::list(&state.db, brand_id, Some(membership.creator_id), None, 20).await.map_err(Error::from)?;
+        statements::list(state.read(), brand_id, Some(membership.creator_id), None, 20).await.map_err(Error::from)?;
     let status = if period_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     let content = brand_view(BrandView {
         session: &session,
