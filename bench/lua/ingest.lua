@@ -33,8 +33,12 @@ local function uuid4()
   return table.concat(t)
 end
 
--- Clicks of the last day: ingestion refuses clicks older than its horizon (CLICK_MAX_AGE_DAYS, 14 days).
+-- Clicks of the last CLICK_SPREAD_MS milliseconds (default 5 minutes): the edge's queue hands the API
+-- batches of clicks made seconds ago, so a batch's rollup rows fall in one or two hours. CLICK_SPREAD_MS=86400000
+-- spreads each batch over the last day, as this script did before hourly rollups (ingestion refuses clicks
+-- older than its horizon, CLICK_MAX_AGE_DAYS, 14 days).
 local now_ms = os.time() * 1000
+local spread_ms = tonumber(os.getenv("CLICK_SPREAD_MS") or "300000")
 
 request = function()
   local events = {}
@@ -42,7 +46,7 @@ request = function()
     local link = links[math.random(1, #links)]
     events[i] = string.format(
       '{"v":1,"click_id":"%s","code":"%s","link_id":"%s","occurred_at_ms":%d,"visitor_id":"%s","new_visitor":true,"bot":false,"country":"%s","referrer_host":"l.instagram.com","user_agent":"%s"}',
-      uuid4(), link.code, link.id, now_ms - math.random(0, 86400000), uuid4(),
+      uuid4(), link.code, link.id, now_ms - math.random(0, spread_ms), uuid4(),
       countries[math.random(1, #countries)], agents[math.random(1, #agents)])
   end
   return wrk.format(nil, nil, nil, '{"clicks":[' .. table.concat(events, ",") .. ']}')
