@@ -210,7 +210,8 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
              select id, link_id, brand_id, occurred_at, visitor_id, new_visitor, bot, country, referrer_host,
                     device_type, browser, os, source
              from known order by id
-             on conflict (id) do nothing
+             -- A redelivery carries the same id and time: the partitioned table's key.
+             on conflict (id, occurred_at) do nothing
              returning id, link_id, brand_id, occurred_at, visitor_id, bot, country, device_type, browser, os, source,
                        (occurred_at at time zone 'UTC')::date as day
          ), firsts as (
