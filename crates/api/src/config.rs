@@ -72,6 +72,9 @@ pub struct Config {
     /// `RETAIN_WEBHOOK_DELIVERIES_DAYS`: how long processed Shopify delivery bodies, finished KV outbox rows,
     /// pixel page views and ended webhook deliveries are kept (30, 7, 90, 30 days).
     pub retention: crate::retention::Retention,
+    /// `CLICKS_RETENTION_MONTHS`: raw clicks are kept this many whole months, then dropped a month at a
+    /// time (the rollups stay); unset, for ever. 1 to 1200, and longer than `CLICK_MAX_AGE_DAYS`.
+    pub clicks_retention_months: Option<u32>,
     /// `ALLOW_PRIVATE_TARGETS`: a development setting; `true` lets webhooks (and destination checks) reach
     /// plain http, loopback, private and link-local addresses. Default `false`.
     pub allow_private_targets: bool,
@@ -167,6 +170,7 @@ impl Config {
             |name: &str, default: &str| lookup(name).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
         let bind_addr = get("BIND_ADDR", DEFAULT_BIND_ADDR);
         let max_connections = get("DATABASE_MAX_CONNECTIONS", "16");
+        let click_max_age = click_max_age(&get("CLICK_MAX_AGE_DAYS", "14"))?;
         Ok(Config {
             database_url: get("DATABASE_URL", DEFAULT_DATABASE_URL),
             database_max_connections: max_connections
@@ -180,7 +184,8 @@ impl Config {
                 .filter(|t| !t.is_empty())
                 .map(|t| shared_token("EDGE_INGEST_TOKEN", t))
                 .transpose()?,
-            click_max_age: click_max_age(&get("CLICK_MAX_AGE_DAYS", "14"))?,
+            click_max_age,
+            clicks_retention_months: clicks_retention_months(lookup("CLICKS_RETENTION_MONTHS"), click_max_age)?,
             kv_sink: kv_sink(&lookup)?,
             kv_reconcile_every: kv_reconcile_every(&get("KV_RECONCILE_EVERY_MINUTES", "60"))?,
             pixel_rate_per_pixel: parse_number("PIXEL_RATE_PER_PIXEL", &get("PIXEL_RATE_PER_PIXEL", "2000"))?,
@@ -387,6 +392,24 @@ fn click_max_age(raw: &str) -> anyhow::Result<chrono::Duration> {
         bail!("CLICK_MAX_AGE_DAYS={raw:?} must be at most 3650 (ten years)");
     }
     Ok(chrono::Duration::days(days))
+}
+
+/// `CLICKS_RETENTION_MONTHS`: unset (or empty) keeps raw clicks for ever; else 1 to 1200 months, and
+/// more than `CLICK_MAX_AGE_DAYS` even in the shortest months (28 days each), so that ingestion never
+/// accepts a click dated in a month retention has dropped.
+fn clicks_retention_months(raw: Option<String>, click_max_age: chrono::Duration) -> anyhow::Result<Option<u32>> {
+    let Some(raw) = raw.filter(|v| !v.is_empty()) else { return Ok(None) };
+    let months: u32 = raw.parse().ok().filter(|m| (1..=1200).contains(m)).ok_or_else(|| {
+        anyhow::anyhow!("CLICKS_RETENTION_MONTHS={raw:?} must be a whole number of months from 1 to 1200")
+    })?;
+    if chrono::Duration::days(28 * i64::from(months)) <= click_max_age {
+        bail!(
+            "CLICKS_RETENTION_MONTHS={raw:?} keeps clicks less long than CLICK_MAX_AGE_DAYS ({} days) accepts them; \
+             raise it or lower CLICK_MAX_AGE_DAYS",
+            click_max_age.num_days()
+        );
+    }
+    Ok(Some(months))
 }
 
 fn kv_sink(lookup: &impl Fn(&str) -> Option<String>) -> anyhow::Result<KvSinkConfig> {
@@ -598,6 +621,29 @@ mod tests {
             Config::from_lookup(|n| (n == "EDGE_INGEST_TOKEN").then(String::new)).unwrap().edge_ingest_token,
             None
         );
+    }
+
+    #[test]
+    fn raw_clicks_are_kept_for_ever_unless_a_retention_in_months_is_set() {
+        let months = |v: &str, age: &str| {
+            Config::from_lookup(|n| match n {
+                "CLICKS_RETENTION_MONTHS" => Some(v.to_string()),
+                "CLICK_MAX_AGE_DAYS" => Some(age.to_string()),
+                _ => None,
+            })
+        };
+        assert_eq!(Config::from_lookup(|_| None).unwrap().clicks_retention_months, None);
+        assert_eq!(months("", "14").unwrap().clicks_retention_months, None);
+        assert_eq!(months("1", "14").unwrap().clicks_retention_months, Some(1));
+        assert_eq!(months("1200", "14").unwrap().clicks_retention_months, Some(1200));
+        for bad in ["0", "1201", "-1", "a year"] {
+            let err = months(bad, "14").unwrap_err();
+            assert!(err.to_string().contains("CLICKS_RETENTION_MONTHS"), "{bad}: {err}");
+        }
+        // A month of 28 days could drop clicks ingestion still accepts at 28 days old.
+        let err = months("1", "28").unwrap_err().to_string();
+        assert!(err.contains("CLICKS_RETENTION_MONTHS") && err.contains("CLICK_MAX_AGE_DAYS"), "{err}");
+        assert_eq!(months("2", "28").unwrap().clicks_retention_months, Some(2));
     }
 
     #[test]

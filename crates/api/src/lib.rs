@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod limits;
 pub mod links;
 pub mod money;
+pub mod partitions;
 pub mod pixels;
 pub mod reports;
 pub mod retention;

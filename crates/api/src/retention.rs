@@ -12,7 +12,9 @@
 //!   pending ones are never touched.
 //! - Pixel page views (`RETAIN_PAGE_VIEWS_DAYS`): only `page_view` events are deleted. Purchases, cart
 //!   and checkout events, orders, their click references and everything else attribution stands on
-//!   are kept for ever.
+//!   are kept for ever. Here, those of the legacy partition (received before pixel events were
+//!   partitioned by month); `partitions` drops a monthly partition's page views whole once all of its
+//!   month is older than the setting.
 //!
 //! A pass runs at start-up and then every hour, in one process at a time (a PostgreSQL advisory lock),
 //! and deletes in batches of at most [`BATCH`] rows per statement, each its own short transaction, so a
@@ -93,10 +95,12 @@ const OUTBOX: Kind = Kind {
               select id from link_sync_outbox where done_at < $1 order by done_at limit $2)",
 };
 
+/// Page views in the legacy partition only (the rows from before pixel events were partitioned by
+/// month): the monthly partitions' page views are dropped a month at a time by `partitions`.
 const PAGE_VIEWS: Kind = Kind {
     name: "page views",
-    sql: "delete from pixel_events where id in (
-              select id from pixel_events
+    sql: "delete from pixel_events_legacy where id in (
+              select id from pixel_events_legacy
               where event = 'page_view' and received_at < $1 order by received_at limit $2)",
 };
 

@@ -104,6 +104,13 @@ fn spawn_background(state: &AppState, stopped: &watch::Receiver<bool>) -> anyhow
     // Processed Shopify bodies, finished outbox rows and old page views removed, hourly (see `retention`;
     // one process at a time).
     tasks.push(tokio::spawn(crate::retention::run(db.clone(), config.retention, stopped.clone())));
+    // Monthly partitions of clicks and pixel events created ahead, old ones dropped (see `partitions`;
+    // one process at a time).
+    let policy = crate::partitions::Policy {
+        clicks_months: config.clicks_retention_months,
+        page_views: config.retention.page_views,
+    };
+    tasks.push(tokio::spawn(crate::partitions::run(db.clone(), policy, stopped.clone())));
     // Pending orders whose confirmation window closed become unconfirmed (one process at a time).
     tasks.push(tokio::spawn(crate::conversions::run_confirmation_sweep(
         db.clone(),

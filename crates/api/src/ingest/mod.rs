@@ -30,6 +30,8 @@ use uuid::Uuid;
 
 use shared::{ClickEvent, CLICK_EVENT_VERSION};
 
+use crate::partitions::{self, Table};
+
 pub mod ua;
 
 /// Most clicks one batch may carry (the queue delivers at most 100).
@@ -211,7 +213,8 @@ async fn insert(db: &PgPool, rows: &[Row]) -> Result<(i64, i64), sqlx::Error> {
              select id, link_id, brand_id, occurred_at, visitor_id, new_visitor, bot, country, referrer_host,
                     device_type, browser, os, source
              from known order by id
-             on conflict (id) do nothing
+             -- A redelivery carries the same id and time: the partitioned table's key.
+             on conflict (id, occurred_at) do nothing
              returning id, link_id, brand_id, occurred_at, visitor_id, bot, country, device_type, browser, os, source,
                        date_bin('1 hour', occurred_at, timestamptz '2000-01-01 00:00:00+00') as hour
          ), firsts as (
@@ -270,6 +273,12 @@ fn is_transient(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
 }
 
+/// Whether a statement failed because a row's time falls in no partition of its table.
+fn is_missing_partition(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if db.code().as_deref() == Some("23514") && db.message().starts_with("no partition of relation"))
+}
+
 /// Validates, classifies and stores one batch; returns only after the commit. Events to retry later
 /// are listed in the summary; the caller answers so that they are delivered again.
 pub async fn store_batch(db: &PgPool, events: &[Box<RawValue>], horizon: Horizon) -> anyhow::Result<IngestSummary> {
@@ -295,6 +304,13 @@ pub async fn store_batch(db: &PgPool, events: &[Box<RawValue>], horizon: Horizon
         attempt += 1;
         match insert(db, &rows).await {
             Err(e) if attempt < 5 && is_transient(&e) => tracing::info!(error = %e, attempt, "retrying click batch"),
+            // A click dated in a month that has no partition yet: the month is created and the batch
+            // stored again (the failed statement stored nothing).
+            Err(e) if attempt < 5 && is_missing_partition(&e) => {
+                let times: Vec<DateTime<Utc>> = rows.iter().map(|r| r.occurred_at).collect();
+                let created = partitions::create_missing(&mut *db.acquire().await?, Table::Clicks, &times).await?;
+                tracing::warn!(?created, "clicks dated in a month without a partition: created it");
+            }
             other => break other?,
         }
     };
