@@ -48,7 +48,7 @@ insert into clicks (id, link_id, brand_id, occurred_at, visitor_id, new_visitor,
   from (select floor(1000 * power(random(), 3))::int as li from generate_series(1, :clicks)) s
   join l on l.n = s.li;
 set session_replication_role = origin;
-alter table clicks add constraint clicks_pkey primary key (id);
+alter table clicks add constraint clicks_pkey primary key (id, occurred_at);
 create index clicks_link_time on clicks (link_id, occurred_at);
 create index clicks_brand_time on clicks (brand_id, occurred_at);
 create index clicks_brand_visitor_time on clicks (brand_id, visitor_id, occurred_at desc);
