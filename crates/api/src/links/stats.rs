@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{PgConnection, Postgres};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -47,6 +49,47 @@ pub struct LinkStats {
     pub by_source: BTreeMap<String, i64>,
 }
 
+/// A part of a window the rollups answer: whole UTC days `[start, end)` (no end: every day from the start),
+/// or whole UTC hours `[from, to)`.
+#[derive(Debug, Clone, Copy)]
+enum Rollup {
+    Days(NaiveDate, Option<NaiveDate>),
+    Hours(DateTime<Utc>, DateTime<Utc>),
+}
+
+impl Rollup {
+    /// The views of counts and of breakdowns, a row's UTC day, and the condition on the part's rows ($1 the
+    /// link, $2 and $3 the bounds).
+    fn sql(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Rollup::Days(..) => (
+                "link_daily_all",
+                "link_daily_dims_all",
+                "day",
+                "link_id = $1 and day >= $2 and ($3::date is null or day < $3)",
+            ),
+            Rollup::Hours(..) => (
+                "link_hourly_all",
+                "link_hourly_dims_all",
+                "(hour at time zone 'UTC')::date",
+                "link_id = $1 and hour >= $2 and hour < $3",
+            ),
+        }
+    }
+
+    fn bind<'q, O>(
+        self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+        link: Uuid,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        let query = query.bind(link);
+        match self {
+            Rollup::Days(start, end) => query.bind(start).bind(end),
+            Rollup::Hours(from, to) => query.bind(from).bind(to),
+        }
+    }
+}
+
 /// Counts accumulated over the parts of a window.
 #[derive(Default)]
 struct Tally {
@@ -67,91 +110,44 @@ impl Tally {
         }
     }
 
-    async fn add_days(
-        &mut self,
-        conn: &mut PgConnection,
-        link: Uuid,
-        start: NaiveDate,
-        end: Option<NaiveDate>,
-    ) -> Result<(), sqlx::Error> {
-        const DAYS: &str = "link_id = $1 and day >= $2 and ($3::date is null or day < $3)";
-        let (clicks, unique, bots): (i64, i64, i64) = sqlx::query_as(&format!(
-            "select coalesce(sum(clicks), 0)::bigint, coalesce(sum(unique_clicks), 0)::bigint,
-                    coalesce(sum(bot_clicks), 0)::bigint
-             from link_daily_all where {DAYS}"
-        ))
-        .bind(link)
-        .bind(start)
-        .bind(end)
-        .fetch_one(&mut *conn)
-        .await?;
+    /// Adds a part of the window the rollups answer.
+    async fn add_rollup(&mut self, conn: &mut PgConnection, link: Uuid, part: Rollup) -> Result<(), sqlx::Error> {
+        let (counts, dims, day, rows) = part.sql();
+        let (clicks, unique, bots): (i64, i64, i64) = part
+            .bind(
+                sqlx::query_as(&format!(
+                    "select coalesce(sum(clicks), 0)::bigint, coalesce(sum(unique_clicks), 0)::bigint,
+                            coalesce(sum(bot_clicks), 0)::bigint
+                     from {counts} where {rows}"
+                )),
+                link,
+            )
+            .fetch_one(&mut *conn)
+            .await?;
         self.clicks += clicks;
         self.unique_clicks += unique;
         self.bot_clicks += bots;
-        let days: Vec<(NaiveDate, i64)> = sqlx::query_as(&format!(
-            "select day, sum(clicks)::bigint from link_daily_all where {DAYS} group by day having sum(clicks) > 0"
-        ))
-        .bind(link)
-        .bind(start)
-        .bind(end)
-        .fetch_all(&mut *conn)
-        .await?;
+        let days: Vec<(NaiveDate, i64)> = part
+            .bind(
+                sqlx::query_as(&format!(
+                    "select {day}, sum(clicks)::bigint from {counts} where {rows} group by 1 having sum(clicks) > 0"
+                )),
+                link,
+            )
+            .fetch_all(&mut *conn)
+            .await?;
         for (day, n) in days {
             *self.by_day.entry(day).or_default() += n;
         }
-        let dims = sqlx::query_as(&format!(
-            "select dimension, value, sum(clicks)::bigint from link_daily_dims_all where {DAYS} group by 1, 2"
-        ))
-        .bind(link)
-        .bind(start)
-        .bind(end)
-        .fetch_all(&mut *conn)
-        .await?;
-        self.add_dims(dims);
-        Ok(())
-    }
-
-    async fn add_hours(
-        &mut self,
-        conn: &mut PgConnection,
-        link: Uuid,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
-        const HOURS: &str = "link_id = $1 and hour >= $2 and hour < $3";
-        let (clicks, unique, bots): (i64, i64, i64) = sqlx::query_as(&format!(
-            "select coalesce(sum(clicks), 0)::bigint, coalesce(sum(unique_clicks), 0)::bigint,
-                    coalesce(sum(bot_clicks), 0)::bigint
-             from link_hourly_all where {HOURS}"
-        ))
-        .bind(link)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&mut *conn)
-        .await?;
-        self.clicks += clicks;
-        self.unique_clicks += unique;
-        self.bot_clicks += bots;
-        let days: Vec<(NaiveDate, i64)> = sqlx::query_as(&format!(
-            "select (hour at time zone 'UTC')::date, sum(clicks)::bigint from link_hourly_all where {HOURS}
-             group by 1 having sum(clicks) > 0"
-        ))
-        .bind(link)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *conn)
-        .await?;
-        for (day, n) in days {
-            *self.by_day.entry(day).or_default() += n;
-        }
-        let dims = sqlx::query_as(&format!(
-            "select dimension, value, sum(clicks)::bigint from link_hourly_dims_all where {HOURS} group by 1, 2"
-        ))
-        .bind(link)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&mut *conn)
-        .await?;
+        let dims = part
+            .bind(
+                sqlx::query_as(&format!(
+                    "select dimension, value, sum(clicks)::bigint from {dims} where {rows} group by 1, 2"
+                )),
+                link,
+            )
+            .fetch_all(&mut *conn)
+            .await?;
         self.add_dims(dims);
         Ok(())
     }
@@ -215,10 +211,10 @@ pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> 
     let split = window.split();
     let mut tally = Tally::default();
     if let Some((start, end)) = split.days {
-        tally.add_days(conn, link, start, end).await?;
+        tally.add_rollup(conn, link, Rollup::Days(start, end)).await?;
     }
     for (from, to) in split.hours {
-        tally.add_hours(conn, link, from, to).await?;
+        tally.add_rollup(conn, link, Rollup::Hours(from, to)).await?;
     }
     for (from, to) in split.raw {
         tally.add_raw(conn, link, from, to).await?;

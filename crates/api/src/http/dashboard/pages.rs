@@ -6,13 +6,13 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{html, Markup};
+use maud::Markup;
 use serde::Deserialize;
 
 use super::super::extract::Client;
 use super::super::AppState;
 use super::session::{self, CsrfForm, Posted, Principal, Realm, Refusal, Session};
-use super::views::{self, FieldAttrs};
+use super::views;
 use super::{safe_next, DashError, HOME};
 use crate::limits::retry_after_secs;
 use crate::users;
@@ -41,27 +41,17 @@ pub struct SignInForm {
 }
 
 fn sign_in_page(token: &str, email: &str, next: Option<&str>, notice: Option<&str>, error: Option<&str>) -> Markup {
-    views::shell(
-        "Sign in",
-        html! {
-            main.narrow id="main" {
-                h1 { "Sign in to Tracking Links" }
-                @if let Some(notice) = notice { p.notice role="status" { (notice) } }
-                @if let Some(error) = error { p.error-summary role="alert" { (error) } }
-                form method="post" action="/brand/sign-in" {
-                    (views::csrf_field(token))
-                    @if let Some(next) = next { input type="hidden" name="next" value=(next); }
-                    (views::text_field("email", "Email", email, None, FieldAttrs {
-                        kind: "email", required: true, autocomplete: Some("username"), ..FieldAttrs::text()
-                    }))
-                    (views::text_field("password", "Password", "", None, FieldAttrs {
-                        kind: "password", required: true, autocomplete: Some("current-password"), ..FieldAttrs::text()
-                    }))
-                    button.primary type="submit" { "Sign in" }
-                }
-            }
-        },
-    )
+    views::sign_in_page(views::SignInPage {
+        title: "Sign in",
+        heading: "Sign in to Tracking Links",
+        action: "/brand/sign-in",
+        token,
+        email,
+        next,
+        notice,
+        error,
+        hint: None,
+    })
 }
 
 /// `GET /brand/sign-in`: the form (or straight on, for a browser already signed in).

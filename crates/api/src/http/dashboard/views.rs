@@ -91,6 +91,53 @@ pub fn error_page(title: &str, message: &str) -> Markup {
     )
 }
 
+/// The email and password fields of a sign-in form.
+pub fn sign_in_fields(email: &str) -> Markup {
+    html! {
+        (text_field("email", "Email", email, None, FieldAttrs {
+            kind: "email", required: true, autocomplete: Some("username"), ..FieldAttrs::text()
+        }))
+        (text_field("password", "Password", "", None, FieldAttrs {
+            kind: "password", required: true, autocomplete: Some("current-password"), ..FieldAttrs::text()
+        }))
+    }
+}
+
+/// A sign-in page (the dashboard's or the creators' portal's).
+pub struct SignInPage<'a> {
+    pub title: &'a str,
+    pub heading: &'a str,
+    /// Where the form posts.
+    pub action: &'a str,
+    /// The form's double-submit token.
+    pub token: &'a str,
+    pub email: &'a str,
+    pub next: Option<&'a str>,
+    pub notice: Option<&'a str>,
+    pub error: Option<&'a str>,
+    pub hint: Option<&'a str>,
+}
+
+pub fn sign_in_page(page: SignInPage<'_>) -> Markup {
+    shell(
+        page.title,
+        html! {
+            main.narrow id="main" {
+                h1 { (page.heading) }
+                @if let Some(notice) = page.notice { p.notice role="status" { (notice) } }
+                @if let Some(error) = page.error { p.error-summary role="alert" { (error) } }
+                form method="post" action=(page.action) {
+                    (csrf_field(page.token))
+                    @if let Some(next) = page.next { input type="hidden" name="next" value=(next); }
+                    (sign_in_fields(page.email))
+                    button.primary type="submit" { "Sign in" }
+                }
+                @if let Some(hint) = page.hint { p.hint { (hint) } }
+            }
+        },
+    )
+}
+
 pub fn csrf_field(token: &str) -> Markup {
     html! { input type="hidden" name="csrf" value=(token); }
 }

@@ -139,35 +139,18 @@ pub struct SignInForm {
     next: String,
 }
 
-fn sign_in_fields(email: &str) -> Markup {
-    html! {
-        (views::text_field("email", "Email", email, None, FieldAttrs {
-            kind: "email", required: true, autocomplete: Some("username"), ..FieldAttrs::text()
-        }))
-        (views::text_field("password", "Password", "", None, FieldAttrs {
-            kind: "password", required: true, autocomplete: Some("current-password"), ..FieldAttrs::text()
-        }))
-    }
-}
-
 fn sign_in_page(token: &str, email: &str, next: Option<&str>, notice: Option<&str>, error: Option<&str>) -> Markup {
-    views::shell(
-        "Sign in · Creators",
-        html! {
-            main.narrow id="main" {
-                h1 { "Sign in to your creator portal" }
-                @if let Some(notice) = notice { p.notice role="status" { (notice) } }
-                @if let Some(error) = error { p.error-summary role="alert" { (error) } }
-                form method="post" action="/creator/sign-in" {
-                    (views::csrf_field(token))
-                    @if let Some(next) = next { input type="hidden" name="next" value=(next); }
-                    (sign_in_fields(email))
-                    button.primary type="submit" { "Sign in" }
-                }
-                p.hint { "New here? Open the invitation link a brand sent you to create your account." }
-            }
-        },
-    )
+    views::sign_in_page(views::SignInPage {
+        title: "Sign in · Creators",
+        heading: "Sign in to your creator portal",
+        action: "/creator/sign-in",
+        token,
+        email,
+        next,
+        notice,
+        error,
+        hint: Some("New here? Open the invitation link a brand sent you to create your account."),
+    })
 }
 
 /// `GET /creator/sign-in`.
@@ -328,7 +311,7 @@ fn invitation_page(view: InvitationView<'_>) -> Markup {
                     @if let Some(error) = view.sign_in_error { p.error-summary role="alert" { (error) } }
                     form.stacked method="post" action=(action("sign-in")) {
                         (views::csrf_field(view.form_token))
-                        (sign_in_fields(if view.sign_up_error.is_some() { "" } else { view.email }))
+                        (views::sign_in_fields(if view.sign_up_error.is_some() { "" } else { view.email }))
                         button type="submit" { "Sign in and accept" }
                     }
                 }
