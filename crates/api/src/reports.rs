@@ -5,6 +5,10 @@
 
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Timelike, Utc};
 use serde::{de, Deserialize, Deserializer};
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::Postgres;
+use uuid::Uuid;
 
 /// The earliest instant a report window or a list filter accepts: nothing this system records is older
 /// than the Unix epoch.
@@ -143,6 +147,65 @@ impl Window {
     /// The window's upper bound for queries that need one (conversions): open means now.
     pub fn to_or(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         self.to.unwrap_or(now)
+    }
+}
+
+/// A part of a window the rollups answer: whole UTC days `[start, end)` (no end: every day from the start),
+/// or whole UTC hours `[from, to)`.
+#[derive(Debug, Clone, Copy)]
+pub enum Rollup {
+    Days(NaiveDate, Option<NaiveDate>),
+    Hours(DateTime<Utc>, DateTime<Utc>),
+}
+
+/// What a query over one [`Rollup`] reads: the views of counts and of breakdowns, a row's UTC day, and the
+/// condition on its bounds (`$2`, `$3`; `$1` is left for the link or brand the caller filters by).
+pub struct RollupSql {
+    pub counts: &'static str,
+    pub dims: &'static str,
+    pub day: &'static str,
+    pub bounds: &'static str,
+}
+
+impl Rollup {
+    pub fn sql(self) -> RollupSql {
+        match self {
+            Rollup::Days(..) => RollupSql {
+                counts: "link_daily_all",
+                dims: "link_daily_dims_all",
+                day: "day",
+                bounds: "day >= $2 and ($3::date is null or day < $3)",
+            },
+            Rollup::Hours(..) => RollupSql {
+                counts: "link_hourly_all",
+                dims: "link_hourly_dims_all",
+                day: "(hour at time zone 'UTC')::date",
+                bounds: "hour >= $2 and hour < $3",
+            },
+        }
+    }
+
+    /// Binds `$1` (the link or brand) and the bounds.
+    pub fn bind<'q, O>(
+        self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+        id: Uuid,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        let query = query.bind(id);
+        match self {
+            Rollup::Days(start, end) => query.bind(start).bind(end),
+            Rollup::Hours(from, to) => query.bind(from).bind(to),
+        }
+    }
+}
+
+impl Split {
+    /// The parts the rollups answer: the days, then the hours.
+    pub fn rollups(&self) -> impl Iterator<Item = Rollup> + '_ {
+        self.days
+            .map(|(start, end)| Rollup::Days(start, end))
+            .into_iter()
+            .chain(self.hours.iter().map(|&(from, to)| Rollup::Hours(from, to)))
     }
 }
 

@@ -15,7 +15,7 @@ use super::error::{Error, ErrorBody};
 use super::extract::Query;
 use super::AppState;
 use crate::money::Money;
-use crate::reports::{Window, EARLIEST};
+use crate::reports::{Rollup, RollupSql, Window, EARLIEST};
 use crate::revenue::{self, CurrencyFigures, Figures};
 use crate::schema::Instant;
 
@@ -94,47 +94,20 @@ pub struct Attribution {
 
 type Key = Option<String>;
 
-async fn rollup_clicks(
-    db: &PgPool,
-    brand: Uuid,
-    key: &str,
-    start: NaiveDate,
-    end: Option<NaiveDate>,
-) -> Result<Vec<(Key, i64, i64)>, sqlx::Error> {
+async fn rollup_clicks(db: &PgPool, brand: Uuid, key: &str, part: Rollup) -> Result<Vec<(Key, i64, i64)>, sqlx::Error> {
+    let RollupSql { counts, bounds, .. } = part.sql();
     // Summed per link first (an index-only scan), so only one row per link meets the join.
-    sqlx::query_as(&format!(
-        "select {key}, sum(d.clicks)::bigint, sum(d.unique_clicks)::bigint
-         from (select link_id, sum(clicks) as clicks, sum(unique_clicks) as unique_clicks
-               from link_daily_all where brand_id = $1 and day >= $2 and ($3::date is null or day < $3)
-               group by link_id) d
-         join links l on l.id = d.link_id
-         group by 1"
-    ))
-    .bind(brand)
-    .bind(start)
-    .bind(end)
-    .fetch_all(db)
-    .await
-}
-
-async fn hourly_clicks(
-    db: &PgPool,
-    brand: Uuid,
-    key: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Vec<(Key, i64, i64)>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "select {key}, sum(h.clicks)::bigint, sum(h.unique_clicks)::bigint
-         from (select link_id, sum(clicks) as clicks, sum(unique_clicks) as unique_clicks
-               from link_hourly_all where brand_id = $1 and hour >= $2 and hour < $3
-               group by link_id) h
-         join links l on l.id = h.link_id
-         group by 1"
-    ))
-    .bind(brand)
-    .bind(from)
-    .bind(to)
+    part.bind(
+        sqlx::query_as(&format!(
+            "select {key}, sum(d.clicks)::bigint, sum(d.unique_clicks)::bigint
+             from (select link_id, sum(clicks) as clicks, sum(unique_clicks) as unique_clicks
+                   from {counts} where brand_id = $1 and {bounds}
+                   group by link_id) d
+             join links l on l.id = d.link_id
+             group by 1"
+        )),
+        brand,
+    )
     .fetch_all(db)
     .await
 }
@@ -204,11 +177,8 @@ pub async fn attribution_rows(
     let split = Window { from, to: Some(to) }.split();
     let clicks = async {
         let mut parts = Vec::new();
-        if let Some((start, end)) = split.days {
-            parts.extend(rollup_clicks(db, brand_id, key, start, end).await?);
-        }
-        for (f, t) in &split.hours {
-            parts.extend(hourly_clicks(db, brand_id, key, *f, *t).await?);
+        for part in split.rollups() {
+            parts.extend(rollup_clicks(db, brand_id, key, part).await?);
         }
         for (f, t) in &split.raw {
             parts.extend(raw_clicks(db, brand_id, key, *f, *t).await?);
@@ -282,30 +252,17 @@ pub async fn daily_totals(
 ) -> Result<BTreeMap<NaiveDate, DayTotals>, Error> {
     let split = Window { from, to: Some(to) }.split();
     let mut days: BTreeMap<NaiveDate, DayTotals> = BTreeMap::new();
-    if let Some((start, end)) = split.days {
-        let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(
-            "select day, sum(clicks)::bigint from link_daily_all
-             where brand_id = $1 and day >= $2 and ($3::date is null or day < $3) group by day",
-        )
-        .bind(brand_id)
-        .bind(start)
-        .bind(end)
-        .fetch_all(db)
-        .await?;
-        for (day, clicks) in rows {
-            days.entry(day).or_default().clicks += clicks;
-        }
-    }
-    for (f, t) in &split.hours {
-        let rows: Vec<(NaiveDate, i64)> = sqlx::query_as(
-            "select (hour at time zone 'UTC')::date, sum(clicks)::bigint from link_hourly_all
-             where brand_id = $1 and hour >= $2 and hour < $3 group by 1",
-        )
-        .bind(brand_id)
-        .bind(f)
-        .bind(t)
-        .fetch_all(db)
-        .await?;
+    for part in split.rollups() {
+        let RollupSql { counts, day, bounds, .. } = part.sql();
+        let rows: Vec<(NaiveDate, i64)> = part
+            .bind(
+                sqlx::query_as(&format!(
+                    "select {day}, sum(clicks)::bigint from {counts} where brand_id = $1 and {bounds} group by 1"
+                )),
+                brand_id,
+            )
+            .fetch_all(db)
+            .await?;
         for (day, clicks) in rows {
             days.entry(day).or_default().clicks += clicks;
         }

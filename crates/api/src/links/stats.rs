@@ -10,13 +10,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use sqlx::postgres::PgArguments;
-use sqlx::query::QueryAs;
-use sqlx::{PgConnection, Postgres};
+use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::reports::Window;
+use crate::reports::{Rollup, RollupSql, Window};
 use crate::revenue::{self, CurrencyFigures, Figures};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,47 +47,6 @@ pub struct LinkStats {
     pub by_source: BTreeMap<String, i64>,
 }
 
-/// A part of a window the rollups answer: whole UTC days `[start, end)` (no end: every day from the start),
-/// or whole UTC hours `[from, to)`.
-#[derive(Debug, Clone, Copy)]
-enum Rollup {
-    Days(NaiveDate, Option<NaiveDate>),
-    Hours(DateTime<Utc>, DateTime<Utc>),
-}
-
-impl Rollup {
-    /// The views of counts and of breakdowns, a row's UTC day, and the condition on the part's rows ($1 the
-    /// link, $2 and $3 the bounds).
-    fn sql(self) -> (&'static str, &'static str, &'static str, &'static str) {
-        match self {
-            Rollup::Days(..) => (
-                "link_daily_all",
-                "link_daily_dims_all",
-                "day",
-                "link_id = $1 and day >= $2 and ($3::date is null or day < $3)",
-            ),
-            Rollup::Hours(..) => (
-                "link_hourly_all",
-                "link_hourly_dims_all",
-                "(hour at time zone 'UTC')::date",
-                "link_id = $1 and hour >= $2 and hour < $3",
-            ),
-        }
-    }
-
-    fn bind<'q, O>(
-        self,
-        query: QueryAs<'q, Postgres, O, PgArguments>,
-        link: Uuid,
-    ) -> QueryAs<'q, Postgres, O, PgArguments> {
-        let query = query.bind(link);
-        match self {
-            Rollup::Days(start, end) => query.bind(start).bind(end),
-            Rollup::Hours(from, to) => query.bind(from).bind(to),
-        }
-    }
-}
-
 /// Counts accumulated over the parts of a window.
 #[derive(Default)]
 struct Tally {
@@ -112,7 +69,8 @@ impl Tally {
 
     /// Adds a part of the window the rollups answer.
     async fn add_rollup(&mut self, conn: &mut PgConnection, link: Uuid, part: Rollup) -> Result<(), sqlx::Error> {
-        let (counts, dims, day, rows) = part.sql();
+        let RollupSql { counts, dims, day, bounds } = part.sql();
+        let rows = format!("link_id = $1 and {bounds}");
         let (clicks, unique, bots): (i64, i64, i64) = part
             .bind(
                 sqlx::query_as(&format!(
@@ -210,11 +168,8 @@ impl Tally {
 pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> Result<LinkStats, sqlx::Error> {
     let split = window.split();
     let mut tally = Tally::default();
-    if let Some((start, end)) = split.days {
-        tally.add_rollup(conn, link, Rollup::Days(start, end)).await?;
-    }
-    for (from, to) in split.hours {
-        tally.add_rollup(conn, link, Rollup::Hours(from, to)).await?;
+    for part in split.rollups() {
+        tally.add_rollup(conn, link, part).await?;
     }
     for (from, to) in split.raw {
         tally.add_raw(conn, link, from, to).await?;

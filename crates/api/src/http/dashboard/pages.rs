@@ -22,22 +22,24 @@ pub(crate) const WRONG_CREDENTIALS: &str = "Incorrect email or password.";
 pub(crate) const TOO_MANY_ATTEMPTS: &str = "Too many sign-in attempts. Please wait a minute and try again.";
 const BUSY: &str = "Sign-in is busy right now. Please try again in a few seconds.";
 
+/// The sign-in page's query (the dashboard's and the creators' portal's).
 #[derive(Debug, Default, Deserialize)]
 pub struct SignInQuery {
-    next: Option<String>,
-    signed_out: Option<String>,
+    pub(crate) next: Option<String>,
+    pub(crate) signed_out: Option<String>,
 }
 
+/// The sign-in form (the dashboard's and the creators' portal's).
 #[derive(Debug, Default, Deserialize)]
 pub struct SignInForm {
     #[serde(default)]
-    csrf: String,
+    pub(crate) csrf: String,
     #[serde(default)]
-    email: String,
+    pub(crate) email: String,
     #[serde(default)]
-    password: String,
+    pub(crate) password: String,
     #[serde(default)]
-    next: String,
+    pub(crate) next: String,
 }
 
 fn sign_in_page(token: &str, email: &str, next: Option<&str>, notice: Option<&str>, error: Option<&str>) -> Markup {

@@ -21,7 +21,9 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::dashboard::pages::{check_password, refusal_answer, Checked, SignOutForm, WRONG_CREDENTIALS};
+use super::dashboard::pages::{
+    check_password, refusal_answer, Checked, SignInForm, SignInQuery, SignOutForm, WRONG_CREDENTIALS,
+};
 use super::dashboard::session::{self, FormSession, Found, Posted, Principal, Realm};
 use super::dashboard::views::{self, FieldAttrs};
 use super::dashboard::{page_headers, DashError};
@@ -120,24 +122,6 @@ fn page(title: &str, session: &CreatorSession, content: Markup) -> Markup {
 }
 
 // ---- Signing in and out ----
-
-#[derive(Debug, Default, Deserialize)]
-pub struct SignInQuery {
-    next: Option<String>,
-    signed_out: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct SignInForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    next: String,
-}
 
 fn sign_in_page(token: &str, email: &str, next: Option<&str>, notice: Option<&str>, error: Option<&str>) -> Markup {
     views::sign_in_page(views::SignInPage {
@@ -359,6 +343,21 @@ async fn accept_for(state: &AppState, token: &str, account_id: Uuid) -> Result<R
     Ok(Redirect::to(&format!("/creator/brands/{brand_id}?joined=1")))
 }
 
+/// Signs the account in and accepts the invitation for it: the session stands even if the invitation was
+/// used meanwhile (the page then says so).
+async fn signed_in_accepting(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    account_id: Uuid,
+) -> Result<Response, DashError> {
+    let jar = session::start(state, headers, Principal::Creator { account_id }).await?;
+    match accept_for(state, token, account_id).await {
+        Ok(redirect) => Ok((jar, redirect).into_response()),
+        Err(e) => Ok((jar, e).into_response()),
+    }
+}
+
 /// `POST /creator/invitations/{token}/accept`: a signed-in creator accepts.
 pub async fn accept(
     State(state): State<AppState>,
@@ -434,12 +433,7 @@ pub async fn invitation_sign_up(
         Err(e @ AccountError::EmailTaken) => return Ok(again(StatusCode::CONFLICT, &e.to_string())),
         Err(e) => return Err(accept_error(e)),
     };
-    let jar = session::start(&state, &headers, Principal::Creator { account_id }).await?;
-    // The account exists and is signed in even if the invitation was used meanwhile.
-    match accept_for(&state, &token, account_id).await {
-        Ok(redirect) => Ok((jar, redirect).into_response()),
-        Err(e) => Ok((jar, e).into_response()),
-    }
+    signed_in_accepting(&state, &headers, &token, account_id).await
 }
 
 /// `POST /creator/invitations/{token}/sign-in`: an existing account signs in and accepts.
@@ -468,13 +462,7 @@ pub async fn invitation_sign_in(
     match check_account(&state, client, &form.email, &form.password).await? {
         Checked::Refused(refusal) => Ok(refused(refusal, again)),
         Checked::Wrong => Ok(again(StatusCode::UNAUTHORIZED, WRONG_CREDENTIALS)),
-        Checked::Matches(account_id) => {
-            let jar = session::start(&state, &headers, Principal::Creator { account_id }).await?;
-            match accept_for(&state, &token, account_id).await {
-                Ok(redirect) => Ok((jar, redirect).into_response()),
-                Err(e) => Ok((jar, e).into_response()),
-            }
-        }
+        Checked::Matches(account_id) => signed_in_accepting(&state, &headers, &token, account_id).await,
     }
 }
 
