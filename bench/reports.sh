@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Reports at scale: one brand with 10,000,000 clicks over 90 days on 1,000 links of 100 creators, and
-# 100,000 conversions, generated in SQL (daily and hourly rollups built the way ingestion builds them).
+# 100,000 conversions, generated in SQL (click rollups built the way ingestion builds them; order rollups
+# by the triggers on conversions and the API's fold).
 # Then wrk times GET /v1/attribution?group_by=creator and GET /v1/links/{id}/stats (the link with the most
 # clicks) over windows of every shape: the last 30 whole days, 30 days from a ragged second to now, the
 # last 24 hours (ragged at both ends), and all time.
@@ -87,8 +88,10 @@ insert into conversions (id, brand_id, order_id, amount_minor, currency, link_id
   select gen_random_uuid(), :'brand', 'order-' || n, 1000 + (random() * 20000)::int, 'USD', link_id, 'click', id,
          occurred_at + interval '1 hour', now()
   from (select id, link_id, occurred_at, row_number() over () as n from clicks where not bot limit 100000) picked;
-vacuum analyze;
 SQL
+# The API folds the orders' rollup deltas within a second; then fresh statistics and visibility maps.
+until [ "$(psql_bench -tA -c 'select count(*) from order_hourly_delta')" = 0 ]; do sleep 1; done
+psql_bench -c 'vacuum analyze'
 echo "generated in $(( $(date +%s) - start )) s: $(psql_bench -tA -c 'select count(*) from clicks') clicks, $(psql_bench -tA -c 'select count(*) from conversions') conversions"
 
 TO=$(date -u +%Y-%m-%dT00:00:00Z)

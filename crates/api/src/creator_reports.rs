@@ -167,20 +167,9 @@ pub async fn report(
             figures: stats.figures,
         });
     }
-    let days: Vec<DayRow> = sqlx::query_as(&format!(
-        "select link_id, (occurred_at at time zone 'UTC')::date as day, currency, {figures}
-         from conversions
-         where brand_id = $1 and link_id = any($2) and occurred_at >= $3 and occurred_at < $4 and {reported}
-         group by 1, 2, 3",
-        figures = revenue::FIGURES,
-        reported = revenue::REPORTED,
-    ))
-    .bind(brand_id)
-    .bind(links.iter().map(|l| l.id).collect::<Vec<_>>())
-    .bind(from)
-    .bind(to)
-    .fetch_all(&mut *conn)
-    .await?;
+    let ids: Vec<Uuid> = links.iter().map(|l| l.id).collect();
+    let days: Vec<DayRow> =
+        revenue::order_figures(&mut conn, revenue::Scope::Links(brand_id, &ids), window, "link_id, day").await?;
     let shares: HashMap<Uuid, bool> = links.iter().map(|l| (l.id, l.share_revenue)).collect();
     for DayRow { link_id, day, figures } in days {
         let totals = &mut by_day.entry(day).or_default().figures;

@@ -1,7 +1,8 @@
 //! Splitting a report window into whole UTC days, answered from the daily rollups, whole UTC hours at its
 //! edges, answered from the hourly rollups, and the minutes left at its two ragged ends, answered from the
-//! raw clicks. A window aligned to midnight (what date pickers send) touches no raw click at all, and no
-//! window touches more than two partial hours of them, however many millions the brand has.
+//! raw clicks and orders. A window aligned to midnight (what date pickers send) touches no raw click or
+//! order at all, and no window touches more than two partial hours of them, however many millions the
+//! brand has.
 
 use chrono::{DateTime, Days, NaiveDate, NaiveTime, Timelike, Utc};
 use serde::{de, Deserialize, Deserializer};
@@ -158,11 +159,13 @@ pub enum Rollup {
     Hours(DateTime<Utc>, DateTime<Utc>),
 }
 
-/// What a query over one [`Rollup`] reads: the views of counts and of breakdowns, a row's UTC day, and the
-/// condition on its bounds (`$2`, `$3`; `$1` is left for the link or brand the caller filters by).
+/// What a query over one [`Rollup`] reads: the views of counts, of breakdowns and of orders, a row's UTC
+/// day, and the condition on its bounds (`$2`, `$3`; `$1` is left for the link or brand the caller filters
+/// by).
 pub struct RollupSql {
     pub counts: &'static str,
     pub dims: &'static str,
+    pub orders: &'static str,
     pub day: &'static str,
     pub bounds: &'static str,
 }
@@ -173,12 +176,14 @@ impl Rollup {
             Rollup::Days(..) => RollupSql {
                 counts: "link_daily_all",
                 dims: "link_daily_dims_all",
+                orders: "order_daily_all",
                 day: "day",
                 bounds: "day >= $2 and ($3::date is null or day < $3)",
             },
             Rollup::Hours(..) => RollupSql {
                 counts: "link_hourly_all",
                 dims: "link_hourly_dims_all",
+                orders: "order_hourly_all",
                 day: "(hour at time zone 'UTC')::date",
                 bounds: "hour >= $2 and hour < $3",
             },
@@ -199,6 +204,46 @@ impl Rollup {
     }
 }
 
+/// Any part of a window: one the rollups answer, or minutes `[from, to)` at a ragged end, read raw.
+#[derive(Debug, Clone, Copy)]
+pub enum Part {
+    Rollup(Rollup),
+    Raw(DateTime<Utc>, DateTime<Utc>),
+}
+
+/// Where a query reads one [`Part`]'s orders: rows with `brand_id`, `link_id`, `day` (UTC), `currency`,
+/// `status`, `orders` and `net_minor`, and the condition on the part's bounds (`$2`, `$3`).
+pub struct OrdersSql {
+    pub table: &'static str,
+    pub bounds: &'static str,
+}
+
+impl Part {
+    pub fn orders(self) -> OrdersSql {
+        match self {
+            Part::Rollup(rollup) => {
+                let RollupSql { orders, bounds, .. } = rollup.sql();
+                OrdersSql { table: orders, bounds }
+            }
+            Part::Raw(..) => {
+                OrdersSql { table: crate::revenue::ORDERS, bounds: "occurred_at >= $2 and occurred_at < $3" }
+            }
+        }
+    }
+
+    /// Binds `$1` (the link or brand) and the bounds.
+    pub fn bind<'q, O>(
+        self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+        id: Uuid,
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        match self {
+            Part::Rollup(rollup) => rollup.bind(query, id),
+            Part::Raw(from, to) => query.bind(id).bind(from).bind(to),
+        }
+    }
+}
+
 impl Split {
     /// The parts the rollups answer: the days, then the hours.
     pub fn rollups(&self) -> impl Iterator<Item = Rollup> + '_ {
@@ -206,6 +251,11 @@ impl Split {
             .map(|(start, end)| Rollup::Days(start, end))
             .into_iter()
             .chain(self.hours.iter().map(|&(from, to)| Rollup::Hours(from, to)))
+    }
+
+    /// Every part: the rollups' days and hours, then the raw minutes.
+    pub fn parts(&self) -> impl Iterator<Item = Part> + '_ {
+        self.rollups().map(Part::Rollup).chain(self.raw.iter().map(|&(from, to)| Part::Raw(from, to)))
     }
 }
 

@@ -4,8 +4,9 @@
 //! and `unverified` orders in `conversions` and `revenue`, and `pending` ones apart in
 //! `pending_conversions` and `pending_revenue`; `unconfirmed`, `disputed`, `cancelled` and `test` orders
 //! are counted nowhere (they stay listed in `/v1/conversions`). Revenue is net of refunds, never below
-//! zero, one entry per currency. Reports build their SQL from [`FIGURES`] and [`REPORTED`] and fold the
-//! rows into [`Figures`]; none of them names a status itself.
+//! zero, one entry per currency. Reports read orders through [`order_figures`] (whole days and hours from
+//! the order rollups, the ragged minutes from the orders themselves), which builds its SQL from
+//! [`FIGURES`] and [`REPORTED`], and fold the rows into [`Figures`]; none of them names a status itself.
 //!
 //! Amounts are bounded ([`crate::money::MaxOrderValue`]), so no sum of them can overflow a 64-bit total
 //! before billions of orders.
@@ -22,18 +23,25 @@ pub const COUNTED: [Status; 2] = [Status::Verified, Status::Unverified];
 /// The status counted apart, in `pending_conversions` and `pending_revenue`.
 pub const PENDING: Status = Status::Pending;
 
-/// A `where` condition over `conversions` rows (unqualified columns) keeping those any report counts.
+/// A `where` condition over order rows (unqualified columns) keeping those any report counts.
 pub const REPORTED: &str = "status in ('verified', 'unverified', 'pending')";
 
-/// Aggregate columns over `conversions` rows (unqualified columns), to be grouped by `currency` (and
-/// whatever the report groups by): `conversions`, `revenue`, `pending_conversions`, `pending_revenue`,
-/// in minor units.
-pub const FIGURES: &str = "count(*) filter (where status in ('verified', 'unverified'))::bigint as conversions,
-     coalesce(sum(greatest(amount_minor - refunded_minor, 0))
-              filter (where status in ('verified', 'unverified')), 0)::bigint as revenue,
-     count(*) filter (where status = 'pending')::bigint as pending_conversions,
-     coalesce(sum(greatest(amount_minor - refunded_minor, 0)) filter (where status = 'pending'), 0)::bigint
-         as pending_revenue";
+/// Aggregate columns over order rows (unqualified columns `status`, `orders`, `net_minor`: a raw order
+/// from [`ORDERS`] is one order, a rollup row many), to be grouped by `currency` (and whatever the report
+/// groups by): `conversions`, `revenue`, `pending_conversions`, `pending_revenue`, in minor units.
+pub const FIGURES: &str = "coalesce(sum(orders) filter (where status in ('verified', 'unverified')), 0)::bigint
+         as conversions,
+     coalesce(sum(net_minor) filter (where status in ('verified', 'unverified')), 0)::bigint as revenue,
+     coalesce(sum(orders) filter (where status = 'pending'), 0)::bigint as pending_conversions,
+     coalesce(sum(net_minor) filter (where status = 'pending'), 0)::bigint as pending_revenue";
+
+/// Credited orders one by one, in the columns the order rollups have (`brand_id`, `link_id`, `day`,
+/// `currency`, `status`, `orders`, `net_minor`) and their time (`occurred_at`): what reports read for the
+/// minutes of a window the rollups do not answer. Net amounts are `order_net_minor`'s, the function the
+/// rollups are built with (migration 0020).
+pub const ORDERS: &str = "(select brand_id, link_id, occurred_at, (occurred_at at time zone 'UTC')::date as day,
+            currency, status, 1::bigint as orders, order_net_minor(amount_minor, refunded_minor) as net_minor
+     from conversions where link_id is not null) orders";
 
 /// One currency's figures, as [`FIGURES`] computes them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, sqlx::FromRow)]
@@ -101,6 +109,57 @@ pub fn add_money(list: &mut Vec<Money>, currency: &str, amount_minor: i64) {
     }
 }
 
+/// Whose orders a report reads.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// One link's.
+    Link(uuid::Uuid),
+    /// Every link's of a brand.
+    Brand(uuid::Uuid),
+    /// The brand's links among these.
+    Links(uuid::Uuid, &'a [uuid::Uuid]),
+}
+
+/// The orders of `scope` credited in `window`, as reports count them, grouped by `group` (columns of the
+/// order rows: `link_id`, `day`) and currency: rows `R` with the group's columns and the
+/// [`CurrencyFigures`], one per group, currency and part of the window, for the caller to add up. Whole
+/// days and hours are read from the order rollups, only the minutes at the window's ragged ends from the
+/// orders themselves.
+pub async fn order_figures<R>(
+    conn: &mut sqlx::PgConnection,
+    scope: Scope<'_>,
+    window: crate::reports::Window,
+    group: &str,
+) -> Result<Vec<R>, sqlx::Error>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let (filter, id) = match scope {
+        Scope::Link(link) => ("link_id = $1", link),
+        Scope::Brand(brand) | Scope::Links(brand, _) => ("brand_id = $1", brand),
+    };
+    let links = match scope {
+        Scope::Links(..) => " and link_id = any($4)",
+        _ => "",
+    };
+    let group = if group.is_empty() { String::new() } else { format!("{group}, ") };
+    let mut rows = Vec::new();
+    for part in window.split().parts() {
+        let crate::reports::OrdersSql { table, bounds } = part.orders();
+        let sql = format!(
+            "select {group}currency, {FIGURES} from {table}
+             where {filter}{links} and {bounds} and {REPORTED} group by {group}currency"
+        );
+        let query = part.bind(sqlx::query_as::<_, R>(&sql), id);
+        let query = match scope {
+            Scope::Links(_, links) => query.bind(links),
+            _ => query,
+        };
+        rows.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
+}
+
 /// Conversions per click: `conversions / clicks`, 0 without clicks.
 pub fn rate(conversions: i64, clicks: i64) -> f64 {
     if clicks > 0 {
@@ -116,7 +175,7 @@ pub fn counts(status: Status) -> bool {
 }
 
 /// The lateral joins that give a `links l` row its all-time totals: `clicks` and `unique_clicks` from the
-/// rollups, and `figures`, its orders as every report counts them (a JSON array of
+/// rollups, and `figures`, its orders as every report counts them, from the order rollups (a JSON array of
 /// [`CurrencyFigures`], null without any; read it with [`figures_of`]).
 pub fn link_totals_lateral() -> String {
     format!(
@@ -126,7 +185,7 @@ pub fn link_totals_lateral() -> String {
          ) d on true
          left join lateral (
              select jsonb_agg(to_jsonb(per_currency)) as figures
-             from (select currency, {FIGURES} from conversions where link_id = l.id and {REPORTED}
+             from (select currency, {FIGURES} from order_daily_all where link_id = l.id and {REPORTED}
                    group by currency) per_currency
          ) c on true"
     )

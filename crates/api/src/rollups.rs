@@ -1,5 +1,6 @@
-//! Folding the rollup deltas ingestion appends (per link and UTC hour) into the per-hour and per-day
-//! rollup rows reports read.
+//! Folding the rollup deltas ingestion appends (per link and UTC hour), and those every change to an order
+//! appends (per link, UTC hour, currency and status: migration 0020's triggers), into the per-hour and
+//! per-day rollup rows reports read.
 //!
 //! Ingestion never updates a shared rollup row (that serialised every batch of a hot link behind the
 //! previous one's commit); it appends deltas. This task folds them in, one process at a time (an
@@ -64,8 +65,30 @@ pub async fn fold(db: &PgPool) -> Result<u64, sqlx::Error> {
     )
     .fetch_one(&mut *tx)
     .await?;
+    let orders: i64 = sqlx::query_scalar(
+        "with moved as (delete from order_hourly_delta returning *),
+         hourly as (
+             insert into order_hourly (link_id, hour, currency, status, brand_id, orders, net_minor)
+             select link_id, hour, currency, status, brand_id, sum(orders), sum(net_minor)
+             from moved group by 1, 2, 3, 4, 5
+             on conflict (link_id, hour, currency, status) do update set
+                 orders = order_hourly.orders + excluded.orders,
+                 net_minor = order_hourly.net_minor + excluded.net_minor
+         ),
+         daily as (
+             insert into order_daily (link_id, day, currency, status, brand_id, orders, net_minor)
+             select link_id, (hour at time zone 'UTC')::date, currency, status, brand_id, sum(orders), sum(net_minor)
+             from moved group by 1, 2, 3, 4, 5
+             on conflict (link_id, day, currency, status) do update set
+                 orders = order_daily.orders + excluded.orders,
+                 net_minor = order_daily.net_minor + excluded.net_minor
+         )
+         select count(*) from moved",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(u64::try_from(counts + dims).unwrap_or(0))
+    Ok(u64::try_from(counts + dims + orders).unwrap_or(0))
 }
 
 /// Folds every second until `shutdown` turns true; failures are logged and retried (the deltas wait).

@@ -16,7 +16,7 @@ use super::extract::Query;
 use super::AppState;
 use crate::money::Money;
 use crate::reports::{Rollup, RollupSql, Window, EARLIEST};
-use crate::revenue::{self, CurrencyFigures, Figures};
+use crate::revenue::{self, CurrencyFigures, Figures, Scope};
 use crate::schema::Instant;
 
 /// What attribution rows are grouped by.
@@ -185,21 +185,29 @@ pub async fn attribution_rows(
         }
         Ok::<_, sqlx::Error>(parts)
     };
-    let conversions_sql = format!(
-        "select {key} as key, c.currency, sum(c.conversions)::bigint as conversions, sum(c.revenue)::bigint as revenue,
-                sum(c.pending_conversions)::bigint as pending_conversions,
-                sum(c.pending_revenue)::bigint as pending_revenue
-         from (select link_id, currency, {figures}
-               from conversions
-               where brand_id = $1 and occurred_at >= $2 and occurred_at < $3 and link_id is not null and {reported}
-               group by link_id, currency) c
-         join links l on l.id = c.link_id
-         group by 1, 2",
-        figures = revenue::FIGURES,
-        reported = revenue::REPORTED,
-    );
-    let conversions =
-        sqlx::query_as::<_, KeyedFigures>(&conversions_sql).bind(brand_id).bind(from).bind(to).fetch_all(db);
+    let conversions = async {
+        let mut conn = db.acquire().await?;
+        let per_link: Vec<LinkFigures> =
+            revenue::order_figures(&mut conn, Scope::Brand(brand_id), Window { from, to: Some(to) }, "link_id").await?;
+        // The links' groups, read once for the links with orders.
+        let mut ids: Vec<Uuid> = per_link.iter().map(|r| r.link_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let keys: HashMap<Uuid, Key> =
+            sqlx::query_as(&format!("select l.id, {key} from links l where l.brand_id = $1 and l.id = any($2)"))
+                .bind(brand_id)
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect();
+        Ok::<_, sqlx::Error>(
+            per_link
+                .into_iter()
+                .filter_map(|r| keys.get(&r.link_id).map(|key| KeyedFigures { key: key.clone(), figures: r.figures }))
+                .collect::<Vec<_>>(),
+        )
+    };
     let (click_parts, conversions) = tokio::try_join!(clicks, conversions)?;
 
     let mut rows: HashMap<Key, AttributionRow> = HashMap::new();
@@ -231,9 +239,15 @@ struct DayFigures {
 }
 
 /// One group's figures in one currency.
-#[derive(sqlx::FromRow)]
 struct KeyedFigures {
     key: Key,
+    figures: CurrencyFigures,
+}
+
+/// One link's figures in one currency.
+#[derive(sqlx::FromRow)]
+struct LinkFigures {
+    link_id: Uuid,
     #[sqlx(flatten)]
     figures: CurrencyFigures,
 }
@@ -281,19 +295,9 @@ pub async fn daily_totals(
             days.entry(day).or_default().clicks += clicks;
         }
     }
-    let revenue: Vec<DayFigures> = sqlx::query_as(&format!(
-        "select (occurred_at at time zone 'UTC')::date as day, currency, {figures}
-         from conversions
-         where brand_id = $1 and occurred_at >= $2 and occurred_at < $3 and link_id is not null and {reported}
-         group by 1, 2",
-        figures = revenue::FIGURES,
-        reported = revenue::REPORTED,
-    ))
-    .bind(brand_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(db)
-    .await?;
+    let mut conn = db.acquire().await?;
+    let revenue: Vec<DayFigures> =
+        revenue::order_figures(&mut conn, Scope::Brand(brand_id), Window { from, to: Some(to) }, "day").await?;
     for DayFigures { day, figures } in revenue {
         days.entry(day).or_default().figures.add(&figures);
     }

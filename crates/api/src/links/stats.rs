@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::reports::{Rollup, RollupSql, Window};
-use crate::revenue::{self, CurrencyFigures, Figures};
+use crate::revenue::{self, CurrencyFigures, Figures, Scope};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DayCount {
@@ -69,7 +69,7 @@ impl Tally {
 
     /// Adds a part of the window the rollups answer.
     async fn add_rollup(&mut self, conn: &mut PgConnection, link: Uuid, part: Rollup) -> Result<(), sqlx::Error> {
-        let RollupSql { counts, dims, day, bounds } = part.sql();
+        let RollupSql { counts, dims, day, bounds, .. } = part.sql();
         let rows = format!("link_id = $1 and {bounds}");
         let (clicks, unique, bots): (i64, i64, i64) = part
             .bind(
@@ -204,17 +204,7 @@ pub async fn conversions_of(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Figures, sqlx::Error> {
-    let rows: Vec<CurrencyFigures> = sqlx::query_as(&format!(
-        "select currency, {figures}
-         from conversions where link_id = $1 and occurred_at >= $2 and occurred_at < $3 and {reported}
-         group by currency",
-        figures = revenue::FIGURES,
-        reported = revenue::REPORTED,
-    ))
-    .bind(link_id)
-    .bind(from)
-    .bind(to)
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<CurrencyFigures> =
+        revenue::order_figures(conn, Scope::Link(link_id), Window { from, to: Some(to) }, "").await?;
     Ok(Figures::from_rows(&rows))
 }

@@ -205,6 +205,12 @@ impl Api {
         if let Some(click) = cs_ref {
             body["cs_ref"] = json!(click.simple().to_string());
         }
+        self.report_conversion(&body).await
+    }
+
+    /// Reports an order through the Conversions API under a fresh `Idempotency-Key`; returns the order,
+    /// failing the test unless the answer is 201.
+    pub async fn report_conversion(&self, body: &Value) -> Value {
         let request = Request::builder()
             .method(Method::POST)
             .uri("/v1/conversions")
@@ -214,8 +220,10 @@ impl Api {
             .body(Body::from(body.to_string()))
             .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
+        let status = response.status();
+        let body: Value = serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
     }
 
     pub async fn count(&self, table: &str) -> i64 {
