@@ -61,6 +61,41 @@ fn attribution_of(api: &ApiProcess, brand: &Brand, link: &Value) -> Option<Value
     report["data"].as_array()?.iter().find(|r| r["key"] == link["id"]).cloned()
 }
 
+/// The `name=value` pairs a response sets, joined as a `Cookie` header sends them.
+fn cookies_set(response: &ureq::http::Response<ureq::Body>) -> String {
+    let pairs = response.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok());
+    pairs.filter_map(|c| c.split(';').next()).collect::<Vec<_>>().join("; ")
+}
+
+/// Signs a new user of the brand in to the dashboard over HTTP, as a browser's form does; returns the
+/// session's `Cookie` header.
+fn dashboard_session(api: &ApiProcess, brand: &Brand) -> String {
+    let email = "ops@replicated.example";
+    let output = api.run(&["user", "create", "--brand", &brand.id, "--email", email]);
+    let password = output.lines().find_map(|l| l.strip_prefix("password: ")).expect("a password line").to_owned();
+    let mut form = http().get(api.url("/brand/sign-in")).call().expect("the sign-in page");
+    let cookie = cookies_set(&form);
+    let page = form.body_mut().read_to_string().expect("the sign-in page");
+    let csrf =
+        page.split(r#"name="csrf" value=""#).nth(1).and_then(|rest| rest.split('"').next()).expect("a csrf field");
+    let signed_in = http()
+        .post(api.url("/brand/sign-in"))
+        .header("cookie", &cookie)
+        .header("origin", api.base_url())
+        .header("sec-fetch-site", "same-origin")
+        .send_form([("csrf", csrf), ("email", email), ("password", password.as_str())])
+        .expect("signing in");
+    assert_eq!(signed_in.status(), 303, "signing in");
+    cookies_set(&signed_in)
+}
+
+/// The dashboard's Attribution page (the last 7 days), as the signed-in user sees it.
+fn dashboard_attribution(api: &ApiProcess, session: &str) -> String {
+    let mut page = http().get(api.url("/brand/attribution?days=7")).header("cookie", session).call().expect("the page");
+    assert_eq!(page.status(), 200);
+    page.body_mut().read_to_string().expect("the page")
+}
+
 #[test]
 fn reports_read_the_replica_while_writes_and_their_reads_stay_on_the_primary_and_reads_survive_its_loss() {
     let mut replica = Replica::start();
@@ -90,6 +125,10 @@ fn reports_read_the_replica_while_writes_and_their_reads_stay_on_the_primary_and
         (row["conversions"].clone(), row["revenue"].clone()),
         (json!(1), json!([{"amount_minor": 4200, "currency": "USD"}]))
     );
+    // The dashboard signs in on the primary (its session is a write) and shows the replicated order.
+    let session = dashboard_session(&api, &brand);
+    replica.wait_for_replay(&primary);
+    assert!(dashboard_attribution(&api, &session).contains("1001"));
 
     // With the replica's replay paused, what is written now exists on the primary only.
     replica.pause_replay(&primary);
@@ -116,6 +155,9 @@ fn reports_read_the_replica_while_writes_and_their_reads_stay_on_the_primary_and
     let conversions = ok(&api, &brand, "GET", "/v1/conversions", None);
     assert_eq!(conversions["data"].as_array().map(Vec::len), Some(1), "{conversions}");
     assert_eq!(attribution_of(&api, &brand, &second), None);
+    // So does the dashboard's Attribution page, while its session is still found on the primary.
+    let page = dashboard_attribution(&api, &session);
+    assert!(page.contains("1001") && !page.contains("1002"), "the dashboard read the paused replica");
 
     // Once replayed, the reports have them.
     replica.resume_replay(&primary);
@@ -123,6 +165,7 @@ fn reports_read_the_replica_while_writes_and_their_reads_stay_on_the_primary_and
     assert!(ids(&ok(&api, &brand, "GET", "/v1/links", None)).contains(&second_id.to_owned()));
     let row = attribution_of(&api, &brand, &second).expect("the new link's row");
     assert_eq!(row["conversions"], 1);
+    assert!(dashboard_attribution(&api, &session).contains("1002"));
 
     // Without the replica, reads fall back to the primary (and say so), and writes go on.
     replica.stop();
