@@ -20,6 +20,7 @@ pub mod limits;
 pub mod links;
 pub mod money;
 pub mod partitions;
+pub mod periodic;
 pub mod pixels;
 pub mod reports;
 pub mod retention;

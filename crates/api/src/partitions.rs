@@ -236,39 +236,21 @@ pub async fn upkeep(db: &PgPool, policy: &Policy, now: DateTime<Utc>) -> Result<
 
 /// Runs a pass at start and then every hour until `shutdown` turns true; after a failure, tries again
 /// sooner (1 minute, doubling up to the hour).
-pub async fn run(db: PgPool, policy: Policy, mut shutdown: watch::Receiver<bool>) {
-    const FIRST_RETRY: StdDuration = StdDuration::from_secs(60);
-    let mut retry = FIRST_RETRY;
+pub async fn run(db: PgPool, policy: Policy, shutdown: watch::Receiver<bool>) {
     tracing::info!(
         clicks_retention_months = policy.clicks_months,
         page_views_days = policy.page_views.num_days(),
         ahead = AHEAD,
         "partition upkeep started"
     );
-    loop {
-        let wait = match upkeep(&db, &policy, Utc::now()).await {
-            Ok(Some(done)) => {
-                tracing::info!(created = ?done.created, dropped = ?done.dropped, "partition upkeep done");
-                retry = FIRST_RETRY;
-                EVERY
-            }
-            Ok(None) => {
-                tracing::debug!("partition upkeep skipped: another process holds the lock");
-                EVERY
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_s = retry.as_secs(), "partition upkeep failed");
-                let wait = retry;
-                retry = (retry * 2).min(EVERY);
-                wait
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = shutdown.wait_for(|stop| *stop) => break,
+    crate::periodic::every("partition upkeep", EVERY, shutdown, || async {
+        let done = upkeep(&db, &policy, Utc::now()).await?;
+        if let Some(done) = &done {
+            tracing::info!(created = ?done.created, dropped = ?done.dropped, "partition upkeep done");
         }
-    }
-    tracing::info!("partition upkeep stopped");
+        Ok::<_, sqlx::Error>(done.is_some())
+    })
+    .await;
 }
 
 #[cfg(test)]

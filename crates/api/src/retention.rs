@@ -183,43 +183,26 @@ async fn drain(
 
 /// Runs a pass at start and then every hour until `shutdown` turns true; after a failure, tries again
 /// sooner (1 minute, doubling up to the hour).
-pub async fn run(db: PgPool, policy: Retention, mut shutdown: watch::Receiver<bool>) {
-    const FIRST_RETRY: StdDuration = StdDuration::from_secs(60);
-    let mut retry = FIRST_RETRY;
+pub async fn run(db: PgPool, policy: Retention, shutdown: watch::Receiver<bool>) {
     tracing::info!(
         shopify_bodies_days = policy.shopify_bodies.num_days(),
         outbox_days = policy.outbox.num_days(),
         page_views_days = policy.page_views.num_days(),
         "retention started"
     );
-    loop {
-        let wait = match purge(&db, &policy, Utc::now(), BATCH, &shutdown).await {
-            Ok(Some(p)) => {
-                tracing::info!(
-                    shopify_bodies = p.shopify_bodies,
-                    outbox_rows = p.outbox_rows,
-                    page_views = p.page_views,
-                    batches = p.batches,
-                    "retention pass done"
-                );
-                retry = FIRST_RETRY;
-                EVERY
-            }
-            Ok(None) => {
-                tracing::debug!("retention pass skipped: another process holds the lock");
-                EVERY
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_s = retry.as_secs(), "retention pass failed");
-                let wait = retry;
-                retry = (retry * 2).min(EVERY);
-                wait
-            }
-        };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = shutdown.wait_for(|stop| *stop) => break,
+    let stop = shutdown.clone();
+    crate::periodic::every("retention", EVERY, shutdown, || async {
+        let purged = purge(&db, &policy, Utc::now(), BATCH, &stop).await?;
+        if let Some(p) = &purged {
+            tracing::info!(
+                shopify_bodies = p.shopify_bodies,
+                outbox_rows = p.outbox_rows,
+                page_views = p.page_views,
+                batches = p.batches,
+                "retention pass done"
+            );
         }
-    }
-    tracing::info!("retention stopped");
+        Ok::<_, sqlx::Error>(purged.is_some())
+    })
+    .await;
 }
