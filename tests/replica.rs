@@ -3,7 +3,7 @@
 //!
 //! Which pool answers is proven by pausing the replica's replay: a write is then on the primary only, so a
 //! report that does not show it was read from the replica, and an endpoint that does show it read the
-//! primary. Nothing waits by sleeping: replay is awaited by comparing WAL positions, the API's switch of
+//! primary (as do reports of a process that allows the replica less lag than it has by then). Nothing waits by sleeping: replay is awaited by comparing WAL positions, the API's switch of
 //! pools through `/readyz`.
 
 use std::time::Duration;
@@ -99,7 +99,13 @@ fn dashboard_attribution(api: &ApiProcess, session: &str) -> String {
 #[test]
 fn reports_read_the_replica_while_writes_and_their_reads_stay_on_the_primary_and_reads_survive_its_loss() {
     let mut replica = Replica::start();
-    let api = ApiProcess::start(ApiOptions { read_replica: Some(replica.server_url()), ..ApiOptions::default() });
+    // Replay is paused below for as long as the test takes: the lag allowed is longer than that.
+    let patient = vec![("DATABASE_READ_MAX_LAG_SECS".to_owned(), "3600".to_owned())];
+    let api = ApiProcess::start(ApiOptions {
+        read_replica: Some(replica.server_url()),
+        env: patient,
+        ..ApiOptions::default()
+    });
     let primary = api.database_url().to_owned();
     let brand = api.create_brand("Replicated");
     wait_for_replica_status(&api, "ok");
@@ -159,6 +165,18 @@ fn reports_read_the_replica_while_writes_and_their_reads_stay_on_the_primary_and
     let page = dashboard_attribution(&api, &session);
     assert!(page.contains("1001") && !page.contains("1002"), "the dashboard read the paused replica");
 
+    // A process that allows the replica one second of lag reads from the primary once it falls behind.
+    let strict = api.start_beside(ApiOptions {
+        read_replica: Some(replica.server_url()),
+        env: vec![("DATABASE_READ_MAX_LAG_SECS".to_owned(), "1".to_owned())],
+        serve_args: vec!["--no-background".to_owned()],
+        ..ApiOptions::default()
+    });
+    wait_for_replica_status(&strict, "lagging");
+    assert!(ids(&ok(&strict, &brand, "GET", "/v1/links", None)).contains(&second_id.to_owned()));
+    assert!(attribution_of(&strict, &brand, &second).is_some(), "the order, read from the primary");
+    assert!(strict.logs().contains("lags the primary"), "{}", strict.logs());
+
     // Once replayed, the reports have them.
     replica.resume_replay(&primary);
     replica.wait_for_replay(&primary);
@@ -166,6 +184,9 @@ fn reports_read_the_replica_while_writes_and_their_reads_stay_on_the_primary_and
     let row = attribution_of(&api, &brand, &second).expect("the new link's row");
     assert_eq!(row["conversions"], 1);
     assert!(dashboard_attribution(&api, &session).contains("1002"));
+    // Caught up, the strict process reads from the replica again.
+    wait_for_replica_status(&strict, "ok");
+    drop(strict);
 
     // Without the replica, reads fall back to the primary (and say so), and writes go on.
     replica.stop();

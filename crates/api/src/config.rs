@@ -27,6 +27,9 @@ pub struct Config {
     /// `DATABASE_READ_URL`: a streaming replica of `DATABASE_URL` that reports and lists read from (falling
     /// back to the primary while it does not answer). Unset: everything reads from the primary.
     pub database_read_url: Option<String>,
+    /// `DATABASE_READ_MAX_LAG_SECS`: how far behind the primary the replica may be before reports and lists
+    /// read from the primary instead (default 30 seconds).
+    pub database_read_max_lag: std::time::Duration,
     /// `BIND_ADDR`: where the HTTP server listens.
     pub bind_addr: SocketAddr,
     /// `INTERNAL_BIND_ADDR`: where `/internal/*` (click ingestion) is served, and nowhere else; loopback by
@@ -177,6 +180,7 @@ impl Config {
                 .parse()
                 .with_context(|| format!("DATABASE_MAX_CONNECTIONS={max_connections:?} is not a number"))?,
             database_read_url: lookup("DATABASE_READ_URL").filter(|v| !v.is_empty()),
+            database_read_max_lag: read_max_lag(&get("DATABASE_READ_MAX_LAG_SECS", "30"))?,
             bind_addr: bind_addr.parse().with_context(|| format!("BIND_ADDR={bind_addr:?} is not host:port"))?,
             tracking_base_url: parse_base_url(&get("TRACKING_BASE_URL", DEFAULT_TRACKING_BASE_URL))?,
             internal_bind_addr: internal_bind_addr(&get("INTERNAL_BIND_ADDR", DEFAULT_INTERNAL_BIND_ADDR), &bind_addr)?,
@@ -282,6 +286,15 @@ fn parse_positive<T: TryFrom<u64>>(name: &str, raw: &str) -> anyhow::Result<T> {
         .filter(|n| (1..=1_000_000_000_000).contains(n))
         .and_then(|n| T::try_from(n).ok())
         .ok_or_else(|| anyhow::anyhow!("{name}={raw:?} must be a whole number from 1 to 1000000000000"))
+}
+
+/// `DATABASE_READ_MAX_LAG_SECS`: 1 second to a day.
+fn read_max_lag(raw: &str) -> anyhow::Result<std::time::Duration> {
+    let secs: u64 = parse_positive("DATABASE_READ_MAX_LAG_SECS", raw)?;
+    if secs > 86_400 {
+        bail!("DATABASE_READ_MAX_LAG_SECS={raw:?} must be at most 86400 (a day)");
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// `CONFIRMATION_WINDOW_HOURS`: 1 hour to 10 years.
@@ -497,6 +510,21 @@ mod tests {
         assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
         assert_eq!(config.tracking_base_url.host_str(), Some("trk.creatorscore.io"));
         assert_eq!(config.short_url("abcd2345"), "https://trk.creatorscore.io/abcd2345");
+    }
+
+    #[test]
+    fn the_replica_may_lag_30_seconds_unless_told_otherwise() {
+        let lag = |raw: &str| {
+            Config::from_lookup(|n| (n == "DATABASE_READ_MAX_LAG_SECS").then(|| raw.to_owned()))
+                .map(|c| c.database_read_max_lag)
+        };
+        assert_eq!(Config::from_lookup(|_| None).unwrap().database_read_max_lag, std::time::Duration::from_secs(30));
+        assert_eq!(lag("5").unwrap(), std::time::Duration::from_secs(5));
+        assert_eq!(lag("86400").unwrap(), std::time::Duration::from_secs(86_400));
+        for bad in ["0", "-1", "soon", "1.5", "86401"] {
+            let err = lag(bad).unwrap_err().to_string();
+            assert!(err.contains("DATABASE_READ_MAX_LAG_SECS"), "{bad}: {err}");
+        }
     }
 
     #[test]

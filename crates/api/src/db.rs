@@ -41,7 +41,7 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<PgPool> {
 pub fn read_pool(config: &Config, primary: &PgPool) -> anyhow::Result<ReadPool> {
     let Some(url) = &config.database_read_url else { return Ok(ReadPool::primary_only(primary.clone())) };
     let replica = pool_options(config).connect_lazy(url).context("DATABASE_READ_URL is not a PostgreSQL URL")?;
-    Ok(ReadPool::with_replica(primary.clone(), replica))
+    Ok(ReadPool::with_replica(primary.clone(), replica, config.database_read_max_lag))
 }
 
 /// The settings of both pools.

@@ -13,7 +13,8 @@ pub async fn live() -> Json<Value> {
 }
 
 /// The process can serve: the database answers. `replica` says where reports and lists read: `ok` (the
-/// replica), `unreachable` (the primary, until the replica answers again) or `not_configured`. A replica
+/// replica), `unreachable` (the primary, until the replica answers again), `lagging` (the primary, until
+/// the replica is within `DATABASE_READ_MAX_LAG_SECS` again) or `not_configured`. A replica
 /// that does not answer never makes the process unready, since the primary serves its reads meanwhile.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let replica = state.reads.status().as_str();
