@@ -17,7 +17,10 @@ bench_build_api() {
     command -v $tool >/dev/null || { apt-get update -qq && apt-get install -y -qq $tool >/dev/null; }
   done
   (cd "$ROOT" && cargo build --release -p api --quiet)
-  psql -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists $BENCH_DB with (force)" >/dev/null
+  # BENCH_KEEP_DB=1: the data of the previous run stays (a script that can reuse it says so).
+  if [ "${BENCH_KEEP_DB:-0}" != 1 ]; then
+    psql -q -h 127.0.0.1 -U postgres -d postgres -c "drop database if exists $BENCH_DB with (force)" >/dev/null
+  fi
 }
 
 # Starts the API (migrating the fresh database) and waits until it is ready.

@@ -6,6 +6,7 @@
 # clicks) over windows of every shape: the last 30 whole days, 30 days from a ragged second to now, the
 # last 24 hours (ragged at both ends), and all time.
 # Usage: bash bench/reports.sh [clicks, default 10000000] [seconds per run, default 10] [runs, default 3]
+# BENCH_KEEP_DB=1 times the data a previous run generated (another build on the same data: it migrates it).
 source "$(dirname "$0")/lib.sh"
 CLICKS=${1:-10000000}
 SECS=${2:-10}
@@ -13,10 +14,17 @@ RUNS=${3:-3}
 
 bench_build_api
 bench_start_api
+psql_bench() { psql -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" "$@"; }
+BRAND=$(psql_bench -tA -c "select id from brands where name = 'Bench brand'")
+if [ -n "$BRAND" ]; then
+  echo "timing the data of the previous run: $(psql_bench -tA -c 'select count(*) from clicks') clicks"
+  export KEY=$("$ROOT/target/release/api" key create --brand "$BRAND" | awk '/^api_key:/ {print $2}')
+  until [ "$(psql_bench -tA -c 'select count(*) from order_hourly_delta')" = 0 ]; do sleep 1; done
+  psql_bench -c 'vacuum analyze'
+else
 out=$("$ROOT/target/release/api" brand create --name "Bench brand")
 export KEY=$(awk '/^api_key:/ {print $2}' <<<"$out")
 BRAND=$(awk '/^brand_id:/ {print $2}' <<<"$out")
-psql_bench() { psql -v ON_ERROR_STOP=1 -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" "$@"; }
 
 echo "generating $CLICKS clicks..."
 start=$(date +%s)
@@ -93,6 +101,7 @@ SQL
 until [ "$(psql_bench -tA -c 'select count(*) from order_hourly_delta')" = 0 ]; do sleep 1; done
 psql_bench -c 'vacuum analyze'
 echo "generated in $(( $(date +%s) - start )) s: $(psql_bench -tA -c 'select count(*) from clicks') clicks, $(psql_bench -tA -c 'select count(*) from conversions') conversions"
+fi
 
 TO=$(date -u +%Y-%m-%dT00:00:00Z)
 FROM=$(date -u -d '30 days ago' +%Y-%m-%dT00:00:00Z)

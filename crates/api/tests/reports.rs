@@ -234,6 +234,19 @@ async fn raw_truth(api: &Api, link: Uuid, from: DateTime<Utc>, to: DateTime<Utc>
     (clicks, unique, bots, countries.unwrap_or_else(|| json!({})))
 }
 
+/// A window starting at a random second from two hours before `start` to five days after it, by turns
+/// shorter than an hour, shorter than a day, exactly 24 hours, and one to five days long.
+fn random_window(rng: &mut impl rand::Rng, start: DateTime<Utc>, round: usize) -> (DateTime<Utc>, DateTime<Utc>) {
+    let from = start - Duration::hours(2) + Duration::seconds(rng.gen_range(0..5 * 86_400));
+    let len = match round % 4 {
+        0 => Duration::seconds(rng.gen_range(1..3_600)),
+        1 => Duration::seconds(rng.gen_range(3_600..86_400)),
+        2 => Duration::hours(24),
+        _ => Duration::seconds(rng.gen_range(86_400..5 * 86_400)),
+    };
+    (from, from + len)
+}
+
 /// For random windows (ragged seconds, minutes and hours, within an hour, across days, open-ended), the
 /// daily rollups + the hourly rollups + the raw minutes at the edges equal a full count of the raw clicks,
 /// whether the rollups are folded or still pending as deltas.
@@ -272,14 +285,7 @@ async fn any_window_split_at_days_and_hours_counts_what_the_raw_clicks_say(pool:
     }
     assert!(api.count("link_hourly_delta").await > 0, "some counts are still pending");
     for round in 0..60 {
-        let from = start - Duration::hours(2) + Duration::seconds(rng.gen_range(0..5 * 86_400));
-        let len = match round % 4 {
-            0 => Duration::seconds(rng.gen_range(1..3_600)),
-            1 => Duration::seconds(rng.gen_range(3_600..86_400)),
-            2 => Duration::hours(24),
-            _ => Duration::seconds(rng.gen_range(86_400..4 * 86_400)),
-        };
-        let to = from + len;
+        let (from, to) = random_window(&mut rng, start, round);
         let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let stats = api.get(&format!("/v1/links/{id}/stats?from={}&to={}", stamp(from), stamp(to))).await.body;
         let (clicks, unique, bots, countries) = raw_truth(&api, id, from, to).await;
@@ -461,14 +467,7 @@ async fn order_rollups_equal_the_orders_through_every_change(pool: PgPool) {
             assert_eq!(api.count("order_hourly_delta").await, 0);
             assert_order_rollups_match(&api, "folded again").await;
         }
-        let from = start - Duration::hours(2) + Duration::seconds(rng.gen_range(0..5 * 86_400));
-        let len = match round % 4 {
-            0 => Duration::seconds(rng.gen_range(1..3_600)),
-            1 => Duration::seconds(rng.gen_range(3_600..86_400)),
-            2 => Duration::hours(24),
-            _ => Duration::seconds(rng.gen_range(86_400..5 * 86_400)),
-        };
-        let to = from + len;
+        let (from, to) = random_window(&mut rng, start, round);
         let window = format!("from={}&to={}", stamp(from), stamp(to));
         let report = api.get(&format!("/v1/attribution?group_by=link&{window}")).await.body;
         for (link, id) in links.iter().zip(&ids) {
