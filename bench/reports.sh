@@ -77,6 +77,9 @@ insert into link_daily_dims (link_id, day, dimension, value, clicks)
   select link_id, (occurred_at at time zone 'UTC')::date, d.dimension, coalesce(d.value, 'unknown'), count(*)
   from clicks cross join lateral (values (0::smallint, country), (1::smallint, device_type), (2::smallint, browser), (3::smallint, os)) d(dimension, value)
   where not bot group by 1, 2, 3, 4;
+insert into link_monthly (link_id, day, brand_id, clicks, unique_clicks, bot_clicks)
+  select link_id, date_trunc('month', day)::date, brand_id, sum(clicks), sum(unique_clicks), sum(bot_clicks)
+  from link_daily group by 1, 2, 3;
 insert into link_hourly (link_id, hour, brand_id, clicks, unique_clicks, bot_clicks)
   select link_id, hour, brand_id, sum(clicks), sum(uniques), sum(bots) from (
       select link_id, date_bin('1 hour', occurred_at, timestamptz '2000-01-01 00:00:00+00') as hour, brand_id,

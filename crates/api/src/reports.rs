@@ -4,7 +4,7 @@
 //! order at all, and no window touches more than two partial hours of them, however many millions the
 //! brand has.
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveTime, Timelike, Utc};
 use serde::{de, Deserialize, Deserializer};
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
@@ -86,6 +86,15 @@ fn ceil_day(t: DateTime<Utc>) -> NaiveDate {
     }
 }
 
+/// The first day of a month at or after `day` (`None` past the last month chrono holds).
+fn ceil_month(day: NaiveDate) -> Option<NaiveDate> {
+    if day.day() == 1 {
+        Some(day)
+    } else {
+        day.with_day(1)?.checked_add_months(Months::new(1))
+    }
+}
+
 /// The last full hour at or before `t`.
 fn floor_hour(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_nanosecond(0).and_then(|t| t.with_second(0)).and_then(|t| t.with_minute(0)).unwrap_or(t)
@@ -152,10 +161,12 @@ impl Window {
 }
 
 /// A part of a window the rollups answer: whole UTC days `[start, end)` (no end: every day from the start),
-/// or whole UTC hours `[from, to)`.
-#[derive(Debug, Clone, Copy)]
+/// whole calendar months `[start, end)` given by their first days (only from [`Split::coarse_rollups`]), or
+/// whole UTC hours `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rollup {
     Days(NaiveDate, Option<NaiveDate>),
+    Months(NaiveDate, Option<NaiveDate>),
     Hours(DateTime<Utc>, DateTime<Utc>),
 }
 
@@ -180,6 +191,15 @@ impl Rollup {
                 day: "day",
                 bounds: "day >= $2 and ($3::date is null or day < $3)",
             },
+            // A month's row is dated its first day, so it answers the same bounds as that month's days;
+            // breakdowns and orders are read from the days of those months.
+            Rollup::Months(..) => RollupSql {
+                counts: "link_monthly_all",
+                dims: "link_daily_dims_all",
+                orders: "order_daily_all",
+                day: "day",
+                bounds: "day >= $2 and ($3::date is null or day < $3)",
+            },
             Rollup::Hours(..) => RollupSql {
                 counts: "link_hourly_all",
                 dims: "link_hourly_dims_all",
@@ -198,7 +218,7 @@ impl Rollup {
     ) -> QueryAs<'q, Postgres, O, PgArguments> {
         let query = query.bind(id);
         match self {
-            Rollup::Days(start, end) => query.bind(start).bind(end),
+            Rollup::Days(start, end) | Rollup::Months(start, end) => query.bind(start).bind(end),
             Rollup::Hours(from, to) => query.bind(from).bind(to),
         }
     }
@@ -251,6 +271,36 @@ impl Split {
             .map(|(start, end)| Rollup::Days(start, end))
             .into_iter()
             .chain(self.hours.iter().map(|&(from, to)| Rollup::Hours(from, to)))
+    }
+
+    /// Like [`Split::rollups`], with the whole calendar months among the days read from the monthly
+    /// rollups, for reports that add the window up without a per-day breakdown (a month's `day` is its
+    /// first day): the days before the first whole month, the months, the days after them, then the hours.
+    pub fn coarse_rollups(&self) -> Vec<Rollup> {
+        let mut parts = Vec::new();
+        if let Some((start, end)) = self.days {
+            let first = ceil_month(start);
+            let last = match end {
+                Some(end) => end.with_day(1).map(Some),
+                None => Some(None),
+            };
+            match (first, last) {
+                (Some(first), Some(last)) if last.is_none_or(|last| first < last) => {
+                    if start < first {
+                        parts.push(Rollup::Days(start, Some(first)));
+                    }
+                    parts.push(Rollup::Months(first, last));
+                    if let (Some(last), Some(end)) = (last, end) {
+                        if last < end {
+                            parts.push(Rollup::Days(last, Some(end)));
+                        }
+                    }
+                }
+                _ => parts.push(Rollup::Days(start, end)),
+            }
+        }
+        parts.extend(self.hours.iter().map(|&(from, to)| Rollup::Hours(from, to)));
+        parts
     }
 
     /// Every part: the rollups' days and hours, then the raw minutes.
@@ -387,6 +437,78 @@ mod tests {
         assert_eq!(split.raw, vec![(t("9999-12-31T23:00:00Z"), LATEST)]);
         let open = Window { from: LATEST, to: None };
         assert_eq!(open.split().days, Some((NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap(), None)));
+    }
+
+    #[test]
+    fn whole_months_among_the_days_come_from_the_monthly_rollups() {
+        use Rollup::{Days as D, Hours as H, Months as M};
+        let coarse = |from: &str, to: Option<&str>| Window { from: t(from), to: to.map(t) }.split().coarse_rollups();
+        assert_eq!(
+            coarse("2026-08-17T00:00:00Z", Some("2026-12-05T09:00:00Z")),
+            vec![
+                D(d("2026-08-17"), Some(d("2026-09-01"))),
+                M(d("2026-09-01"), Some(d("2026-12-01"))),
+                D(d("2026-12-01"), Some(d("2026-12-05"))),
+                H(t("2026-12-05T00:00:00Z"), t("2026-12-05T09:00:00Z")),
+            ]
+        );
+        // Aligned to months: nothing but months.
+        assert_eq!(
+            coarse("2026-01-01T00:00:00Z", Some("2026-03-01T00:00:00Z")),
+            vec![M(d("2026-01-01"), Some(d("2026-03-01")))]
+        );
+        // No whole month: days as before.
+        assert_eq!(
+            coarse("2026-11-03T00:00:00Z", Some("2026-12-02T00:00:00Z")),
+            vec![D(d("2026-11-03"), Some(d("2026-12-02")))]
+        );
+        // All time: months from 1970, then this month's days.
+        assert_eq!(
+            coarse("1970-01-01T00:00:00Z", Some("2026-12-05T00:00:00Z")),
+            vec![M(d("1970-01-01"), Some(d("2026-12-01"))), D(d("2026-12-01"), Some(d("2026-12-05")))]
+        );
+        // Open-ended: every month from the first whole one.
+        assert_eq!(
+            coarse("2026-11-15T00:00:00Z", None),
+            vec![D(d("2026-11-15"), Some(d("2026-12-01"))), M(d("2026-12-01"), None)]
+        );
+        // At the end of the accepted range, without overflow.
+        let ten_thousand = NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap();
+        assert_eq!(
+            Window { from: t("9999-12-02T00:00:00Z"), to: None }.split().coarse_rollups(),
+            vec![D(d("9999-12-02"), Some(ten_thousand)), M(ten_thousand, None)]
+        );
+        assert_eq!(
+            Window { from: EARLIEST, to: Some(LATEST) }.split().coarse_rollups(),
+            vec![
+                M(d("1970-01-01"), Some(d("9999-12-01"))),
+                D(d("9999-12-01"), Some(d("9999-12-31"))),
+                H(t("9999-12-31T00:00:00Z"), t("9999-12-31T23:00:00Z")),
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        /// The coarse parts cover exactly the days the daily parts do: every day in one part.
+        #[test]
+        fn coarse_parts_cover_the_same_days(from in 0i64..4_000_000_000, len in 0i64..200_000_000, probe in 0.0f64..1.0) {
+            let from = DateTime::from_timestamp(from, 0).unwrap();
+            let to = from + chrono::Duration::seconds(len);
+            let split = Window { from, to: Some(to) }.split();
+            let coarse = split.coarse_rollups();
+            let day = from.date_naive() + Days::new((len as f64 * probe / 86_400.0) as u64);
+            let in_days = split.days.is_some_and(|(s, e)| s <= day && e.is_none_or(|e| day < e));
+            let covering = coarse.iter().filter(|part| match **part {
+                Rollup::Days(s, e) | Rollup::Months(s, e) => s <= day && e.is_none_or(|e| day < e),
+                Rollup::Hours(..) => false,
+            }).count();
+            proptest::prop_assert_eq!(covering, usize::from(in_days), "{} in {:?}", day, coarse);
+            for part in &coarse {
+                if let Rollup::Months(s, e) = part {
+                    proptest::prop_assert!(s.day() == 1 && e.is_none_or(|e| e.day() == 1 && *s < e));
+                }
+            }
+        }
     }
 
     #[test]

@@ -175,13 +175,13 @@ pub fn counts(status: Status) -> bool {
 }
 
 /// The lateral joins that give a `links l` row its all-time totals: `clicks` and `unique_clicks` from the
-/// rollups, and `figures`, its orders as every report counts them, from the order rollups (a JSON array of
-/// [`CurrencyFigures`], null without any; read it with [`figures_of`]).
+/// monthly rollups, and `figures`, its orders as every report counts them, from the order rollups (a JSON
+/// array of [`CurrencyFigures`], null without any; read it with [`figures_of`]).
 pub fn link_totals_lateral() -> String {
     format!(
         "left join lateral (
              select coalesce(sum(clicks), 0)::bigint as clicks, coalesce(sum(unique_clicks), 0)::bigint as unique_clicks
-             from link_daily_all where link_id = l.id
+             from link_monthly_all where link_id = l.id
          ) d on true
          left join lateral (
              select jsonb_agg(to_jsonb(per_currency)) as figures

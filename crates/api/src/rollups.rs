@@ -24,7 +24,7 @@ pub async fn fold(db: &PgPool) -> Result<u64, sqlx::Error> {
     if !locked {
         return Ok(0);
     }
-    // Each hourly delta is added to its hour and to its UTC day, in the statement that deletes it.
+    // Each hourly delta is added to its hour, its UTC day and its month, in the statement that deletes it.
     let counts: i64 = sqlx::query_scalar(
         "with moved as (delete from link_hourly_delta returning *),
          hourly as (
@@ -44,6 +44,16 @@ pub async fn fold(db: &PgPool) -> Result<u64, sqlx::Error> {
                  clicks = link_daily.clicks + excluded.clicks,
                  unique_clicks = link_daily.unique_clicks + excluded.unique_clicks,
                  bot_clicks = link_daily.bot_clicks + excluded.bot_clicks
+         ),
+         monthly as (
+             insert into link_monthly (link_id, day, brand_id, clicks, unique_clicks, bot_clicks)
+             select link_id, date_trunc('month', hour at time zone 'UTC')::date, brand_id, sum(clicks),
+                    sum(unique_clicks), sum(bot_clicks)
+             from moved group by 1, 2, 3
+             on conflict (link_id, day) do update set
+                 clicks = link_monthly.clicks + excluded.clicks,
+                 unique_clicks = link_monthly.unique_clicks + excluded.unique_clicks,
+                 bot_clicks = link_monthly.bot_clicks + excluded.bot_clicks
          )
          select count(*) from moved",
     )

@@ -2,6 +2,7 @@
 
 mod support;
 
+use api::reports;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use sqlx::PgPool;
@@ -482,4 +483,57 @@ async fn order_rollups_equal_the_orders_through_every_change(pool: PgPool) {
             assert_eq!(seen, truth, "attribution {window}");
         }
     }
+}
+
+/// Clicks over three calendar months: for random windows up to a hundred days (so most hold whole months,
+/// read from the monthly rollups), all time, and a link's all-time totals, the clicks and unique
+/// clicks reported equal a count of the raw clicks, with the rollups folded and pending.
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn whole_months_come_from_the_monthly_rollups_and_count_what_the_raw_clicks_say(pool: PgPool) {
+    use rand::{Rng, SeedableRng};
+    let api = Api::new(pool).await;
+    let link = api.create("/v1/links", json!({"destination_url": "https://a.example"})).await;
+    let other = api.create("/v1/links", json!({"destination_url": "https://b.example"})).await;
+    let id: Uuid = link["id"].as_str().unwrap().parse().unwrap();
+    let start = t("2026-08-20T00:00:00Z");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let visitors: Vec<Uuid> = (0..40).map(|_| Uuid::new_v4()).collect();
+    for batch in 0..8 {
+        let clicks: Vec<Click> = (0..40)
+            .map(|_| {
+                let at = start + Duration::seconds(rng.gen_range(0..100 * 86_400));
+                let on = if rng.gen_bool(0.8) { &link } else { &other };
+                Click { bot: rng.gen_bool(0.1), ..Click::new(on, visitors[rng.gen_range(0..visitors.len())], at) }
+            })
+            .collect();
+        api.click(&clicks).await;
+        if batch == 4 {
+            api::rollups::fold(&api.pool).await.unwrap();
+        }
+    }
+    assert!(api.count("link_hourly_delta").await > 0, "some counts are still pending");
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let attribution = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        let (api, link) = (&api, &link);
+        async move {
+            let uri = format!("/v1/attribution?group_by=link&from={}&to={}", stamp(from), stamp(to));
+            let report = api.get(&uri).await.body;
+            let row = report["data"].as_array().unwrap().iter().find(|r| r["key"] == link["id"]).cloned();
+            row.map_or((0, 0), |r| (r["clicks"].as_i64().unwrap(), r["unique_clicks"].as_i64().unwrap()))
+        }
+    };
+    for round in 0..30 {
+        if round == 15 {
+            api::rollups::fold(&api.pool).await.unwrap();
+        }
+        let from = start - Duration::days(3) + Duration::seconds(rng.gen_range(0..60 * 86_400));
+        let to = from + Duration::seconds(rng.gen_range(3_600..100 * 86_400));
+        let (clicks, unique, _, _) = raw_truth(&api, id, from, to).await;
+        assert_eq!(attribution(from, to).await, (clicks, unique), "{} – {}", stamp(from), stamp(to));
+    }
+    let (clicks, unique, _, _) = raw_truth(&api, id, reports::EARLIEST, Utc::now()).await;
+    assert_eq!(attribution(reports::EARLIEST, Utc::now()).await, (clicks, unique), "all time");
+    // The all-time totals the links export, the dashboard's links list and the creators' view show.
+    let totals = api::revenue::link_totals(&api.pool, api.brand_id, &[id]).await.unwrap();
+    assert_eq!((totals[&id].clicks, totals[&id].unique_clicks), (clicks, unique));
 }

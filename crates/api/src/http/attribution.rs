@@ -177,7 +177,8 @@ pub async fn attribution_rows(
     let split = Window { from, to: Some(to) }.split();
     let clicks = async {
         let mut parts = Vec::new();
-        for part in split.rollups() {
+        // No per-day breakdown here: whole months come from the monthly rollups.
+        for part in split.coarse_rollups() {
             parts.extend(rollup_clicks(db, brand_id, key, part).await?);
         }
         for (f, t) in &split.raw {
