@@ -8,11 +8,10 @@
 --
 -- Every write to `conversions` (an order recorded, re-judged, re-credited, refunded, cancelled, its time
 -- corrected by the store) appends what it changed to `order_hourly_delta` in the same transaction: the new
--- rows' contributions added, the old rows' taken away. Triggers are per statement, over transition tables,
--- so a bulk re-attribution or the confirmation sweep writes one grouped insert, and no write ever updates a
--- shared rollup row (concurrent orders of one link never wait on each other). The fold task moves the
--- deltas into the hourly and daily rollups; reports read rollups and pending deltas together through the
--- *_all views, so they are exact at every moment.
+-- row's contribution added, the old row's taken away. No write ever updates a shared rollup row, so
+-- concurrent orders of one link never wait on each other. The fold task moves the deltas into the hourly
+-- and daily rollups; reports read rollups and pending deltas together through the *_all views, so they are
+-- exact at every moment.
 
 -- An order's amount net of refunds, never below zero: the one definition reports and rollups share.
 create function order_net_minor(amount_minor bigint, refunded_minor bigint) returns bigint
@@ -54,53 +53,41 @@ create table order_hourly_delta (
     orders          bigint not null,
     net_minor       bigint not null
 );
+-- Folded every second, so it holds a second's orders: brand-wide reports scan it, one link's figures find
+-- theirs by link (no second index for writes to keep up).
 create index order_hourly_delta_link_hour on order_hourly_delta (link_id, hour);
-create index order_hourly_delta_brand_hour on order_hourly_delta (brand_id, hour);
 
-create function order_rollup_inserted() returns trigger language plpgsql as $$
+-- What a change to an order adds to and takes away from the rollups: the old row's contribution taken
+-- away, the new row's added. Row triggers whose WHEN conditions (checked without calling the function)
+-- skip what changes nothing the rollups hold: orders credited to no link, and updates of other columns
+-- (discount codes, evidence, times of verification).
+create function order_rollup_changed() returns trigger language plpgsql as $$
 begin
-    insert into order_hourly_delta (link_id, hour, currency, status, brand_id, orders, net_minor)
-        select link_id, date_bin('1 hour', occurred_at, timestamptz '2000-01-01 00:00:00+00'), currency, status,
-               brand_id, count(*), sum(order_net_minor(amount_minor, refunded_minor))
-        from inserted where link_id is not null
-        group by 1, 2, 3, 4, 5;
-    return null;
-end $$;
-
-create function order_rollup_updated() returns trigger language plpgsql as $$
-begin
-    insert into order_hourly_delta (link_id, hour, currency, status, brand_id, orders, net_minor)
-        select link_id, hour, currency, status, brand_id, sum(orders), sum(net_minor) from (
-            select link_id, date_bin('1 hour', occurred_at, timestamptz '2000-01-01 00:00:00+00') as hour, currency,
-                   status, brand_id, 1 as orders, order_net_minor(amount_minor, refunded_minor) as net_minor
-            from after_update where link_id is not null
-            union all
-            select link_id, date_bin('1 hour', occurred_at, timestamptz '2000-01-01 00:00:00+00'), currency,
-                   status, brand_id, -1, -order_net_minor(amount_minor, refunded_minor)
-            from before_update where link_id is not null
-        ) changes
-        group by 1, 2, 3, 4, 5
-        having sum(orders) <> 0 or sum(net_minor) <> 0;
-    return null;
-end $$;
-
-create function order_rollup_deleted() returns trigger language plpgsql as $$
-begin
-    insert into order_hourly_delta (link_id, hour, currency, status, brand_id, orders, net_minor)
-        select link_id, date_bin('1 hour', occurred_at, timestamptz '2000-01-01 00:00:00+00'), currency, status,
-               brand_id, -count(*), -sum(order_net_minor(amount_minor, refunded_minor))
-        from deleted where link_id is not null
-        group by 1, 2, 3, 4, 5;
+    if tg_op in ('UPDATE', 'DELETE') and old.link_id is not null then
+        insert into order_hourly_delta (link_id, hour, currency, status, brand_id, orders, net_minor)
+        values (old.link_id, date_bin('1 hour', old.occurred_at, timestamptz '2000-01-01 00:00:00+00'), old.currency,
+                old.status, old.brand_id, -1, -order_net_minor(old.amount_minor, old.refunded_minor));
+    end if;
+    if tg_op in ('INSERT', 'UPDATE') and new.link_id is not null then
+        insert into order_hourly_delta (link_id, hour, currency, status, brand_id, orders, net_minor)
+        values (new.link_id, date_bin('1 hour', new.occurred_at, timestamptz '2000-01-01 00:00:00+00'), new.currency,
+                new.status, new.brand_id, 1, order_net_minor(new.amount_minor, new.refunded_minor));
+    end if;
     return null;
 end $$;
 
 create trigger order_rollup_inserted after insert on conversions
-    referencing new table as inserted for each statement execute function order_rollup_inserted();
+    for each row when (new.link_id is not null) execute function order_rollup_changed();
 create trigger order_rollup_updated after update on conversions
-    referencing old table as before_update new table as after_update
-    for each statement execute function order_rollup_updated();
+    for each row when (
+        (old.link_id, old.occurred_at, old.currency, old.status, old.brand_id,
+         order_net_minor(old.amount_minor, old.refunded_minor))
+        is distinct from
+        (new.link_id, new.occurred_at, new.currency, new.status, new.brand_id,
+         order_net_minor(new.amount_minor, new.refunded_minor)))
+    execute function order_rollup_changed();
 create trigger order_rollup_deleted after delete on conversions
-    referencing old table as deleted for each statement execute function order_rollup_deleted();
+    for each row when (old.link_id is not null) execute function order_rollup_changed();
 
 -- The rollups of the orders stored so far.
 insert into order_hourly (link_id, hour, currency, status, brand_id, orders, net_minor)
