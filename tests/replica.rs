@@ -196,7 +196,8 @@ fn reports_read_the_replica_while_writes_and_their_reads_stay_on_the_primary_and
     assert!(listed.contains(&third["id"].as_str().unwrap().to_owned()), "{listed:?}");
     assert_eq!(ok(&api, &brand, "GET", "/v1/conversions", None)["data"].as_array().map(Vec::len), Some(2));
     assert_eq!(attribution_of(&api, &brand, &second).map(|row| row["conversions"].clone()), Some(json!(1)));
-    assert!(api.logs().contains("the read replica does not answer"), "{}", api.logs());
+    assert!(api.logs().contains("the read replica does not serve reads"), "{}", api.logs());
+    assert!(api.logs().contains("status=\"unreachable\""), "{}", api.logs());
 }
 
 #[test]
