@@ -281,3 +281,28 @@ async fn a_pixel_body_over_64_kib_is_refused_in_the_json_error_shape(pool: PgPoo
     assert_eq!((status, code.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
     assert_eq!(api.state.pixel_brands.lookups(), 0);
 }
+
+/// A refused event says when to come back: `Retry-After` in whole seconds, at least one, and no longer than
+/// the quota takes to let one through (one event a second here).
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_rate_limited_event_says_when_to_retry(pool: PgPool) {
+    let api = api_with(pool, &[("PIXEL_RATE_PER_CLIENT", "1")]).await;
+    let send = || {
+        let body = json!({"pixel_id": api.pixel_id, "event": "page_view"}).to_string();
+        let mut request = Request::post("/v1/pixel/events").body(Body::from(body)).unwrap();
+        request.extensions_mut().insert(ConnectInfo("203.0.113.9:4000".parse::<SocketAddr>().unwrap()));
+        api.router.clone().oneshot(request)
+    };
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let response = send().await.unwrap();
+        let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+        answers.push((response.status(), retry));
+    }
+    assert_eq!(answers[0], (StatusCode::ACCEPTED, None));
+    assert_eq!(answers[1], (StatusCode::ACCEPTED, None));
+    let (status, retry) = &answers[2];
+    assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS);
+    let secs: u64 = retry.as_deref().expect("a Retry-After header").parse().unwrap();
+    assert!((1..=2).contains(&secs), "{secs}");
+}

@@ -26,8 +26,9 @@ pub enum Error {
     Conflict { code: &'static str, message: String },
     #[error("request body is larger than the limit")]
     PayloadTooLarge,
+    /// Over a rate limit; `retry_after` is how long until a request would pass (sent as `Retry-After`).
     #[error("too many requests")]
-    RateLimited,
+    RateLimited { retry_after: std::time::Duration },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0:#}")]
@@ -52,7 +53,7 @@ impl Error {
             Error::Invalid { status, code, .. } => (*status, code),
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
             Error::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Error::RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Error::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Error::Database(_) | Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -96,7 +97,15 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, _) = self.status_and_code();
-        (status, Json(ErrorBody { error: self.detail() })).into_response()
+        let retry_after = match &self {
+            Error::RateLimited { retry_after } => Some(crate::limits::retry_after_secs(*retry_after)),
+            _ => None,
+        };
+        let mut response = (status, Json(ErrorBody { error: self.detail() })).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(secs));
+        }
+        response
     }
 }
 

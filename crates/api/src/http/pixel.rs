@@ -91,12 +91,12 @@ impl PixelLimits {
 
     async fn check(&self, brand: Uuid, client: ClientKey) -> Result<(), Error> {
         // An event refused for its client does not count against its brand.
-        self.per_client.check(&(brand, client)).await.map_err(|_| Error::RateLimited)?;
-        self.per_brand.check(&brand).await.map_err(|_| Error::RateLimited)
+        self.per_client.check(&(brand, client)).await.map_err(|retry_after| Error::RateLimited { retry_after })?;
+        self.per_brand.check(&brand).await.map_err(|retry_after| Error::RateLimited { retry_after })
     }
 
     async fn check_lookup(&self, client: ClientKey) -> Result<(), Error> {
-        self.lookups.check(&client).await.map_err(|_| Error::RateLimited)
+        self.lookups.check(&client).await.map_err(|retry_after| Error::RateLimited { retry_after })
     }
 
     /// How many keys the limits remember in all (bounded, whatever clients send).
@@ -238,7 +238,8 @@ fn page_url(raw: &str) -> Result<String, Error> {
             maximum order value)"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`: a body over 64 KiB"),
         (status = 429, body = ErrorBody, description = "`rate_limited`: over the brand's or this client's rate, or \
-            this client named too many pixel ids the API had not seen recently")))]
+            this client named too many pixel ids the API had not seen recently",
+            headers(("Retry-After" = u64, description = "whole seconds until a request would pass (at least 1)")))))]
 pub async fn event(
     State(state): State<AppState>,
     Client(client): Client,

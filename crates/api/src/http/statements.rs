@@ -49,7 +49,7 @@ impl VerifyLimits {
     }
 
     async fn check(&self, client: &ClientKey) -> Result<(), Error> {
-        self.0.check(client).await.map_err(|_| Error::RateLimited)
+        self.0.check(client).await.map_err(|retry_after| Error::RateLimited { retry_after })
     }
 }
 
@@ -205,7 +205,8 @@ impl From<&Verdict> for Verification {
         (status = 413, body = ErrorBody, description = "a body over 64 KiB"),
         (status = 415, body = ErrorBody, description = "a body that is not JSON"),
         (status = 422, body = ErrorBody, description = "`invalid_body`: the JSON is not an object"),
-        (status = 429, body = ErrorBody, description = "too many verifications from this client address")))]
+        (status = 429, body = ErrorBody, description = "`rate_limited`: too many verifications from this client address",
+            headers(("Retry-After" = u64, description = "whole seconds until a request would pass (at least 1)")))))]
 pub async fn verify(
     State(state): State<AppState>,
     Client(client): Client,

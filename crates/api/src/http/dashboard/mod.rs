@@ -119,7 +119,7 @@ impl IntoResponse for DashError {
                 "Too large",
                 "What you sent is larger than this page accepts: a CSV file can be at most 256 KiB.".to_owned(),
             ),
-            DashError::Api(Error::RateLimited) => {
+            DashError::Api(Error::RateLimited { .. }) => {
                 (StatusCode::TOO_MANY_REQUESTS, "Too many requests", "Please wait a minute and try again.".to_owned())
             }
             DashError::Api(e @ (Error::Database(_) | Error::Internal(_))) => {
