@@ -120,7 +120,14 @@ async fn the_links_and_attribution_exports_hold_the_figures_of_their_json(pool: 
                    "promo_code": "-PROMO"}),
         )
         .await;
-    let quiet = api.create("/v1/links", json!({"destination_url": "https://shop.example/b?x=1,2"})).await;
+    let quiet = api
+        .create(
+            "/v1/links",
+            json!({"destination_url": "https://shop.example/b?x=1,2", "utm_source": "instagram",
+                   "utm_campaign": "=spring", "expires_at": "2030-01-01T00:00:00Z",
+                   "expired_url": "https://shop.example/over"}),
+        )
+        .await;
     let visitor = Uuid::new_v4();
     let clicks = api
         .click(&[
@@ -144,6 +151,15 @@ async fn the_links_and_attribution_exports_hold_the_figures_of_their_json(pool: 
     assert_eq!(q["code"], quiet["code"].as_str().unwrap());
     assert_eq!(q["destination_url"], "https://shop.example/b?x=1,2");
     assert_eq!((q["clicks"].as_str(), q["conversions"].as_str(), q["currency"].as_str()), ("0", "0", ""));
+    // The link's settings follow its figures.
+    assert_eq!((q["utm_source"].as_str(), q["utm_medium"].as_str()), ("instagram", ""));
+    assert_eq!(q["utm_campaign"], "'=spring", "a formula is neutralised");
+    assert_eq!(
+        (q["expires_at"].as_str(), q["expired_url"].as_str()),
+        ("2030-01-01T00:00:00Z", "https://shop.example/over")
+    );
+    assert_eq!((q["domain"].as_str(), q["destination_status"].as_str()), ("", ""));
+    assert_eq!((s["utm_source"].as_str(), s["expires_at"].as_str()), ("", ""));
     let stats = api.get(&format!("/v1/links/{}/stats", shared["id"].as_str().unwrap())).await.body;
     assert_eq!(stats["clicks"], 2);
     assert_eq!(stats["conversions"], 2);

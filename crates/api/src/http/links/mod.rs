@@ -103,7 +103,7 @@ pub async fn delete(State(state): State<AppState>, brand: Brand, Path(id): Path<
     Ok(StatusCode::NO_CONTENT)
 }
 
-const EXPORT_COLUMNS: [&str; 22] = [
+const EXPORT_COLUMNS: [&str; 31] = [
     "id",
     "code",
     "short_url",
@@ -126,12 +126,22 @@ const EXPORT_COLUMNS: [&str; 22] = [
     "pending_conversions",
     "pending_revenue",
     "conversion_rate",
+    // Added after the figures, so the columns before them keep their places.
+    "domain",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "expires_at",
+    "expired_url",
+    "destination_status",
 ];
 
 #[utoipa::path(get, path = "/v1/links.csv", tag = "links", operation_id = "export_links", params(links::LinkFilter),
     security(("api_key" = [])),
-    description = "Every link matching the filters, newest first, with its all-time figures, as CSV (RFC 4180, UTF-8, \
-        header row), streamed. Orders count as in every report; a link with orders in several currencies has one row \
+    description = "Every link matching the filters, newest first, with its all-time figures, then its domain, UTM \
+        tags, expiry and destination status, as CSV (RFC 4180, UTF-8, header row), streamed. Orders count as in every report; a link with orders in several currencies has one row \
         per currency, its clicks on the first. Cells a spreadsheet would run as formulas start with `'`.",
     responses((status = 200, content_type = "text/csv", body = String, description = "the CSV file"),
         (status = 400, body = ErrorBody, description = "`invalid_query`: a malformed filter"),
@@ -187,6 +197,17 @@ async fn export_page(
             instant(Some(link.created_at)),
             instant(link.deleted_at),
         ];
+        let settings = [
+            text(link.domain.clone()),
+            text(link.utm_source.clone()),
+            text(link.utm_medium.clone()),
+            text(link.utm_campaign.clone()),
+            text(link.utm_term.clone()),
+            text(link.utm_content.clone()),
+            instant(link.expires_at),
+            text(link.expired_url.clone()),
+            text(link.destination_status.map(|s| s.as_str())),
+        ];
         let conversions: i64 = total.per_currency.iter().map(|f| f.conversions).sum();
         let rate = super::attribution::rate(conversions, total.clicks);
         let per_currency =
@@ -207,6 +228,7 @@ async fn export_page(
                 text(figures.map(|f| money(f.pending_revenue, f))),
                 if first { format!("{rate:.4}") } else { String::new() },
             ]);
+            row.extend(settings.iter().cloned());
             rows.push(row);
         }
     }
