@@ -18,7 +18,9 @@ pub const MIN_SHARED_TOKEN_BYTES: usize = 32;
 pub const DEFAULT_TRACKING_BASE_URL: &str = "https://trk.creatorscore.io";
 pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://127.0.0.1:8080";
 
-#[derive(Debug, Clone)]
+/// The API's settings. Its `Debug` shows where the API listens and the origins it serves, never a database
+/// URL (which can hold a password), a token or a key.
+#[derive(Clone)]
 pub struct Config {
     /// `DATABASE_URL`: the PostgreSQL database (created at start-up if missing).
     pub database_url: String,
@@ -161,6 +163,17 @@ pub enum KvSinkConfig {
 }
 
 pub const DEFAULT_CF_API_BASE: &str = "https://api.cloudflare.com/client/v4";
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind_addr", &self.bind_addr)
+            .field("internal_bind_addr", &self.internal_bind_addr)
+            .field("tracking_base_url", &self.tracking_base_url.as_str())
+            .field("read_replica", &self.database_read_url.is_some())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
@@ -510,6 +523,23 @@ mod tests {
         assert_eq!(config.bind_addr.to_string(), DEFAULT_BIND_ADDR);
         assert_eq!(config.tracking_base_url.host_str(), Some("trk.creatorscore.io"));
         assert_eq!(config.short_url("abcd2345"), "https://trk.creatorscore.io/abcd2345");
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_password_or_a_token() {
+        let secrets = [
+            ("DATABASE_URL", "postgres://app:db-password-1@db.internal/tracking_links"),
+            ("DATABASE_READ_URL", "postgres://app:db-password-2@replica.internal/tracking_links"),
+            ("EDGE_INGEST_TOKEN", "edge-token-0123456789abcdefghijklmnop"),
+            ("REDIS_URL", "redis://:redis-password-3@redis.internal:6379"),
+        ];
+        let config =
+            Config::from_lookup(|n| secrets.iter().find(|(k, _)| *k == n).map(|(_, v)| v.to_string())).unwrap();
+        let shown = format!("{config:?}");
+        for secret in ["db-password-1", "db-password-2", "edge-token-0123", "redis-password-3"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(shown.contains("bind_addr"), "{shown}");
     }
 
     #[test]
