@@ -2,6 +2,7 @@
 //! HTTP, backed by PostgreSQL, keeping the edge's Workers KV in step.
 
 pub mod attribution;
+pub mod attribution_report;
 pub mod brands;
 pub mod campaigns;
 pub mod client;

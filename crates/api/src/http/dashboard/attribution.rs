@@ -11,7 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::super::attribution::{attribution_rows, daily_totals, rate, AttributionParams, AttributionRow, GroupBy};
+use super::super::attribution::AttributionParams;
 use super::super::conversions::{list_conversions, ExportFilter};
 use super::super::error::Error;
 use super::super::AppState;
@@ -20,6 +20,7 @@ use super::session::Session;
 use super::views::{self, Section};
 use super::DashError;
 use crate::attribution::Status;
+use crate::attribution_report::{attribution_rows, daily_totals, rate, AttributionRow, GroupBy};
 use crate::conversions::{Conversion, ConversionFilter};
 use crate::revenue::Figures;
 

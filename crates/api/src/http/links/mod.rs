@@ -209,7 +209,7 @@ async fn export_page(
             text(link.destination_status.map(|s| s.as_str())),
         ];
         let conversions: i64 = total.per_currency.iter().map(|f| f.conversions).sum();
-        let rate = super::attribution::rate(conversions, total.clicks);
+        let rate = crate::revenue::rate(conversions, total.clicks);
         let per_currency =
             if total.per_currency.is_empty() { vec![None] } else { total.per_currency.iter().map(Some).collect() };
         for (i, figures) in per_currency.into_iter().enumerate() {
