@@ -139,10 +139,19 @@ pub async fn report(
     .await?;
     let mut conn = db.acquire().await?;
     let window = Window { from, to: Some(to) };
+    // The orders of all the creator's links, per link and day, read once: the links' figures and the days'.
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let days: Vec<DayRow> =
+        revenue::order_figures(&mut conn, revenue::Scope::Links(brand_id, &ids), window, "link_id, day").await?;
+    let mut per_link: HashMap<Uuid, Figures> = HashMap::new();
+    for row in &days {
+        per_link.entry(row.link_id).or_default().add(&row.figures);
+    }
     let mut links = Vec::with_capacity(rows.len());
     let mut by_day: BTreeMap<NaiveDate, DayTotals> = BTreeMap::new();
     for row in rows {
-        let stats = crate::links::stats::link_stats(&mut conn, row.id, window).await?;
+        let figures = per_link.remove(&row.id).unwrap_or_default();
+        let stats = crate::links::stats::link_stats_with(&mut conn, row.id, window, figures).await?;
         let idle = stats.clicks == 0
             && stats.unique_clicks == 0
             && stats.figures.conversions == 0
@@ -167,9 +176,6 @@ pub async fn report(
             figures: stats.figures,
         });
     }
-    let ids: Vec<Uuid> = links.iter().map(|l| l.id).collect();
-    let days: Vec<DayRow> =
-        revenue::order_figures(&mut conn, revenue::Scope::Links(brand_id, &ids), window, "link_id, day").await?;
     let shares: HashMap<Uuid, bool> = links.iter().map(|l| (l.id, l.share_revenue)).collect();
     for DayRow { link_id, day, figures } in days {
         let totals = &mut by_day.entry(day).or_default().figures;

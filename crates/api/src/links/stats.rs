@@ -166,6 +166,18 @@ impl Tally {
 
 /// The stats of one link (whose brand the caller has already checked).
 pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> Result<LinkStats, sqlx::Error> {
+    let figures = conversions_of(conn, link, window.from, window.to_or(Utc::now())).await?;
+    link_stats_with(conn, link, window, figures).await
+}
+
+/// The stats of one link with its orders' `figures` over the window, which the caller has read already
+/// (a report over several links reads their orders in one query).
+pub async fn link_stats_with(
+    conn: &mut PgConnection,
+    link: Uuid,
+    window: Window,
+    figures: Figures,
+) -> Result<LinkStats, sqlx::Error> {
     let split = window.split();
     let mut tally = Tally::default();
     for part in split.rollups() {
@@ -174,7 +186,6 @@ pub async fn link_stats(conn: &mut PgConnection, link: Uuid, window: Window) -> 
     for (from, to) in split.raw {
         tally.add_raw(conn, link, from, to).await?;
     }
-    let figures = conversions_of(conn, link, window.from, window.to_or(Utc::now())).await?;
     let conversion_rate = revenue::rate(figures.conversions, tally.clicks);
     let [by_country, by_device, by_browser, by_os, mut by_source] = tally.dims;
     // Only scans are counted by source (see ingestion): the link's other human clicks came from the link.
