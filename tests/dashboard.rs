@@ -13,16 +13,6 @@ use serde_json::{json, Value};
 
 const INGEST_TOKEN: &str = "dashboard-e2e-ingest-0123456789abcd";
 
-/// `api user create` with a generated password; returns the password it printed.
-fn create_user(api: &ApiProcess, brand_id: &str, email: &str) -> String {
-    let output = api.run(&["user", "create", "--brand", brand_id, "--email", email]);
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix("password: "))
-        .unwrap_or_else(|| panic!("no password line in {output}"))
-        .to_owned()
-}
-
 #[test]
 fn a_brand_manages_its_tracking_links_in_a_real_browser() {
     let api = ApiProcess::start(ApiOptions {
@@ -35,8 +25,8 @@ fn a_brand_manages_its_tracking_links_in_a_real_browser() {
     });
     let acme = api.create_brand("Acme");
     let other = api.create_brand("Other");
-    let password = create_user(&api, &acme.id, "owner@acme.example");
-    let other_password = create_user(&api, &other.id, "owner@other.example");
+    let password = api.create_user(&acme.id, "owner@acme.example");
+    let other_password = api.create_user(&other.id, "owner@other.example");
     let (status, other_link) =
         api.call("POST", "/v1/links", &other.api_key, Some(&json!({"destination_url": "https://other.example/"})));
     assert_eq!(status, 201, "{other_link}");

@@ -16,16 +16,6 @@ const WEBHOOK_SECRET: &str = "pending-e2e-shopify-secret";
 /// A Shopify order id: the pixel reports it as a string, the webhook as a number.
 const ORDER_ID: &str = "5730101989547";
 
-/// `api user create` with a generated password; returns the password it printed.
-fn create_user(api: &ApiProcess, brand_id: &str, email: &str) -> String {
-    let output = api.run(&["user", "create", "--brand", brand_id, "--email", email]);
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix("password: "))
-        .unwrap_or_else(|| panic!("no password line in {output}"))
-        .to_owned()
-}
-
 #[test]
 fn a_pixel_order_stays_pending_until_the_shop_confirms_it_in_a_real_browser() {
     let api = ApiProcess::start(ApiOptions {
@@ -33,7 +23,7 @@ fn a_pixel_order_stays_pending_until_the_shop_confirms_it_in_a_real_browser() {
         ..Default::default()
     });
     let acme = api.create_brand("Acme");
-    let password = create_user(&api, &acme.id, "owner@acme.example");
+    let password = api.create_user(&acme.id, "owner@acme.example");
     let call = |method: &str, path: &str, body: Option<Value>| {
         let (status, value) = api.call(method, path, &acme.api_key, body.as_ref());
         assert!((200..300).contains(&status), "{method} {path}: {status} {value}");

@@ -71,8 +71,7 @@ fn cookies_set(response: &ureq::http::Response<ureq::Body>) -> String {
 /// session's `Cookie` header.
 fn dashboard_session(api: &ApiProcess, brand: &Brand) -> String {
     let email = "ops@replicated.example";
-    let output = api.run(&["user", "create", "--brand", &brand.id, "--email", email]);
-    let password = output.lines().find_map(|l| l.strip_prefix("password: ")).expect("a password line").to_owned();
+    let password = api.create_user(&brand.id, email);
     let mut form = http().get(api.url("/brand/sign-in")).call().expect("the sign-in page");
     let cookie = cookies_set(&form);
     let page = form.body_mut().read_to_string().expect("the sign-in page");

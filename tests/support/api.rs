@@ -242,6 +242,17 @@ impl ApiProcess {
         Brand { id: field("brand_id"), api_key: field("api_key"), pixel_id: field("pixel_id") }
     }
 
+    /// `api user create` for the brand: a person who signs in to its dashboard; returns the generated
+    /// password it printed.
+    pub fn create_user(&self, brand_id: &str, email: &str) -> String {
+        let output = self.run(&["user", "create", "--brand", brand_id, "--email", email]);
+        output
+            .lines()
+            .find_map(|l| l.strip_prefix("password: "))
+            .unwrap_or_else(|| panic!("no password line in {output}"))
+            .to_owned()
+    }
+
     /// Runs another subcommand of the binary against this database, e.g. `["kv", "resync"]`.
     pub fn run(&self, args: &[&str]) -> String {
         let output = self.command().args(args).output().expect("run the api binary");
