@@ -514,6 +514,54 @@ async fn eight_concurrent_requests_with_eight_keys_for_one_order_create_it_once(
     assert_eq!((stats["conversions"].clone(), stats["revenue"].clone()), (json!(1), json!([usd(8800)])));
 }
 
+/// Polls PostgreSQL every 10 ms until `sql` (a scalar query) is true, failing the test after 10 seconds.
+async fn until(pool: &PgPool, what: &str, sql: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sqlx::query_scalar::<_, bool>(sql).fetch_one(pool).await.unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_request_whose_client_goes_away_inside_its_transaction_still_records_the_order(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let link = link(&api, None).await;
+    let click = click(&api, &link).await;
+    let body = order_via("15001", 4200, Utc::now(), click).to_string();
+    // Someone else holds the order's lock, so the request stops inside its transaction, waiting for it.
+    let mut holder = api.pool.begin().await.unwrap();
+    api::attribution::lock_order(&mut holder, api.brand_id, "15001").await.unwrap();
+    let request = tokio::spawn(answer(api.router.clone(), report_request(&api, Some("gone"), &body)));
+    until(
+        &api.pool,
+        "the request waits for the order's lock",
+        "select exists (select 1 from pg_stat_activity where datname = current_database()
+                        and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
+    )
+    .await;
+    // The client goes away: the server drops the request's future, as hyper does on a closed connection.
+    request.abort();
+    assert!(request.await.is_err_and(|e| e.is_cancelled()));
+    holder.commit().await.unwrap();
+    // The request runs on to its end and commits what it was asked to record.
+    until(&api.pool, "the order is recorded", "select exists (select 1 from conversions where order_id = '15001')")
+        .await;
+    until(
+        &api.pool,
+        "no connection is left inside a transaction",
+        "select not exists (select 1 from pg_stat_activity where datname = current_database()
+                            and state like 'idle in transaction%')",
+    )
+    .await;
+    // The answer it could not deliver is kept under its key: the client's retry gets it.
+    let retried = report_raw(&api, Some("gone"), &body).await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.body);
+    assert_eq!((retried.body["status"].as_str(), retried.body["method"].as_str()), (Some("verified"), Some("click")));
+    assert_eq!(conversions(&api, "").await, vec![retried.body]);
+    assert_eq!(attribution_row(&api, &link).await["conversions"], 1);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Pixel orders and the brand's server-side source
 

@@ -209,7 +209,50 @@ fn finish(routes: Router<AppState>, state: AppState) -> Router {
                 message: "this method is not allowed on this path".into(),
             }
         })
+        .layer(axum::middleware::from_fn(run_to_completion))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Runs every request to its end in a task of its own, whatever happens to the connection that sent it.
+///
+/// Without it, a client that goes away (or the timeout above) drops the handler wherever it is waiting,
+/// database transaction included. A transaction dropped after its `BEGIN` rolls back, so the request
+/// simply did not happen; but one dropped while its `BEGIN` is in flight goes back to the pool still open
+/// on the server (sqlx 0.8, launchbadge/sqlx#4393), and the next request to use that connection writes
+/// inside it: an event answered `202` is rolled back later, or committed with someone else's. A request
+/// that has started now finishes and commits; one whose client left never learns the answer, as with any
+/// request whose answer was lost on the way (idempotency keys and order ids make retries safe).
+///
+/// A handler that panics answers a 500 here, like any internal error, instead of closing the connection.
+async fn run_to_completion(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use tracing::Instrument;
+    match tokio::spawn(next.run(request).in_current_span()).await {
+        Ok(response) => response,
+        Err(e) => Error::Internal(anyhow::anyhow!("request handler failed: {e}")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use axum::Router;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_handler_that_panics_answers_a_json_500() {
+        let app: Router = Router::new()
+            .route("/", get(|| async { panic!("a bug") as &'static str }))
+            .layer(axum::middleware::from_fn(super::run_to_completion));
+        let response = app.oneshot(Request::get("/").body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body: serde_json::Value =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+    }
 }
