@@ -4,6 +4,8 @@
 # (cs_ref), so each one claims its key, records the order and credits it in one transaction.
 # The figure is orders committed per second, counted in PostgreSQL, then how many were credited to the click.
 # Usage: bash bench/conversions.sh [seconds per run, default 10] [runs, default 3]
+# CLICK_MONTHS=N: the clicks table has N monthly partitions more (as a deployment that has kept raw clicks
+# for N more months has), so that the cost of every month kept shows; default 0.
 source "$(dirname "$0")/lib.sh"
 SECS=${1:-10}
 RUNS=${2:-3}
@@ -41,6 +43,16 @@ insert into idempotency_keys (brand_id, key, request_hash, status_code, response
   select :'brand', 'earlier-' || g, sha256(g::text::bytea), 201, '{}' from generate_series(1, 100000) g;
 vacuum analyze;
 checkpoint;
+SQL
+# Months ahead stand in for months kept: a partition is planned and locked the same, whichever month it holds.
+psql -q -h 127.0.0.1 -U postgres -d "$BENCH_DB" -v months="${CLICK_MONTHS:-0}" <<'SQL' >/dev/null
+select format('create table if not exists %I partition of clicks for values from (%L) to (%L)',
+              'clicks_bench_' || to_char(m, 'YYYYMM'), m, m + interval '1 month')
+from generate_series(date_trunc('month', now()) + interval '10 years',
+                     date_trunc('month', now()) + interval '10 years' + (:'months'::int - 1) * interval '1 month',
+                     interval '1 month') m
+\gexec
+vacuum analyze clicks;
 SQL
 
 WORK=$(mktemp -d)

@@ -237,9 +237,12 @@ async fn merge(tx: &mut PgConnection, report: &OrderReport, judged: Judged, once
          existing as (
              select count(*) filter (where source = 'pixel') as pixel, count(*) filter (where source <> 'pixel') as server
              from order_refs where brand_id = $1 and order_id = $2),
+         -- The reported click ids' clicks, read once (each read of `clicks` by id alone visits every
+         -- monthly partition); another brand's click id is no evidence.
+         reported as (select id, brand_id, visitor_id from clicks where id = any($9::uuid[])),
          input as (
              select ref, i from unnest($9::uuid[]) with ordinality as u(ref, i)
-             where not exists (select 1 from clicks k where k.id = u.ref and k.brand_id <> $1)),
+             where not exists (select 1 from reported k where k.id = u.ref and k.brand_id <> $1)),
          kept as (
              select ref, $7::text as source from go, existing, input
              where go.merge
@@ -264,6 +267,7 @@ async fn merge(tx: &mut PgConnection, report: &OrderReport, judged: Judged, once
              from go, brand
              where go.merge and not exists (select 1 from conversions where brand_id = $1 and order_id = $2)),
          evidence as (select ref as cs_ref_id, source from kept),
+         named as (select id, visitor_id from reported where brand_id = $1),
          {judgement},
          merged as (
              insert into conversions as c
@@ -298,7 +302,7 @@ async fn merge(tx: &mut PgConnection, report: &OrderReport, judged: Judged, once
          select go.merge, coalesce((select created from merged), false) as created,
                 judged.link_id, judged.method, judged.click_id, judged.status
          from go left join judged on true",
-        judgement = judgement("$16::interval", "$10::timestamptz"),
+        judgement = judgement("$16::interval", "$10::timestamptz", "$6::timestamptz"),
     ))
     .bind(report.brand_id)
     .bind(&report.order_id)
@@ -458,6 +462,9 @@ async fn credit(
              select occurred_at, discount_codes, currency, verified_at, test, cancelled_at, confirm_by, status
              from conversions where brand_id = $1 and order_id = $2),
          evidence as (select cs_ref_id, source from order_refs where brand_id = $1 and order_id = $2),
+         named as (
+             select k.id, k.visitor_id from clicks k
+             where k.id in (select cs_ref_id from evidence) and k.brand_id = $1),
          {judgement},
          stored as (
              update conversions c
@@ -473,7 +480,7 @@ async fn credit(
                    is distinct from (judged.link_id, judged.method, judged.click_id, judged.refunded, judged.disputed,
                                      judged.status))
          select link_id, method, click_id, status from judged",
-        judgement = judgement("$3", "$4"),
+        judgement = judgement("$3", "$4", "o.occurred_at"),
     ))
     .bind(brand_id)
     .bind(order_id)
@@ -491,23 +498,26 @@ async fn credit(
 /// whether it is disputed, and so its status; the CTEs `claims`, `clicked`, `promo`, `credit` and
 /// `judged` (`link_id`, `method`, `click_id`, `refunded`, `disputed`, `status`). The one rule, used by
 /// both statements that judge an order: the one that creates it, on the facts and click ids it reports,
-/// and [`credit`], on everything stored. It reads two CTEs defined before it: `o`, the order's facts
+/// and [`credit`], on everything stored. It reads three CTEs defined before it: `o`, the order's facts
 /// (`occurred_at`, `discount_codes`, `currency`, `verified_at`, `test`, `cancelled_at`, `confirm_by`,
-/// `status`), and `evidence`, its click ids (`cs_ref_id`, `source`). `$1` is the brand and `$2` the order
-/// id; `window` and `now` are the SQL parameters (such as `$3`) that hold the attribution window and the moment judged at.
-fn judgement(window: &str, now: &str) -> String {
+/// `status`), `evidence`, its click ids (`cs_ref_id`, `source`), and `named`, this brand's clicks among
+/// them (`id`, `visitor_id`; more may be listed). `$1` is the brand and `$2` the order id; `window` and
+/// `now` are the SQL parameters (such as `$3`) that hold the attribution window and the moment judged at,
+/// and `at` is `o.occurred_at` or the parameter that holds it: as a parameter, the visitors' later clicks
+/// are read from the monthly partitions of the window only, not from every month kept.
+fn judgement(window: &str, now: &str, at: &str) -> String {
     format!(
         "claims as (
              select count(distinct named.visitor_id) as visitors
-             from evidence r join clicks named on named.id = r.cs_ref_id and named.brand_id = $1
+             from evidence r join named on named.id = r.cs_ref_id
              where r.source = 'pixel'),
          clicked as (
              select later.id as click_id, later.link_id
              from o cross join claims
              join evidence r on r.source <> 'pixel' or claims.visitors <= 1
-             join clicks named on named.id = r.cs_ref_id and named.brand_id = $1
-             join clicks later on later.brand_id = named.brand_id and later.visitor_id = named.visitor_id
-             where not later.bot and later.occurred_at <= o.occurred_at and later.occurred_at > o.occurred_at - {window}
+             join named on named.id = r.cs_ref_id
+             join clicks later on later.brand_id = $1 and later.visitor_id = named.visitor_id
+             where not later.bot and later.occurred_at <= {at} and later.occurred_at > {at} - {window}
              order by r.source <> 'pixel' desc, later.occurred_at desc, later.id
              limit 1),
          promo as (
