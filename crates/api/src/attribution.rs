@@ -178,27 +178,50 @@ pub async fn record_order(
     judged: Judged,
 ) -> Result<Standing, sqlx::Error> {
     lock_order(tx, report.brand_id, &report.order_id).await?;
-    match merge(tx, report, judged, false).await? {
-        Merged::Created(standing) => Ok(standing),
+    match merge(tx, report, judged, None).await? {
+        Merged::Created(standing, _) => Ok(standing),
         Merged::Updated | Merged::AlreadyVerified => credit(tx, report.brand_id, &report.order_id, judged.now).await,
     }
 }
 
 /// Records an order reported by a source that reports each order once (the Conversions API): like
 /// [`record_order`], unless a server-side source already reported the order, in which case nothing
-/// changes and `None` is answered (one order is counted once, whatever reports it). The caller must
-/// hold the order's lock ([`LOCK_ORDER`]) from an earlier statement of its transaction, so that "already
-/// reported" is judged on everything committed before it.
+/// changes. The caller must hold the order's lock ([`LOCK_ORDER`]) from an earlier statement of its
+/// transaction, so that "already reported" is judged on everything committed before it.
+///
+/// An order this report creates is stored, in the statement that creates it, as `answer` asks (one
+/// round trip fewer on the path every new order takes).
 pub async fn record_order_once(
     tx: &mut PgConnection,
     report: &OrderReport,
     judged: Judged,
-) -> Result<Option<Standing>, sqlx::Error> {
-    match merge(tx, report, judged, true).await? {
-        Merged::Created(standing) => Ok(Some(standing)),
-        Merged::Updated => credit(tx, report.brand_id, &report.order_id, judged.now).await.map(Some),
-        Merged::AlreadyVerified => Ok(None),
+    answer: &KeepAnswer<'_>,
+) -> Result<Once, sqlx::Error> {
+    match merge(tx, report, judged, Some(answer)).await? {
+        Merged::Created(_, kept) => Ok(kept.map_or(Once::Recorded, Once::Created)),
+        Merged::Updated => credit(tx, report.brand_id, &report.order_id, judged.now).await.map(|_| Once::Recorded),
+        Merged::AlreadyVerified => Ok(Once::AlreadyReported),
     }
+}
+
+/// An answer kept with the order a report creates, in the same statement: the new order as `columns`
+/// select it (from `c`, the order, left joined to `l`, its credited link), stored as JSON with
+/// `status_code` in the brand's `idempotency_keys` row of `key`.
+pub struct KeepAnswer<'a> {
+    pub key: &'a str,
+    pub columns: &'a str,
+    pub status_code: i16,
+}
+
+/// What [`record_order_once`] did.
+#[derive(Debug)]
+pub enum Once {
+    /// The report created the order, and its answer was kept: here it is, as stored.
+    Created(serde_json::Value),
+    /// The report was recorded (merged into a pixel-only order), no answer kept.
+    Recorded,
+    /// A server-side source had reported the order; nothing changed.
+    AlreadyReported,
 }
 
 /// Takes the order's lock ([`LOCK_ORDER`]) until the transaction ends.
@@ -209,8 +232,8 @@ pub async fn lock_order(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -
 
 /// What merging a report did.
 enum Merged {
-    /// The report created the order, judged as it was created.
-    Created(Standing),
+    /// The report created the order, judged as it was created (with the answer kept, if one was asked).
+    Created(Standing, Option<serde_json::Value>),
     /// The order was known: the report was merged into it, and it must be judged again.
     Updated,
     /// Only with `once`: a server-side source had reported the order; nothing changed.
@@ -221,7 +244,27 @@ enum Merged {
 /// only if no server-side source reported the order yet. The caller holds the order's lock from an
 /// earlier statement, so this statement's snapshot holds everything committed before it: whether the
 /// order exists, its refunds, its click ids.
-async fn merge(tx: &mut PgConnection, report: &OrderReport, judged: Judged, once: bool) -> Result<Merged, sqlx::Error> {
+async fn merge(
+    tx: &mut PgConnection,
+    report: &OrderReport,
+    judged: Judged,
+    answer: Option<&KeepAnswer<'_>>,
+) -> Result<Merged, sqlx::Error> {
+    // With an answer to keep, the report is recorded only if no server-side source reported the order.
+    let once = answer.is_some();
+    let keep = match answer {
+        Some(answer) => format!(
+            ",
+         kept_answer as (
+             update idempotency_keys k set status_code = $18, response = to_jsonb(a)
+             from (select {columns} from merged c left join links l on l.id = c.link_id where c.created) a
+             where k.brand_id = $1 and k.key = $17
+             returning k.response)",
+            columns = answer.columns
+        ),
+        None => String::new(),
+    };
+    let kept = if once { "(select response from kept_answer)" } else { "null::jsonb" };
     // The update clause runs only for an order already known; its `where` skips reports that bring
     // nothing new, though the row is locked either way (and so are concurrent reports serialised).
     const SERVER_TAKES_OVER: &str = "excluded.amount_source <> 'pixel' and c.amount_source = 'pixel'";
@@ -298,9 +341,9 @@ async fn merge(tx: &mut PgConnection, report: &OrderReport, judged: Judged, once
                 or (c.cancelled_at is null and excluded.cancelled_at is not null)
                 or (excluded.test and not c.test)
              -- The id this report would give the order: only a row it inserted has it.
-             returning c.id = $3 as created)
+             returning c.*, c.id = $3 as created){keep}
          select go.merge, coalesce((select created from merged), false) as created,
-                judged.link_id, judged.method, judged.click_id, judged.status
+                judged.link_id, judged.method, judged.click_id, judged.status, {kept} as answer
          from go left join judged on true",
         judgement = judgement("$16::interval", "$10::timestamptz", "$6::timestamptz"),
     ))
@@ -320,19 +363,21 @@ async fn merge(tx: &mut PgConnection, report: &OrderReport, judged: Judged, once
     .bind(MAX_REFS)
     .bind(once)
     .bind(WINDOW)
+    .bind(answer.map(|a| a.key))
+    .bind(answer.map(|a| a.status_code))
     .fetch_one(&mut *tx)
     .await?;
-    let (merged, created, link_id, method, click_id, status) = row;
+    let (merged, created, link_id, method, click_id, status, kept) = row;
     Ok(match (merged, created, status) {
         (false, _, _) => Merged::AlreadyVerified,
-        (true, true, Some(status)) => Merged::Created(standing(link_id, method, click_id, &status)),
+        (true, true, Some(status)) => Merged::Created(standing(link_id, method, click_id, &status), kept),
         (true, _, _) => Merged::Updated,
     })
 }
 
-/// What [`merge`] answers: whether the report was merged, whether it created the order, and the new
-/// order's credit and status.
-type MergeRow = (bool, bool, Option<Uuid>, Option<String>, Option<Uuid>, Option<String>);
+/// What [`merge`] answers: whether the report was merged, whether it created the order, the new
+/// order's credit and status, and the answer kept with it.
+type MergeRow = (bool, bool, Option<Uuid>, Option<String>, Option<Uuid>, Option<String>, Option<serde_json::Value>);
 
 /// Marks an order cancelled (once: a later cancellation keeps the first time), in the caller's
 /// transaction; `None` when the brand has no such order.

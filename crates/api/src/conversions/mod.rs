@@ -124,7 +124,7 @@ pub fn from_snapshot(snapshot: &serde_json::Value) -> Result<Conversion, serde_j
     Row::deserialize(snapshot).map(|row| row.into_conversion().1)
 }
 
-const COLUMNS: &str = "c.seq, c.order_id, c.status, c.amount_minor, c.refunded_minor, c.currency, c.link_id,
+pub(crate) const COLUMNS: &str = "c.seq, c.order_id, c.status, c.amount_minor, c.refunded_minor, c.currency, c.link_id,
      l.creator_id, c.method, c.click_id, c.occurred_at, c.credited_at, c.source, c.verified_at, c.confirm_by,
      c.cancelled_at, c.discount_codes";
 

@@ -227,7 +227,16 @@ pub async fn report(
         tx.rollback().await?;
         return replay(db, brand_id, key, &hash).await;
     }
-    let created = attribution::record_order_once(&mut tx, &report, judged).await?.is_some();
+    let keep = attribution::KeepAnswer { key, columns: super::COLUMNS, status_code: 201 };
+    let created = match attribution::record_order_once(&mut tx, &report, judged, &keep).await? {
+        // The usual path: the order is new, and its answer was kept under the key as it was created.
+        attribution::Once::Created(answer) => {
+            tx.commit().await?;
+            return Ok(Answer { created: true, conversion: super::from_snapshot(&answer).map_err(decode)? });
+        }
+        attribution::Once::Recorded => true,
+        attribution::Once::AlreadyReported => false,
+    };
     // The order as it now stands is the answer, stored under the key in the same statement that reads
     // it: as the row it was read from, which a replay turns into the same answer.
     let row: super::Row = sqlx::query_as(&format!(
@@ -250,6 +259,11 @@ pub async fn report(
     Ok(Answer { created, conversion: row.into_conversion().1 })
 }
 
+/// A stored answer that does not read back as an order.
+fn decode(e: serde_json::Error) -> ConversionError {
+    ConversionError::Database(sqlx::Error::Decode(Box::new(e)))
+}
+
 /// The stored answer of a key already used: the same one for the same request, a conflict for another.
 async fn replay(db: &PgPool, brand_id: Uuid, key: &str, hash: &[u8]) -> Result<Answer, ConversionError> {
     let (stored_hash, status_code, response): (Vec<u8>, i16, Value) = sqlx::query_as(
@@ -262,8 +276,7 @@ async fn replay(db: &PgPool, brand_id: Uuid, key: &str, hash: &[u8]) -> Result<A
     if stored_hash != hash {
         return Err(ConversionError::IdempotencyConflict);
     }
-    let conversion =
-        super::from_snapshot(&response).map_err(|e| ConversionError::Database(sqlx::Error::Decode(Box::new(e))))?;
+    let conversion = super::from_snapshot(&response).map_err(decode)?;
     Ok(Answer { created: status_code == 201, conversion })
 }
 
