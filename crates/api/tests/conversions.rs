@@ -562,6 +562,20 @@ async fn a_request_whose_client_goes_away_inside_its_transaction_still_records_t
     assert_eq!(attribution_row(&api, &link).await["conversions"], 1);
 }
 
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_brand_is_never_deleted_so_no_order_outlives_its_brand(pool: PgPool) {
+    let api = Api::new(pool).await;
+    reported(&api, &order("16001", 1500, Utc::now())).await;
+    let other = api.other_brand().await;
+    for brand in [api.brand_id, other.brand_id] {
+        let refused = sqlx::query("delete from brands where id = $1").bind(brand).execute(&api.pool).await.unwrap_err();
+        let refused = refused.as_database_error().unwrap();
+        assert_eq!(refused.code().as_deref(), Some("23001"), "{refused}");
+    }
+    assert_eq!(api.count("brands").await, 2);
+    assert_eq!(conversions(&api, "").await.len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Pixel orders and the brand's server-side source
 
