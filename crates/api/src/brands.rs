@@ -1,4 +1,5 @@
-//! Brands and their API keys, managed from the command line (`api brand create`, `api key ...`).
+//! Brands and their API keys, managed from the command line (`api brand create`, `api key ...`), and the
+//! check of a presented key.
 
 use anyhow::{bail, Context};
 use sqlx::PgPool;
@@ -73,4 +74,18 @@ pub async fn revoke_key(db: &PgPool, prefix: &str) -> anyhow::Result<()> {
         bail!("no API key with prefix {prefix}");
     }
     Ok(())
+}
+
+/// The brand whose unrevoked API key `presented` is (a whole `csk_…` key, compared in constant time);
+/// `None` for anything else.
+pub async fn authenticate(db: &PgPool, presented: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    let Some(prefix) = secrets::prefix_of(SecretKind::ApiKey, presented) else {
+        return Ok(None);
+    };
+    let row: Option<(Uuid, Vec<u8>)> =
+        sqlx::query_as("select brand_id, key_hash from api_keys where prefix = $1 and revoked_at is null")
+            .bind(prefix)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.and_then(|(brand_id, hash)| secrets::verify(presented, &hash).then_some(brand_id)))
 }

@@ -10,8 +10,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
 use sqlx::PgPool;
+use utoipa::ToSchema;
 use uuid::Uuid;
+
+use shared::{ContentType, Platform};
 
 use crate::config::Config;
 use crate::money::Money;
@@ -187,4 +191,98 @@ pub async fn report(
         }
     }
     Ok(CreatorReport { from, to, links, by_day })
+}
+
+/// One of the creator's links with its totals (all time).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MyLink {
+    pub id: Uuid,
+    pub code: String,
+    pub short_url: String,
+    pub destination_url: String,
+    pub platform: Option<Platform>,
+    pub content_type: Option<ContentType>,
+    pub promo_code: Option<String>,
+    pub share_revenue: bool,
+    pub active: bool,
+    pub clicks: i64,
+    pub unique_clicks: i64,
+    /// Orders credited to the link that count (`verified`, `unverified`).
+    pub conversions: i64,
+    /// Orders credited to the link still waiting for the store's confirmation (`pending`).
+    pub pending_conversions: i64,
+    /// Present only when the brand shares revenue on this link: the counted orders' revenue net of
+    /// refunds, per currency.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revenue: Option<Vec<Money>>,
+    /// Present only when the brand shares revenue on this link: the pending orders' revenue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_revenue: Option<Vec<Money>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MyLinkRow {
+    seq: i64,
+    id: Uuid,
+    code: String,
+    domain: Option<String>,
+    destination_url: String,
+    platform: Option<String>,
+    content_type: Option<String>,
+    promo_code: Option<String>,
+    share_revenue: bool,
+    active: bool,
+    clicks: i64,
+    unique_clicks: i64,
+    /// The link's figures per currency, as JSON rows of [`crate::revenue::CurrencyFigures`].
+    figures: Option<serde_json::Value>,
+}
+
+/// The creator's links, newest first, each with its all-time totals and its sequence number (the list's
+/// cursor): at most `limit` links before `before_seq`. Revenue only on links that share it.
+pub async fn my_links(
+    db: &PgPool,
+    config: &Config,
+    creator_id: Uuid,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> Result<Vec<(i64, MyLink)>, sqlx::Error> {
+    let rows: Vec<MyLinkRow> = sqlx::query_as(&format!(
+        "select l.seq, l.id, l.code, l.domain, l.destination_url, l.platform, l.content_type, l.promo_code, l.share_revenue,
+                l.active,
+                d.clicks, d.unique_clicks, c.figures
+         from links l {lateral}
+         where l.creator_id = $1 and ($2::bigint is null or l.seq < $2)
+         order by l.seq desc limit $3",
+        lateral = revenue::link_totals_lateral(),
+    ))
+    .bind(creator_id)
+    .bind(before_seq)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let figures = revenue::figures_of(r.figures);
+            let link = MyLink {
+                short_url: config.link_url(r.domain.as_deref(), &r.code),
+                id: r.id,
+                code: r.code,
+                destination_url: r.destination_url,
+                platform: r.platform.as_deref().and_then(|p| p.parse().ok()),
+                content_type: r.content_type.as_deref().and_then(|c| c.parse().ok()),
+                promo_code: r.promo_code,
+                share_revenue: r.share_revenue,
+                active: r.active,
+                clicks: r.clicks,
+                unique_clicks: r.unique_clicks,
+                conversions: figures.conversions,
+                pending_conversions: figures.pending_conversions,
+                revenue: r.share_revenue.then(|| figures.revenue.clone()),
+                pending_revenue: r.share_revenue.then(|| figures.pending_revenue.clone()),
+            };
+            (r.seq, link)
+        })
+        .collect())
 }

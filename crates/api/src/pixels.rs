@@ -1,4 +1,4 @@
-//! Pixel ids and the brands they belong to.
+//! Pixel ids and the brands they belong to, and the events the pixel reports.
 //!
 //! The pixel endpoint is public, so its ids arrive from anyone: an id is checked for the shape
 //! `api brand create` gives it before anything else, and resolved through a bounded cache that remembers
@@ -9,11 +9,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use shared::{CODE_ALPHABET, CODE_LEN};
+
+use crate::attribution::{self, Judged, OrderReport, Source};
+use crate::money::Money;
 
 /// How long an answer (a brand, or "no such pixel") is remembered.
 pub const PIXEL_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
@@ -101,6 +106,81 @@ impl PixelDirectory {
         self.answers.run_pending_tasks();
         self.answers.entry_count()
     }
+}
+
+/// Event names the pixel reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventName {
+    PageView,
+    AddToCart,
+    BeginCheckout,
+    Purchase,
+}
+
+impl EventName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventName::PageView => "page_view",
+            EventName::AddToCart => "add_to_cart",
+            EventName::BeginCheckout => "begin_checkout",
+            EventName::Purchase => "purchase",
+        }
+    }
+}
+
+/// A validated event.
+#[derive(Debug)]
+pub struct Valid {
+    pub event: EventName,
+    pub cs_ref: Option<Uuid>,
+    pub order_id: Option<String>,
+    pub amount: Option<Money>,
+    /// The page's origin and path.
+    pub url: Option<String>,
+}
+
+/// Stores a validated event of `brand_id`, received at `judged.now`, and returns its id. A purchase is stored
+/// with its order's attribution, all or nothing; anything else is one row: one statement, its own implicit
+/// transaction, one round trip.
+pub async fn record(db: &PgPool, brand_id: Uuid, event: &Valid, judged: Judged) -> Result<Uuid, sqlx::Error> {
+    let id = Uuid::new_v4();
+    let insert = sqlx::query(
+        "insert into pixel_events (id, brand_id, event, cs_ref_id, order_id, value_minor, currency, url, received_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(id)
+    .bind(brand_id)
+    .bind(event.event.as_str())
+    .bind(event.cs_ref)
+    .bind(&event.order_id)
+    .bind(event.amount.as_ref().map(|m| m.amount_minor))
+    .bind(event.amount.as_ref().map(|m| m.currency.as_str()))
+    .bind(&event.url)
+    .bind(judged.now);
+    match (event.event, &event.order_id, &event.amount) {
+        (EventName::Purchase, Some(order_id), Some(amount)) => {
+            let mut tx = db.begin().await?;
+            insert.execute(&mut *tx).await?;
+            let report = OrderReport {
+                brand_id,
+                order_id: order_id.clone(),
+                amount: amount.clone(),
+                occurred_at: judged.now,
+                source: Source::Pixel,
+                refs: event.cs_ref.into_iter().collect(),
+                discount_codes: Vec::new(),
+                cancelled_at: None,
+                test: false,
+            };
+            attribution::record_order(&mut tx, &report, judged).await?;
+            tx.commit().await?;
+        }
+        _ => {
+            insert.execute(db).await?;
+        }
+    }
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -124,6 +124,22 @@ pub fn from_snapshot(snapshot: &serde_json::Value) -> Result<Conversion, serde_j
     Row::deserialize(snapshot).map(|row| row.into_conversion().1)
 }
 
+/// When the brand's clicks among `ids` happened (the clicks orders were credited to); another brand's
+/// click ids are not answered.
+pub async fn click_times(
+    db: &sqlx::PgPool,
+    brand_id: Uuid,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, DateTime<Utc>>, sqlx::Error> {
+    let rows: Vec<(Uuid, DateTime<Utc>)> =
+        sqlx::query_as("select id, occurred_at from clicks where brand_id = $1 and id = any($2)")
+            .bind(brand_id)
+            .bind(ids)
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
 pub(crate) const COLUMNS: &str = "c.seq, c.order_id, c.status, c.amount_minor, c.refunded_minor, c.currency, c.link_id,
      l.creator_id, c.method, c.click_id, c.occurred_at, c.credited_at, c.source, c.verified_at, c.confirm_by,
      c.cancelled_at, c.discount_codes";

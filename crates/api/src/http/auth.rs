@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use super::error::Error;
 use super::AppState;
-use crate::secrets::{self, SecretKind};
 
 /// The brand a request acts for, proven by one of its unrevoked API keys.
 #[derive(Debug, Clone, Copy)]
@@ -27,15 +26,7 @@ impl FromRequestParts<AppState> for Brand {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let presented = bearer(parts).ok_or(Error::Unauthorized)?;
-        let prefix = secrets::prefix_of(SecretKind::ApiKey, presented).ok_or(Error::Unauthorized)?;
-        let row: Option<(Uuid, Vec<u8>)> =
-            sqlx::query_as("select brand_id, key_hash from api_keys where prefix = $1 and revoked_at is null")
-                .bind(prefix)
-                .fetch_optional(&state.db)
-                .await?;
-        match row {
-            Some((brand_id, hash)) if secrets::verify(presented, &hash) => Ok(Brand { id: brand_id }),
-            _ => Err(Error::Unauthorized),
-        }
+        let id = crate::brands::authenticate(&state.db, presented).await?.ok_or(Error::Unauthorized)?;
+        Ok(Brand { id })
     }
 }

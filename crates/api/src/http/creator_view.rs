@@ -14,16 +14,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use shared::{ContentType, Platform};
-
 use super::auth::{bearer, Brand};
 use super::error::{Error, ErrorBody};
 use super::extract::{List, Page, Path, Query};
 use super::json;
 use super::AppState;
+use crate::creator_reports::MyLink;
 use crate::creator_tokens::{self, Expiry, TokenError, TokenInfo};
-use crate::money::Money;
-use crate::revenue;
 use crate::schema::TokenPrefix;
 
 impl From<TokenError> for Error {
@@ -149,51 +146,6 @@ impl FromRequestParts<AppState> for Creator {
     }
 }
 
-/// One of the creator's links with its totals (all time).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MyLink {
-    pub id: Uuid,
-    pub code: String,
-    pub short_url: String,
-    pub destination_url: String,
-    pub platform: Option<Platform>,
-    pub content_type: Option<ContentType>,
-    pub promo_code: Option<String>,
-    pub share_revenue: bool,
-    pub active: bool,
-    pub clicks: i64,
-    pub unique_clicks: i64,
-    /// Orders credited to the link that count (`verified`, `unverified`).
-    pub conversions: i64,
-    /// Orders credited to the link still waiting for the store's confirmation (`pending`).
-    pub pending_conversions: i64,
-    /// Present only when the brand shares revenue on this link: the counted orders' revenue net of
-    /// refunds, per currency.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub revenue: Option<Vec<Money>>,
-    /// Present only when the brand shares revenue on this link: the pending orders' revenue.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pending_revenue: Option<Vec<Money>>,
-}
-
-#[derive(sqlx::FromRow)]
-struct MyLinkRow {
-    seq: i64,
-    id: Uuid,
-    code: String,
-    domain: Option<String>,
-    destination_url: String,
-    platform: Option<String>,
-    content_type: Option<String>,
-    promo_code: Option<String>,
-    share_revenue: bool,
-    active: bool,
-    clicks: i64,
-    unique_clicks: i64,
-    /// The link's figures per currency, as JSON rows of [`crate::revenue::CurrencyFigures`].
-    figures: Option<serde_json::Value>,
-}
-
 #[utoipa::path(get, path = "/v1/me/links", tag = "creators", operation_id = "my_links", params(Page),
     security(("creator_token" = [])),
     responses((status = 200, body = List<MyLink>, description = "the creator's links, newest first"),
@@ -205,43 +157,8 @@ pub async fn my_links(
     Query(page): Query<Page>,
 ) -> Result<axum::Json<List<MyLink>>, Error> {
     let page = page.parse()?;
-    let rows: Vec<MyLinkRow> = sqlx::query_as(&format!(
-        "select l.seq, l.id, l.code, l.domain, l.destination_url, l.platform, l.content_type, l.promo_code, l.share_revenue,
-                l.active,
-                d.clicks, d.unique_clicks, c.figures
-         from links l {lateral}
-         where l.creator_id = $1 and ($2::bigint is null or l.seq < $2)
-         order by l.seq desc limit $3",
-        lateral = revenue::link_totals_lateral(),
-    ))
-    .bind(creator.id)
-    .bind(page.before_seq)
-    .bind(page.limit + 1)
-    .fetch_all(state.read())
-    .await?;
-    let items = rows
-        .into_iter()
-        .map(|r| {
-            let figures = revenue::figures_of(r.figures);
-            let link = MyLink {
-                short_url: state.config.link_url(r.domain.as_deref(), &r.code),
-                id: r.id,
-                code: r.code,
-                destination_url: r.destination_url,
-                platform: r.platform.as_deref().and_then(|p| p.parse().ok()),
-                content_type: r.content_type.as_deref().and_then(|c| c.parse().ok()),
-                promo_code: r.promo_code,
-                share_revenue: r.share_revenue,
-                active: r.active,
-                clicks: r.clicks,
-                unique_clicks: r.unique_clicks,
-                conversions: figures.conversions,
-                pending_conversions: figures.pending_conversions,
-                revenue: r.share_revenue.then(|| figures.revenue.clone()),
-                pending_revenue: r.share_revenue.then(|| figures.pending_revenue.clone()),
-            };
-            (r.seq, link)
-        })
-        .collect();
+    let items =
+        crate::creator_reports::my_links(state.read(), &state.config, creator.id, page.before_seq, page.limit + 1)
+            .await?;
     Ok(axum::Json(List::from_rows(items, page)))
 }

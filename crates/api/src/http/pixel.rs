@@ -30,11 +30,11 @@ use shared::ClickId;
 use super::error::{Error, ErrorBody};
 use super::extract::Client;
 use super::AppState;
-use crate::attribution::{self, Judged, OrderReport, Source};
+use crate::attribution::Judged;
 use crate::client::ClientKey;
 use crate::limits::{Backend, KeyedLimiter};
 use crate::money::{MaxOrderValue, Money};
-use crate::pixels::PixelId;
+use crate::pixels::{EventName, PixelId, Valid};
 
 static PIXEL_JS: &str = include_str!("../../static/pixel.js");
 
@@ -105,27 +105,6 @@ impl PixelLimits {
     }
 }
 
-/// Event names the pixel reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventName {
-    PageView,
-    AddToCart,
-    BeginCheckout,
-    Purchase,
-}
-
-impl EventName {
-    fn as_str(self) -> &'static str {
-        match self {
-            EventName::PageView => "page_view",
-            EventName::AddToCart => "add_to_cart",
-            EventName::BeginCheckout => "begin_checkout",
-            EventName::Purchase => "purchase",
-        }
-    }
-}
-
 /// `POST /v1/pixel/events`. The body is JSON whatever the `Content-Type` (the pixel sends `text/plain`,
 /// which keeps the request free of a CORS preflight).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -156,17 +135,6 @@ pub struct PixelEvent {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Accepted {
     pub id: Uuid,
-}
-
-/// A validated event.
-#[derive(Debug)]
-pub struct Valid {
-    pub event: EventName,
-    pub cs_ref: Option<Uuid>,
-    pub order_id: Option<String>,
-    pub amount: Option<Money>,
-    /// The page's origin and path.
-    pub url: Option<String>,
 }
 
 fn scalar_text(value: &Value, field: &str) -> Result<String, Error> {
@@ -260,46 +228,8 @@ pub async fn event(
     state.pixel_limits.check(brand_id, client).await?;
     let event = validate(body, state.config.max_order_value)?;
 
-    let id = Uuid::new_v4();
-    let now = Utc::now();
-    let insert = sqlx::query(
-        "insert into pixel_events (id, brand_id, event, cs_ref_id, order_id, value_minor, currency, url, received_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(id)
-    .bind(brand_id)
-    .bind(event.event.as_str())
-    .bind(event.cs_ref)
-    .bind(&event.order_id)
-    .bind(event.amount.as_ref().map(|m| m.amount_minor))
-    .bind(event.amount.as_ref().map(|m| m.currency.as_str()))
-    .bind(&event.url)
-    .bind(now);
-    match (event.event, event.order_id.clone(), event.amount.clone()) {
-        // A purchase is stored with its order's attribution, all or nothing.
-        (EventName::Purchase, Some(order_id), Some(amount)) => {
-            let mut tx = state.db.begin().await?;
-            insert.execute(&mut *tx).await?;
-            let report = OrderReport {
-                brand_id,
-                order_id,
-                amount,
-                occurred_at: now,
-                source: Source::Pixel,
-                refs: event.cs_ref.into_iter().collect(),
-                discount_codes: Vec::new(),
-                cancelled_at: None,
-                test: false,
-            };
-            let judged = Judged { now, confirmation_window: state.config.confirmation_window };
-            attribution::record_order(&mut tx, &report, judged).await?;
-            tx.commit().await?;
-        }
-        // Anything else is one row: one statement, its own implicit transaction, one round trip.
-        _ => {
-            insert.execute(&state.db).await?;
-        }
-    }
+    let judged = Judged { now: Utc::now(), confirmation_window: state.config.confirmation_window };
+    let id = crate::pixels::record(&state.db, brand_id, &event, judged).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(Accepted { id })))
 }
 

@@ -757,6 +757,22 @@ pub struct LinkLabel {
     pub creator_name: Option<String>,
 }
 
+/// Which of the lowercase promo codes `wanted` the brand's active links already use (promo codes are
+/// unique among active links, case-insensitively), in lowercase.
+pub async fn promo_codes_taken(
+    db: &sqlx::PgPool,
+    brand_id: Uuid,
+    wanted: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select lower(promo_code) from links where brand_id = $1 and active and lower(promo_code) = any($2)",
+    )
+    .bind(brand_id)
+    .bind(wanted)
+    .fetch_all(db)
+    .await
+}
+
 /// The labels of the brand's links among `ids`.
 pub async fn labels(
     db: &sqlx::PgPool,

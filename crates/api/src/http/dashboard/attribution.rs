@@ -199,12 +199,8 @@ async fn link_codes<'a>(
 ) -> Result<HashMap<Uuid, String>, Error> {
     let mut ids: Vec<Uuid> = keys.filter_map(|k| Uuid::parse_str(k).ok()).collect();
     ids.extend(orders.iter().filter_map(|o| o.link_id));
-    let rows: Vec<(Uuid, String)> = sqlx::query_as("select id, code from links where brand_id = $1 and id = any($2)")
-        .bind(brand)
-        .bind(&ids)
-        .fetch_all(state.read())
-        .await?;
-    Ok(rows.into_iter().collect())
+    let labels = crate::links::labels(state.read(), brand, &ids).await?;
+    Ok(labels.into_iter().map(|(id, label)| (id, label.code)).collect())
 }
 
 fn report_table(
@@ -250,15 +246,7 @@ pub async fn conversions_table(
     names: &Names,
 ) -> Result<Markup, Error> {
     let click_ids: Vec<Uuid> = orders.iter().filter_map(|o| o.click_id.as_deref()?.parse().ok()).collect();
-    let click_times: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
-        "select id, occurred_at from clicks where brand_id = $1 and id = any($2)",
-    )
-    .bind(brand)
-    .bind(&click_ids)
-    .fetch_all(state.read())
-    .await?
-    .into_iter()
-    .collect();
+    let click_times = crate::conversions::click_times(state.read(), brand, &click_ids).await?;
     let when = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     Ok(html! {
         @if orders.is_empty() {

@@ -247,13 +247,7 @@ fn note<T>(errors: &mut Vec<String>, result: Result<T, String>) -> Option<T> {
 async fn promo_codes(state: &AppState, brand_id: Uuid, rows: &mut [Row]) -> Result<(), sqlx::Error> {
     let wanted: Vec<String> =
         rows.iter().map(|r| r.cell("promo_code").to_lowercase()).filter(|p| !p.is_empty()).collect();
-    let taken: Vec<String> = sqlx::query_scalar(
-        "select lower(promo_code) from links where brand_id = $1 and active and lower(promo_code) = any($2)",
-    )
-    .bind(brand_id)
-    .bind(&wanted)
-    .fetch_all(&state.db)
-    .await?;
+    let taken = crate::links::promo_codes_taken(&state.db, brand_id, &wanted).await?;
     let mut first_row: HashMap<String, u64> = HashMap::new();
     for row in rows {
         let code = row.cell("promo_code").to_lowercase();
