@@ -30,6 +30,7 @@ pub mod rollups;
 pub(crate) mod schema;
 pub mod secrets;
 pub mod server;
+pub mod sessions;
 pub mod shopify;
 pub mod statements;
 pub mod sync;

@@ -44,12 +44,7 @@ use crate::config::{Config, SecureCookies};
 use crate::limits::{Backend, GlobalLimiter, KeyedLimiter};
 use crate::secrets;
 
-/// A session ends after this long without a request.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
-/// A session ends this long after sign-in, however active.
-pub const ABSOLUTE_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
-/// `last_seen_at` is written at most this often per session, not on every request.
-const TOUCH_EVERY: Duration = Duration::from_secs(60);
+pub use crate::sessions::{Principal, Realm, ABSOLUTE_LIFETIME, IDLE_TIMEOUT};
 /// How long the sign-in form's token stays valid.
 const SIGN_IN_FORM_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
@@ -113,69 +108,13 @@ pub fn secure_cookies(headers: &HeaderMap, state: &AppState) -> bool {
     }
 }
 
-/// Who a session signs in: a brand's user (the dashboard, `/brand`) or a creator's account (the
-/// portal, `/creator`). Each has its own table and cookie, so one browser can hold both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Realm {
-    Brand,
-    Creator,
-}
-
-impl Realm {
-    fn cookie(self, secure: bool) -> &'static str {
-        match (self, secure) {
-            (Realm::Brand, true) => "__Host-cs_session",
-            (Realm::Brand, false) => "cs_session",
-            (Realm::Creator, true) => "__Host-cs_creator_session",
-            (Realm::Creator, false) => "cs_creator_session",
-        }
-    }
-
-    fn table(self) -> &'static str {
-        match self {
-            Realm::Brand => "sessions",
-            Realm::Creator => "creator_sessions",
-        }
-    }
-
-    /// The session by token hash ($1): who, its brand (brand sessions), its form token, the email, whether
-    /// it is live (idle $2 seconds at most, younger than $3, its person not disabled) and whether its
-    /// `last_seen_at` is older than $4 seconds.
-    fn lookup(self) -> &'static str {
-        match self {
-            // A disabled user's session is over, however it was made (disabling deletes the sessions it
-            // finds; this also ends one started by a sign-in that raced with the disabling).
-            Realm::Brand => {
-                "select s.user_id, s.brand_id, s.csrf_token, u.email,
-                        s.last_seen_at > now() - make_interval(secs => $2)
-                            and s.created_at > now() - make_interval(secs => $3) and u.disabled_at is null,
-                        s.last_seen_at < now() - make_interval(secs => $4)
-                 from sessions s join users u on u.id = s.user_id where s.token_hash = $1"
-            }
-            Realm::Creator => {
-                "select s.account_id, null::uuid, s.csrf_token, a.email,
-                        s.last_seen_at > now() - make_interval(secs => $2)
-                            and s.created_at > now() - make_interval(secs => $3),
-                        s.last_seen_at < now() - make_interval(secs => $4)
-                 from creator_sessions s join creator_accounts a on a.id = s.account_id where s.token_hash = $1"
-            }
-        }
-    }
-}
-
-/// Whom a new session is for.
-#[derive(Debug, Clone, Copy)]
-pub enum Principal {
-    User { user_id: Uuid, brand_id: Uuid },
-    Creator { account_id: Uuid },
-}
-
-impl Principal {
-    fn realm(self) -> Realm {
-        match self {
-            Principal::User { .. } => Realm::Brand,
-            Principal::Creator { .. } => Realm::Creator,
-        }
+/// The cookie that carries a realm's session token.
+fn session_cookie(realm: Realm, secure: bool) -> &'static str {
+    match (realm, secure) {
+        (Realm::Brand, true) => "__Host-cs_session",
+        (Realm::Brand, false) => "cs_session",
+        (Realm::Creator, true) => "__Host-cs_creator_session",
+        (Realm::Creator, false) => "cs_creator_session",
     }
 }
 
@@ -190,39 +129,16 @@ pub(crate) struct Found {
 }
 
 /// The live session of this realm the request's cookie names, if any: one that has ended is deleted,
-/// one not seen for [`TOUCH_EVERY`] is touched.
+/// one not seen for a minute is touched ([`crate::sessions::find`]).
 pub(crate) async fn find(parts: &Parts, state: &AppState, realm: Realm) -> Result<Option<Found>, Error> {
     let secure = secure_cookies(&parts.headers, state);
     let jar = CookieJar::from_headers(&parts.headers);
-    let Some(token) = jar.get(realm.cookie(secure)).map(|c| c.value().to_owned()) else {
+    let Some(token) = jar.get(session_cookie(realm, secure)).map(|c| c.value().to_owned()) else {
         return Ok(None);
     };
     let token_hash = secrets::hash(&token);
-    let row: Option<(Uuid, Option<Uuid>, String, String, bool, bool)> = sqlx::query_as(realm.lookup())
-        .bind(&token_hash[..])
-        .bind(IDLE_TIMEOUT.as_secs_f64())
-        .bind(ABSOLUTE_LIFETIME.as_secs_f64())
-        .bind(TOUCH_EVERY.as_secs_f64())
-        .fetch_optional(&state.db)
-        .await?;
-    let Some((id, brand_id, csrf, email, live, stale)) = row else {
-        return Ok(None);
-    };
-    let table = realm.table();
-    if !live {
-        sqlx::query(&format!("delete from {table} where token_hash = $1"))
-            .bind(&token_hash[..])
-            .execute(&state.db)
-            .await?;
-        return Ok(None);
-    }
-    if stale {
-        sqlx::query(&format!("update {table} set last_seen_at = now() where token_hash = $1"))
-            .bind(&token_hash[..])
-            .execute(&state.db)
-            .await?;
-    }
-    Ok(Some(Found { id, brand_id, csrf, email, token_hash }))
+    let found = crate::sessions::find(&state.db, realm, &token_hash).await?;
+    Ok(found.map(|live| Found { id: live.id, brand_id: live.brand_id, csrf: live.csrf, email: live.email, token_hash }))
 }
 
 /// Whether a form's token is the session's, compared in constant time.
@@ -445,38 +361,9 @@ pub async fn start(state: &AppState, headers: &HeaderMap, principal: Principal) 
     let secure = secure_cookies(headers, state);
     let realm = principal.realm();
     let token = random_token();
-    // Sessions that ended without a sign-out go now; the table stays as small as its live sessions.
-    sqlx::query(&format!(
-        "delete from {} where last_seen_at < now() - make_interval(secs => $1)
-                           or created_at < now() - make_interval(secs => $2)",
-        realm.table()
-    ))
-    .bind(IDLE_TIMEOUT.as_secs_f64())
-    .bind(ABSOLUTE_LIFETIME.as_secs_f64())
-    .execute(&state.db)
-    .await?;
-    let token_hash = secrets::hash(&token);
-    match principal {
-        Principal::User { user_id, brand_id } => {
-            sqlx::query("insert into sessions (token_hash, user_id, brand_id, csrf_token) values ($1, $2, $3, $4)")
-                .bind(&token_hash[..])
-                .bind(user_id)
-                .bind(brand_id)
-                .bind(random_token())
-                .execute(&state.db)
-                .await?;
-        }
-        Principal::Creator { account_id } => {
-            sqlx::query("insert into creator_sessions (token_hash, account_id, csrf_token) values ($1, $2, $3)")
-                .bind(&token_hash[..])
-                .bind(account_id)
-                .bind(random_token())
-                .execute(&state.db)
-                .await?;
-        }
-    }
+    crate::sessions::start(&state.db, principal, &secrets::hash(&token), &random_token()).await?;
     Ok(CookieJar::from_headers(headers).add(removal(sign_in_cookie_name(secure), secure)).add(cookie(
-        realm.cookie(secure),
+        session_cookie(realm, secure),
         token,
         secure,
         ABSOLUTE_LIFETIME,
@@ -490,12 +377,9 @@ pub async fn end(
     realm: Realm,
     token_hash: &[u8; 32],
 ) -> Result<CookieJar, Error> {
-    sqlx::query(&format!("delete from {} where token_hash = $1", realm.table()))
-        .bind(&token_hash[..])
-        .execute(&state.db)
-        .await?;
+    crate::sessions::end(&state.db, realm, token_hash).await?;
     let secure = secure_cookies(headers, state);
-    Ok(CookieJar::from_headers(headers).add(removal(realm.cookie(secure), secure)))
+    Ok(CookieJar::from_headers(headers).add(removal(session_cookie(realm, secure), secure)))
 }
 
 /// Most clients, and most (email, client) pairs, the sign-in limits remember at once.
