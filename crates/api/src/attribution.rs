@@ -265,6 +265,8 @@ async fn merge(
         None => String::new(),
     };
     let kept = if once { "(select response from kept_answer)" } else { "null::jsonb" };
+    // The whole row is returned only for the answer to be made from it.
+    let returned = if once { "c.*, " } else { "" };
     // The update clause runs only for an order already known; its `where` skips reports that bring
     // nothing new, though the row is locked either way (and so are concurrent reports serialised).
     const SERVER_TAKES_OVER: &str = "excluded.amount_source <> 'pixel' and c.amount_source = 'pixel'";
@@ -341,7 +343,7 @@ async fn merge(
                 or (c.cancelled_at is null and excluded.cancelled_at is not null)
                 or (excluded.test and not c.test)
              -- The id this report would give the order: only a row it inserted has it.
-             returning c.*, c.id = $3 as created){keep}
+             returning {returned}c.id = $3 as created){keep}
          select go.merge, coalesce((select created from merged), false) as created,
                 judged.link_id, judged.method, judged.click_id, judged.status, {kept} as answer
          from go left join judged on true",
