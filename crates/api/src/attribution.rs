@@ -29,7 +29,8 @@
 //! recomputed as their sum, so a refund that arrives before its order is applied when the order does.
 
 use chrono::{DateTime, Duration, Utc};
-use sqlx::PgConnection;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::money::Money;
@@ -167,9 +168,10 @@ pub struct Standing {
 /// Records one report of an order and recomputes its credit and status, in the caller's transaction.
 ///
 /// The first report creates the order. A server-side source's amount, currency and time are
-/// authoritative: they replace what the pixel reported, never the other way round. The order's lock is
-/// taken first, in a statement of its own, so that the statements after it see everything committed
-/// before it was granted (refunds, other reports' click ids). An order this report creates is judged in
+/// authoritative: they replace what the pixel reported, never the other way round. The caller holds the
+/// order's lock from the start of its transaction ([`begin_for_order`]), so that the statements here see
+/// everything committed before it was granted (refunds, other reports' click ids). An order this report
+/// creates is judged in
 /// the statement that creates it, on the facts and click ids it reports; an order already known is
 /// merged, then judged again by a second statement on everything stored.
 pub async fn record_order(
@@ -177,20 +179,26 @@ pub async fn record_order(
     report: &OrderReport,
     judged: Judged,
 ) -> Result<Standing, sqlx::Error> {
-    lock_order(tx, report.brand_id, &report.order_id).await?;
     match merge(tx, report, judged, None).await? {
         Merged::Created(standing, _) => Ok(standing),
-        Merged::Updated | Merged::AlreadyVerified => credit(tx, report.brand_id, &report.order_id, judged.now).await,
+        // Without a key, an order is never "already verified" nor its key taken: merged, it is judged again.
+        Merged::Updated | Merged::AlreadyVerified | Merged::KeyTaken => {
+            credit(tx, report.brand_id, &report.order_id, judged.now).await
+        }
     }
 }
 
-/// Records an order reported by a source that reports each order once (the Conversions API): like
-/// [`record_order`], unless a server-side source already reported the order, in which case nothing
-/// changes. The caller must hold the order's lock ([`LOCK_ORDER`]) from an earlier statement of its
-/// transaction, so that "already reported" is judged on everything committed before it.
+/// Records an order reported by a source that reports each order once, under an idempotency key (the
+/// Conversions API): like [`record_order`], unless the key was used already or a server-side source
+/// already reported the order, in which case nothing changes. The caller must hold the order's lock
+/// ([`begin_for_order`]) from the start of its transaction, so that both are judged on everything
+/// committed before it.
 ///
-/// An order this report creates is stored, in the statement that creates it, as `answer` asks (one
-/// round trip fewer on the path every new order takes).
+/// The report claims the key in the statement that records it, and the brand has a server-side source
+/// from then on. An order this report creates is stored under the key, in the same statement, as
+/// `answer` asks (the path every new order takes is one statement). A key used at the same moment by a
+/// request for another order makes this one [`Once::KeyTaken`]: the caller rolls back and answers as
+/// the key's first request was answered.
 pub async fn record_order_once(
     tx: &mut PgConnection,
     report: &OrderReport,
@@ -198,17 +206,20 @@ pub async fn record_order_once(
     answer: &KeepAnswer<'_>,
 ) -> Result<Once, sqlx::Error> {
     match merge(tx, report, judged, Some(answer)).await? {
-        Merged::Created(_, kept) => Ok(kept.map_or(Once::Recorded, Once::Created)),
+        Merged::Created(_, Some(kept)) => Ok(Once::Created(kept)),
+        Merged::Created(_, None) | Merged::KeyTaken => Ok(Once::KeyTaken),
         Merged::Updated => credit(tx, report.brand_id, &report.order_id, judged.now).await.map(|_| Once::Recorded),
         Merged::AlreadyVerified => Ok(Once::AlreadyReported),
     }
 }
 
-/// An answer kept with the order a report creates, in the same statement: the new order as `columns`
-/// select it (from `c`, the order, left joined to `l`, its credited link), stored as JSON with
-/// `status_code` in the brand's `idempotency_keys` row of `key`.
+/// The idempotency key a report claims, and the answer kept with the order it creates, in the same
+/// statement: the new order as `columns` select it (from `c`, the order, left joined to `l`, its
+/// credited link), stored as JSON with `status_code` in the brand's `idempotency_keys` row of `key`,
+/// with the request's fingerprint `request_hash`.
 pub struct KeepAnswer<'a> {
     pub key: &'a str,
+    pub request_hash: &'a [u8],
     pub columns: &'a str,
     pub status_code: i16,
 }
@@ -218,15 +229,18 @@ pub struct KeepAnswer<'a> {
 pub enum Once {
     /// The report created the order, and its answer was kept: here it is, as stored.
     Created(serde_json::Value),
-    /// The report was recorded (merged into a pixel-only order), no answer kept.
+    /// The report was recorded (merged into a pixel-only order), no answer kept yet: the key is not claimed.
     Recorded,
-    /// A server-side source had reported the order; nothing changed.
+    /// A server-side source had reported the order; nothing changed, the key is not claimed.
     AlreadyReported,
+    /// The key was used already, by a request committed before this one or at the same moment; the
+    /// caller must roll back what this statement wrote.
+    KeyTaken,
 }
 
-/// Takes the order's lock ([`LOCK_ORDER`]) until the transaction ends.
+/// Takes the order's lock ([`LOCK_ORDER`]) until the transaction ends, in a transaction begun without it.
 pub async fn lock_order(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(LOCK_ORDER).bind(brand_id).bind(order_id).execute(tx).await?;
+    sqlx::query(LOCK_ORDER).bind(order_lock_key(brand_id, order_id)).execute(tx).await?;
     Ok(())
 }
 
@@ -238,6 +252,8 @@ enum Merged {
     Updated,
     /// Only with `once`: a server-side source had reported the order; nothing changed.
     AlreadyVerified,
+    /// Only with `once`: the idempotency key was used already; nothing changed.
+    KeyTaken,
 }
 
 /// Merges a report into its order, creating it (and then judging it in the same statement); with `once`,
@@ -253,13 +269,19 @@ async fn merge(
     // With an answer to keep, the report is recorded only if no server-side source reported the order.
     let once = answer.is_some();
     let keep = match answer {
+        // The key is claimed with the answer; a request that took it since this statement began is
+        // waited for (the key's unique index), and then this one inserts nothing.
         Some(answer) => format!(
             ",
          kept_answer as (
-             update idempotency_keys k set status_code = $18, response = to_jsonb(a)
+             insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
+             select $1, $17, $19, $18, to_jsonb(a)
              from (select {columns} from merged c left join links l on l.id = c.link_id where c.created) a
-             where k.brand_id = $1 and k.key = $17
-             returning k.response)",
+             on conflict do nothing
+             returning response),
+         server_source as (
+             update brands set conversions_api_at = now()
+             where id = $1 and conversions_api_at is null and not (select key_taken from go))",
             columns = answer.columns
         ),
         None => String::new(),
@@ -271,9 +293,13 @@ async fn merge(
     // nothing new, though the row is locked either way (and so are concurrent reports serialised).
     const SERVER_TAKES_OVER: &str = "excluded.amount_source <> 'pixel' and c.amount_source = 'pixel'";
     let row: MergeRow = sqlx::query_as(&format!(
-        "with go as (
-             select not ($15 and exists (
-                 select 1 from conversions where brand_id = $1 and order_id = $2 and verified_at is not null)) as merge),
+        "with used as (
+             select $15 and exists (select 1 from idempotency_keys where brand_id = $1 and key = $17) as key_taken),
+         go as (
+             select not key_taken and not ($15 and exists (
+                 select 1 from conversions where brand_id = $1 and order_id = $2 and verified_at is not null)) as merge,
+                 key_taken
+             from used),
          -- Whether the brand has a server-side source: asked only of pixel reports, the ones it decides for.
          brand as (
              select $7 = 'pixel' and (
@@ -344,7 +370,7 @@ async fn merge(
                 or (excluded.test and not c.test)
              -- The id this report would give the order: only a row it inserted has it.
              returning {returned}c.id = $3 as created){keep}
-         select go.merge, coalesce((select created from merged), false) as created,
+         select go.key_taken, go.merge, coalesce((select created from merged), false) as created,
                 judged.link_id, judged.method, judged.click_id, judged.status, {kept} as answer
          from go left join judged on true",
         judgement = judgement("$16::interval", "$10::timestamptz", "$6::timestamptz"),
@@ -367,19 +393,22 @@ async fn merge(
     .bind(WINDOW)
     .bind(answer.map(|a| a.key))
     .bind(answer.map(|a| a.status_code))
+    .bind(answer.map(|a| a.request_hash))
     .fetch_one(&mut *tx)
     .await?;
-    let (merged, created, link_id, method, click_id, status, kept) = row;
+    let (key_taken, merged, created, link_id, method, click_id, status, kept) = row;
     Ok(match (merged, created, status) {
+        _ if key_taken => Merged::KeyTaken,
         (false, _, _) => Merged::AlreadyVerified,
         (true, true, Some(status)) => Merged::Created(standing(link_id, method, click_id, &status), kept),
         (true, _, _) => Merged::Updated,
     })
 }
 
-/// What [`merge`] answers: whether the report was merged, whether it created the order, the new
-/// order's credit and status, and the answer kept with it.
-type MergeRow = (bool, bool, Option<Uuid>, Option<String>, Option<Uuid>, Option<String>, Option<serde_json::Value>);
+/// What [`merge`] answers: whether the key was taken, whether the report was merged, whether it created
+/// the order, the new order's credit and status, and the answer kept with it.
+type MergeRow =
+    (bool, bool, bool, Option<Uuid>, Option<String>, Option<Uuid>, Option<String>, Option<serde_json::Value>);
 
 /// Marks an order cancelled (once: a later cancellation keeps the first time), in the caller's
 /// transaction; `None` when the brand has no such order.
@@ -422,10 +451,11 @@ pub struct RefundReport {
 /// Returns whether the refund was new. (A refund never changes an order's status or credit.)
 pub async fn record_refund(tx: &mut PgConnection, refund: &RefundReport) -> Result<bool, sqlx::Error> {
     let new = sqlx::query(&format!(
-        "with lock as ({LOCK_ORDER})
+        "with lock as ({lock})
          insert into refunds (brand_id, order_id, refund_id, amount_minor, currency, refunded_at)
          select $1, $2, $3, $4, $5, $6 from lock
-         on conflict (brand_id, refund_id) do nothing"
+         on conflict (brand_id, refund_id) do nothing",
+        lock = LOCK_ORDER.replace("$1", "$7")
     ))
     .bind(refund.brand_id)
     .bind(&refund.order_id)
@@ -433,6 +463,7 @@ pub async fn record_refund(tx: &mut PgConnection, refund: &RefundReport) -> Resu
     .bind(refund.amount.amount_minor)
     .bind(&refund.amount.currency)
     .bind(refund.refunded_at)
+    .bind(order_lock_key(refund.brand_id, &refund.order_id))
     .execute(&mut *tx)
     .await?
     .rows_affected()
@@ -445,10 +476,32 @@ pub async fn record_refund(tx: &mut PgConnection, refund: &RefundReport) -> Resu
 
 /// Serialises everything that writes one order's refunds or creates the order, until the transaction
 /// ends: without it, a refund committed while its order was being created could be missed by both.
-/// Taken in the first statement of both paths (as a CTE, to save a round trip), before any row lock on
-/// the order, so the two kinds of lock never deadlock. `$1` is the brand, `$2` the order id; the first
-/// key is "ordr", the second a hash of the order.
-pub const LOCK_ORDER: &str = "select pg_advisory_xact_lock(1869767794, hashtext($1::text || '/' || $2))";
+/// Taken before any row lock on the order, so the two kinds of lock never deadlock. An advisory lock of
+/// two keys: "ordr", and the order's [`order_lock_key`], bound as `$1`.
+pub const LOCK_ORDER: &str = "select pg_advisory_xact_lock(1869767794, $1::int4)";
+
+/// The order's key in [`LOCK_ORDER`]: the first 32 bits of the SHA-256 of the brand's id and the order
+/// id. Computed here rather than in SQL so that a transaction can take it as it begins
+/// ([`begin_for_order`]): a number is all that is written into that statement's text. Two orders that
+/// share a key only wait for each other.
+pub fn order_lock_key(brand_id: Uuid, order_id: &str) -> i32 {
+    let digest = Sha256::new().chain_update(brand_id.as_bytes()).chain_update(order_id.as_bytes()).finalize();
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// Begins a transaction that holds the order's lock ([`LOCK_ORDER`]), in one round trip: the lock is
+/// taken by the first statement of the query that begins the transaction (PostgreSQL turns the
+/// statements before a `begin` into the transaction it starts), so the transaction's next statement
+/// sees everything committed before the lock was granted. Should taking the lock fail, nothing has
+/// begun and the connection is as it was.
+pub async fn begin_for_order(
+    db: &PgPool,
+    brand_id: Uuid,
+    order_id: &str,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let key = order_lock_key(brand_id, order_id);
+    db.begin_with(format!("select pg_advisory_xact_lock(1869767794, {key}); begin")).await
+}
 
 /// Sets the order's refunded amount to the sum of its refunds in the order's currency (a refund in
 /// another currency cannot be converted exactly, so it is kept but not subtracted). The sum is stored

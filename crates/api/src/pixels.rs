@@ -160,7 +160,7 @@ pub async fn record(db: &PgPool, brand_id: Uuid, event: &Valid, judged: Judged) 
     .bind(judged.now);
     match (event.event, &event.order_id, &event.amount) {
         (EventName::Purchase, Some(order_id), Some(amount)) => {
-            let mut tx = db.begin().await?;
+            let mut tx = attribution::begin_for_order(db, brand_id, order_id).await?;
             insert.execute(&mut *tx).await?;
             let report = OrderReport {
                 brand_id,

@@ -40,7 +40,7 @@ async fn conversions(api: &Api) -> Vec<Value> {
 
 /// Records an order at a pinned time, as the pixel endpoint does, and returns its credit.
 async fn order_at(api: &Api, order_id: &str, at: DateTime<Utc>, refs: Vec<Uuid>) -> Credit {
-    let mut tx = api.pool.begin().await.unwrap();
+    let mut tx = attribution::begin_for_order(&api.pool, api.brand_id, order_id).await.unwrap();
     let report = OrderReport {
         brand_id: api.brand_id,
         order_id: order_id.into(),

@@ -514,6 +514,132 @@ async fn eight_concurrent_requests_with_eight_keys_for_one_order_create_it_once(
     assert_eq!((stats["conversions"].clone(), stats["revenue"].clone()), (json!(1), json!([usd(8800)])));
 }
 
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn eight_concurrent_requests_with_one_key_for_eight_orders_record_one_and_conflict_seven(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let at = Utc::now();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let body = order(&format!("16{i:03}"), 100, at).to_string();
+            tokio::spawn(answer(api.router.clone(), report_request(&api, Some("one-key"), &body)))
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for handle in handles {
+        answers.push(handle.await.unwrap());
+    }
+    let created: Vec<_> = answers.iter().filter(|a| a.status == StatusCode::CREATED).collect();
+    let conflicts = answers.iter().filter(|a| a.error_code() == "idempotency_conflict").count();
+    assert_eq!((created.len(), conflicts), (1, 7), "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
+    assert_eq!(api.count("conversions").await, 1);
+    assert_eq!(api.count("idempotency_keys").await, 1);
+    assert_eq!(conversions(&api, "").await, vec![created[0].body.clone()]);
+}
+
+/// Holds key `key` as a request for another order does between its order's statement and its commit,
+/// in a transaction of the test's own.
+async fn hold_key(api: &Api, key: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut holder = api.pool.begin().await.unwrap();
+    sqlx::query(
+        "insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
+         values ($1, $2, sha256('another request'), 201, 'null')",
+    )
+    .bind(api.brand_id)
+    .bind(key)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    holder
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_key_taken_for_another_order_while_an_order_is_recorded_undoes_that_order(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let body = order("17001", 100, Utc::now()).to_string();
+    // The key is taken, not yet committed, when the request records its order: the request waits for it.
+    let holder = hold_key(&api, "taken").await;
+    let request = tokio::spawn(answer(api.router.clone(), report_request(&api, Some("taken"), &body)));
+    until(
+        &api.pool,
+        "the request waits for the key",
+        "select exists (select 1 from pg_stat_activity where datname = current_database()
+                        and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
+    )
+    .await;
+    holder.commit().await.unwrap();
+    // The key's first request was for another body: this one is a conflict, and its order is not kept.
+    let answered = request.await.unwrap();
+    assert_eq!((answered.status, answered.error_code()), (StatusCode::CONFLICT, "idempotency_conflict"));
+    assert_eq!(api.count("conversions").await, 0);
+    assert_eq!(api.count("idempotency_keys").await, 1);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_key_released_while_an_order_is_recorded_is_claimed_by_that_order(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let body = order("17002", 100, Utc::now()).to_string();
+    let holder = hold_key(&api, "released").await;
+    let request = tokio::spawn(answer(api.router.clone(), report_request(&api, Some("released"), &body)));
+    until(
+        &api.pool,
+        "the request waits for the key",
+        "select exists (select 1 from pg_stat_activity where datname = current_database()
+                        and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
+    )
+    .await;
+    // The other request failed and rolled back: the key is this one's, and so is its answer.
+    holder.rollback().await.unwrap();
+    let answered = request.await.unwrap();
+    assert_eq!(answered.status, StatusCode::CREATED, "{}", answered.body);
+    let retried = report_raw(&api, Some("released"), &body).await;
+    assert_eq!((retried.status, &retried.body), (StatusCode::CREATED, &answered.body));
+    assert_eq!(api.count("conversions").await, 1);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_transaction_begun_for_an_order_holds_its_lock_and_a_failed_begin_leaves_nothing_open(pool: PgPool) {
+    use api::attribution::{begin_for_order, order_lock_key};
+    let api = Api::new(pool).await;
+    let free = |order_id: &'static str| {
+        let pool = api.pool.clone();
+        let key = order_lock_key(api.brand_id, order_id);
+        async move {
+            let mut conn = pool.acquire().await.unwrap();
+            let free: bool = sqlx::query_scalar("select pg_try_advisory_lock(1869767794, $1)")
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            if free {
+                sqlx::query("select pg_advisory_unlock(1869767794, $1)").bind(key).execute(&mut *conn).await.unwrap();
+            }
+            free
+        }
+    };
+    let tx = begin_for_order(&api.pool, api.brand_id, "18001").await.unwrap();
+    assert!(!free("18001").await, "the transaction holds the order's lock");
+    assert!(free("18002").await, "and no other order's");
+    tx.commit().await.unwrap();
+    assert!(free("18001").await, "until it ends");
+
+    // A pool of one connection whose lock waits time out: the begin fails while another holds the lock...
+    let options = api.pool.connect_options().as_ref().clone().options([("lock_timeout", "50ms")]);
+    let one = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    let holder = begin_for_order(&api.pool, api.brand_id, "18001").await.unwrap();
+    let failed = begin_for_order(&one, api.brand_id, "18001").await.expect_err("the lock is held");
+    assert_eq!(failed.as_database_error().and_then(|e| e.code()).as_deref(), Some("55P03"), "{failed}");
+    // ... and leaves its connection outside any transaction, ready for the next one.
+    // (A savepoint outside a transaction block is refused with 25P01; inside one it is taken, and inside
+    // an aborted one refused with 25P02.)
+    let probe = sqlx::query("savepoint probe").execute(&one).await.expect_err("no transaction is open");
+    assert_eq!(probe.as_database_error().and_then(|e| e.code()).as_deref(), Some("25P01"), "{probe}");
+    holder.rollback().await.unwrap();
+    let tx = begin_for_order(&one, api.brand_id, "18001").await.unwrap();
+    assert!(!free("18001").await);
+    tx.rollback().await.unwrap();
+    assert!(free("18001").await);
+}
+
 /// Polls PostgreSQL every 10 ms until `sql` (a scalar query) is true, failing the test after 10 seconds.
 async fn until(pool: &PgPool, what: &str, sql: &str) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);

@@ -822,7 +822,8 @@ async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: 
     assert!(record_refund(&mut refund_tx, &refund).await.unwrap());
     let order_pool = pool.clone();
     let recording = tokio::spawn(async move {
-        let mut tx = order_pool.begin().await.unwrap();
+        // As every writer of an order does, the transaction holds the order's lock from its start.
+        let mut tx = api::attribution::begin_for_order(&order_pool, order.brand_id, &order.order_id).await.unwrap();
         record_order(
             &mut tx,
             &order,
@@ -1302,7 +1303,7 @@ async fn deliveries_beyond_the_concurrency_limit_are_answered_503_at_once(pool: 
     assert_eq!(connect(&api, SHOP, SECRET).await.status, StatusCode::OK);
     // Order 1's transaction waits on a lock this test holds, keeping the one permit taken.
     let mut lock = pool.begin().await.unwrap();
-    sqlx::query(api::attribution::LOCK_ORDER).bind(api.brand_id).bind("1").execute(&mut *lock).await.unwrap();
+    api::attribution::lock_order(&mut lock, api.brand_id, "1").await.unwrap();
     let first = tokio::spawn(api.router.clone().oneshot(signed_order(SECRET, 1).request()));
     loop {
         let waiting: bool =

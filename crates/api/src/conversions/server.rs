@@ -2,10 +2,11 @@
 //! key. An order reported here is `verified`; its attribution is the engine's, unchanged.
 //!
 //! Reporting is idempotent twice over. A request carries an `Idempotency-Key`: the first request with a
-//! key claims it and stores its answer in the same transaction as the order, so a retry with the same
-//! key and body gets the same answer and counts nothing twice, and the same key with another body is a
-//! conflict; a concurrent request with the same key waits for the first to commit and then answers
-//! from it. And one order is counted once whatever reports it: an order a server-side source already
+//! key claims it and stores its answer in the same transaction as the order (a new order: in the
+//! statement that records it), so a retry with the same key and body gets the same answer and counts
+//! nothing twice, and the same key with another body is a conflict; a concurrent request with the same
+//! key waits for the first to commit (on the order's lock, or on the key itself when the bodies name
+//! different orders) and then answers from it. And one order is counted once whatever reports it: an order a server-side source already
 //! reported is answered as it stands (200), never recorded again.
 
 use chrono::{DateTime, Duration, Utc};
@@ -202,59 +203,50 @@ pub async fn report(
     // Invalid requests are refused before the key is claimed: they may be corrected and sent again.
     let report = body.report(brand_id, max, judged.now)?;
     let hash = fingerprint(body);
-    let mut tx = db.begin().await?;
-    // One statement claims the key (a concurrent request with the same key waits here until the first
-    // one's transaction ends), gives the brand a server-side source, and takes the order's lock; the
-    // next statement's snapshot therefore sees every report of the order committed before it.
-    let (claimed, _): (bool, i64) = sqlx::query_as(&format!(
-        "with claim as (
-             insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
-             values ($1, $2, $3, 0, 'null') on conflict do nothing returning 1),
-         source as (
-             update brands set conversions_api_at = now()
-             where id = $1 and conversions_api_at is null and exists (select 1 from claim)),
-         lock as ({lock} where exists (select 1 from claim))
-         select exists (select 1 from claim), (select count(*) from lock)",
-        lock = attribution::LOCK_ORDER.replace("$2", "$4"),
-    ))
-    .bind(brand_id)
-    .bind(key)
-    .bind(&hash)
-    .bind(&report.order_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if !claimed {
-        tx.rollback().await?;
-        return replay(db, brand_id, key, &hash).await;
-    }
-    let keep = attribution::KeepAnswer { key, columns: super::COLUMNS, status_code: 201 };
+    // The transaction holds the order's lock from its start: what it reads next includes every report
+    // of the order, and every use of the key, committed before it.
+    let mut tx = attribution::begin_for_order(db, brand_id, &report.order_id).await?;
+    let keep = attribution::KeepAnswer { key, request_hash: &hash, columns: super::COLUMNS, status_code: 201 };
     let created = match attribution::record_order_once(&mut tx, &report, judged, &keep).await? {
         // The usual path: the order is new, and its answer was kept under the key as it was created.
         attribution::Once::Created(answer) => {
             tx.commit().await?;
             return Ok(Answer { created: true, conversion: super::from_snapshot(&answer).map_err(decode)? });
         }
+        attribution::Once::KeyTaken => {
+            tx.rollback().await?;
+            return replay(db, brand_id, key, &hash).await;
+        }
         attribution::Once::Recorded => true,
         attribution::Once::AlreadyReported => false,
     };
     // The order as it now stands is the answer, stored under the key in the same statement that reads
-    // it: as the row it was read from, which a replay turns into the same answer.
-    let row: super::Row = sqlx::query_as(&format!(
+    // it: as the row it was read from, which a replay turns into the same answer. A request that took
+    // the key meanwhile (for another order: this one's lock keeps out any for the same order) is waited
+    // for, and then its answer is this one's.
+    let row: Option<super::Row> = sqlx::query_as(&format!(
         "with answer as (
              select {columns} from conversions c left join links l on l.id = c.link_id
              where c.brand_id = $1 and c.order_id = $2),
          saved as (
-             update idempotency_keys set status_code = $4, response = (select to_jsonb(answer) from answer)
-             where brand_id = $1 and key = $3)
-         select * from answer",
+             insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
+             select $1, $3, $5, $4, to_jsonb(answer) from answer
+             on conflict do nothing
+             returning 1)
+         select * from answer where exists (select 1 from saved)",
         columns = super::COLUMNS
     ))
     .bind(brand_id)
     .bind(&report.order_id)
     .bind(key)
     .bind(if created { 201i16 } else { 200 })
-    .fetch_one(&mut *tx)
+    .bind(&hash)
+    .fetch_optional(&mut *tx)
     .await?;
+    let Some(row) = row else {
+        tx.rollback().await?;
+        return replay(db, brand_id, key, &hash).await;
+    };
     tx.commit().await?;
     Ok(Answer { created, conversion: row.into_conversion().1 })
 }
@@ -292,8 +284,7 @@ pub async fn refund(
     let refund_id = store_id(&body.refund_id, "refund_id", "invalid_refund_id")?;
     let amount = money(&body.amount, max)?;
     let refunded_at = not_in_future(body.occurred_at, now)?;
-    let mut tx = db.begin().await?;
-    sqlx::query(attribution::LOCK_ORDER).bind(brand_id).bind(order_id).execute(&mut *tx).await?;
+    let mut tx = attribution::begin_for_order(db, brand_id, order_id).await?;
     let order = super::find(&mut *tx, brand_id, order_id).await?.ok_or(ConversionError::OrderNotFound)?;
     if order.amount.currency != amount.currency {
         return Err(invalid(
@@ -331,8 +322,7 @@ pub async fn cancel(
     order_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Conversion, ConversionError> {
-    let mut tx = db.begin().await?;
-    sqlx::query(attribution::LOCK_ORDER).bind(brand_id).bind(order_id).execute(&mut *tx).await?;
+    let mut tx = attribution::begin_for_order(db, brand_id, order_id).await?;
     attribution::cancel(&mut tx, brand_id, order_id, now, now).await?.ok_or(ConversionError::OrderNotFound)?;
     let conversion = super::find(&mut *tx, brand_id, order_id).await?.ok_or(ConversionError::OrderNotFound)?;
     tx.commit().await?;

@@ -185,6 +185,17 @@ enum Work {
     Ignore,
 }
 
+impl Work {
+    /// The order the work writes, if any.
+    fn order_id(&self) -> Option<&str> {
+        match self {
+            Work::Order(report) => Some(&report.order_id),
+            Work::Refund(Some(refund)) => Some(&refund.order_id),
+            Work::Refund(None) | Work::Ignore => None,
+        }
+    }
+}
+
 /// The rules a delivery is judged by (`MAX_ORDER_VALUE`, `CONFIRMATION_WINDOW_HOURS`).
 #[derive(Debug, Clone, Copy)]
 pub struct Rules {
@@ -218,7 +229,11 @@ pub async fn receive(db: &PgPool, delivery: &Delivery<'_>, rules: Rules) -> Resu
             return Ok(if kept { Outcome::Rejected(rejection) } else { Outcome::Duplicate });
         }
     };
-    let mut tx = db.begin().await?;
+    // A delivery about an order holds the order's lock from the start of its transaction.
+    let mut tx = match work.order_id() {
+        Some(order_id) => attribution::begin_for_order(db, delivery.brand_id, order_id).await?,
+        None => db.begin().await?,
+    };
     if !claim(&mut tx, delivery).await? {
         tx.rollback().await?;
         return Ok(Outcome::Duplicate);
@@ -264,7 +279,6 @@ async fn apply(
             attribution::record_order(tx, report, judged).await?;
         }
         Work::Refund(Some(refund)) => {
-            sqlx::query(attribution::LOCK_ORDER).bind(brand_id).bind(&refund.order_id).execute(&mut *tx).await?;
             let order_currency: Option<String> =
                 sqlx::query_scalar("select currency from conversions where brand_id = $1 and order_id = $2")
                     .bind(brand_id)
