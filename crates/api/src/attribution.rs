@@ -499,8 +499,8 @@ pub async fn begin_for_order(
     brand_id: Uuid,
     order_id: &str,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    let key = order_lock_key(brand_id, order_id);
-    db.begin_with(format!("select pg_advisory_xact_lock(1869767794, {key}); begin")).await
+    let lock = LOCK_ORDER.replace("$1", &order_lock_key(brand_id, order_id).to_string());
+    db.begin_with(format!("{lock}; begin")).await
 }
 
 /// Sets the order's refunded amount to the sum of its refunds in the order's currency (a refund in

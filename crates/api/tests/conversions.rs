@@ -536,9 +536,13 @@ async fn eight_concurrent_requests_with_one_key_for_eight_orders_record_one_and_
     assert_eq!(conversions(&api, "").await, vec![created[0].body.clone()]);
 }
 
-/// Holds key `key` as a request for another order does between its order's statement and its commit,
-/// in a transaction of the test's own.
-async fn hold_key(api: &Api, key: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+/// Reports `body` under `key` while the test's own transaction holds the key, as a request for another
+/// order does between its order's statement and its commit; returns once the request waits for the key.
+async fn report_while_key_held(
+    api: &Api,
+    key: &str,
+    body: &str,
+) -> (sqlx::Transaction<'static, sqlx::Postgres>, tokio::task::JoinHandle<Response>) {
     let mut holder = api.pool.begin().await.unwrap();
     sqlx::query(
         "insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
@@ -549,16 +553,7 @@ async fn hold_key(api: &Api, key: &str) -> sqlx::Transaction<'static, sqlx::Post
     .execute(&mut *holder)
     .await
     .unwrap();
-    holder
-}
-
-#[sqlx::test(migrator = "api::db::MIGRATOR")]
-async fn a_key_taken_for_another_order_while_an_order_is_recorded_undoes_that_order(pool: PgPool) {
-    let api = Api::new(pool).await;
-    let body = order("17001", 100, Utc::now()).to_string();
-    // The key is taken, not yet committed, when the request records its order: the request waits for it.
-    let holder = hold_key(&api, "taken").await;
-    let request = tokio::spawn(answer(api.router.clone(), report_request(&api, Some("taken"), &body)));
+    let request = tokio::spawn(answer(api.router.clone(), report_request(api, Some(key), body)));
     until(
         &api.pool,
         "the request waits for the key",
@@ -566,6 +561,15 @@ async fn a_key_taken_for_another_order_while_an_order_is_recorded_undoes_that_or
                         and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
     )
     .await;
+    (holder, request)
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_key_taken_for_another_order_while_an_order_is_recorded_undoes_that_order(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let body = order("17001", 100, Utc::now()).to_string();
+    // The key is taken, not yet committed, when the request records its order: the request waits for it.
+    let (holder, request) = report_while_key_held(&api, "taken", &body).await;
     holder.commit().await.unwrap();
     // The key's first request was for another body: this one is a conflict, and its order is not kept.
     let answered = request.await.unwrap();
@@ -578,15 +582,7 @@ async fn a_key_taken_for_another_order_while_an_order_is_recorded_undoes_that_or
 async fn a_key_released_while_an_order_is_recorded_is_claimed_by_that_order(pool: PgPool) {
     let api = Api::new(pool).await;
     let body = order("17002", 100, Utc::now()).to_string();
-    let holder = hold_key(&api, "released").await;
-    let request = tokio::spawn(answer(api.router.clone(), report_request(&api, Some("released"), &body)));
-    until(
-        &api.pool,
-        "the request waits for the key",
-        "select exists (select 1 from pg_stat_activity where datname = current_database()
-                        and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
-    )
-    .await;
+    let (holder, request) = report_while_key_held(&api, "released", &body).await;
     // The other request failed and rolled back: the key is this one's, and so is its answer.
     holder.rollback().await.unwrap();
     let answered = request.await.unwrap();

@@ -6,8 +6,8 @@
 //! statement that records it), so a retry with the same key and body gets the same answer and counts
 //! nothing twice, and the same key with another body is a conflict; a concurrent request with the same
 //! key waits for the first to commit (on the order's lock, or on the key itself when the bodies name
-//! different orders) and then answers from it. And one order is counted once whatever reports it: an order a server-side source already
-//! reported is answered as it stands (200), never recorded again.
+//! different orders) and then answers from it. And one order is counted once whatever reports it: an
+//! order a server-side source already reported is answered as it stands (200), never recorded again.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
