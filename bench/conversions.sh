@@ -4,6 +4,8 @@
 # (cs_ref), so each one claims its key, records the order and credits it in one transaction.
 # The figure is orders committed per second, counted in PostgreSQL, then how many were credited to the click.
 # Usage: bash bench/conversions.sh [seconds per run, default 10] [runs, default 3]
+# The machine's PostgreSQL speed (bench_reference) is measured before and after the runs: compare figures of
+# different days by their ratio to it.
 # CLICK_MONTHS=N: the clicks table has N monthly partitions more (as a deployment that has kept raw clicks
 # for N more months has), so that the cost of every month kept shows; default 0.
 source "$(dirname "$0")/lib.sh"
@@ -55,6 +57,7 @@ from generate_series(date_trunc('month', now()) + interval '10 years',
 vacuum analyze clicks;
 SQL
 
+reference_before=$(bench_reference)
 WORK=$(mktemp -d)
 cpu_snapshot >"$WORK/cpu.before"
 before=$(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from conversions")
@@ -68,4 +71,7 @@ api_us=$(echo "$api_ticks * 1000000 / $TICK / ($after - $before)" | bc)
 pg_us=$(echo "$pg_ticks * 1000000 / $TICK / ($after - $before)" | bc)
 echo "CPU per order: API $api_us µs + PostgreSQL $pg_us µs, i.e. at most $((2000000 / (api_us + pg_us)))/s if both" \
   "cores did nothing else (WAL writer, wrk and the kernel not counted)"
+reference_after=$(bench_reference)
+echo "machine reference (pgbench, BEGIN; SELECT 1 ×3; COMMIT, -c16 -T5): $reference_before tps before the runs," \
+  "$reference_after after"
 echo "orders credited to the click: $(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from conversions where method = 'click'") of $(psql -qtA -h 127.0.0.1 -U postgres -d "$BENCH_DB" -c "select count(*) from conversions")"

@@ -96,3 +96,17 @@ cpu_spent() {
     END {print a + 0, p + 0}' "$1" "$2"
 }
 TICK=$(getconf CLK_TCK)
+
+# The machine's speed for PostgreSQL at this moment: pgbench's transactions per second over
+# `BEGIN; SELECT 1 ×3; COMMIT` (16 clients, prepared, 5 s) against the bench database. This machine's speed
+# drifts by a fifth within an hour and by more between days; a figure printed with the reference taken
+# beside it can be compared with one taken another day (same code: the ratio to the reference holds).
+bench_reference() {
+  local script
+  command -v pgbench >/dev/null || { echo "n/a (no pgbench)"; return 0; }
+  script=$(mktemp)
+  printf 'BEGIN;\nSELECT 1;\nSELECT 1;\nSELECT 1;\nCOMMIT;\n' >"$script"
+  pgbench -h 127.0.0.1 -U postgres -n -M prepared -c16 -j2 -T5 -f "$script" "$BENCH_DB" 2>/dev/null |
+    awk '/^tps/ {printf "%d\n", $3}'
+  rm -f "$script"
+}
