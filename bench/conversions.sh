@@ -4,8 +4,8 @@
 # (cs_ref), so each one claims its key, records the order and credits it in one transaction.
 # The figure is orders committed per second, counted in PostgreSQL, then how many were credited to the click.
 # Usage: bash bench/conversions.sh [seconds per run, default 10] [runs, default 3]
-# The machine's PostgreSQL speed (bench_reference) is measured before and after the runs: compare figures of
-# different days by their ratio to it.
+# The machine's PostgreSQL speed (bench_reference) is measured before and after the runs, so that a figure
+# says how fast the machine was when it was taken.
 # CLICK_MONTHS=N: the clicks table has N monthly partitions more (as a deployment that has kept raw clicks
 # for N more months has), so that the cost of every month kept shows; default 0.
 source "$(dirname "$0")/lib.sh"

@@ -99,8 +99,8 @@ TICK=$(getconf CLK_TCK)
 
 # The machine's speed for PostgreSQL at this moment: pgbench's transactions per second over
 # `BEGIN; SELECT 1 ×3; COMMIT` (16 clients, prepared, 5 s) against the bench database. This machine's speed
-# drifts by a fifth within an hour and by more between days; a figure printed with the reference taken
-# beside it can be compared with one taken another day (same code: the ratio to the reference holds).
+# drifts by a fifth within an hour and by more between days: a figure printed with the reference taken beside
+# it says how fast the machine was when it was taken. (Not a conversion factor: this is mostly round trips.)
 bench_reference() {
   local script
   command -v pgbench >/dev/null || { echo "n/a (no pgbench)"; return 0; }
