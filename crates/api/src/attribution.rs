@@ -171,9 +171,8 @@ pub struct Standing {
 /// authoritative: they replace what the pixel reported, never the other way round. The caller holds the
 /// order's lock from the start of its transaction ([`begin_for_order`]), so that the statements here see
 /// everything committed before it was granted (refunds, other reports' click ids). An order this report
-/// creates is judged in
-/// the statement that creates it, on the facts and click ids it reports; an order already known is
-/// merged, then judged again by a second statement on everything stored.
+/// creates is judged in the statement that creates it, on the facts and click ids it reports; an order
+/// already known is merged, then judged again by a second statement on everything stored.
 pub async fn record_order(
     tx: &mut PgConnection,
     report: &OrderReport,
@@ -257,9 +256,9 @@ enum Merged {
 }
 
 /// Merges a report into its order, creating it (and then judging it in the same statement); with `once`,
-/// only if no server-side source reported the order yet. The caller holds the order's lock from an
-/// earlier statement, so this statement's snapshot holds everything committed before it: whether the
-/// order exists, its refunds, its click ids.
+/// only if no server-side source reported the order yet. The caller holds the order's lock from the
+/// start of its transaction, so this statement's snapshot holds everything committed before it: whether
+/// the order exists, its refunds, its click ids.
 async fn merge(
     tx: &mut PgConnection,
     report: &OrderReport,
@@ -447,23 +446,21 @@ pub struct RefundReport {
 }
 
 /// Records a refund once (by refund id) and reduces its order's credited revenue, in the caller's
-/// transaction. A refund of an order not recorded yet waits and is applied by [`record_order`].
-/// Returns whether the refund was new. (A refund never changes an order's status or credit.)
+/// transaction, which holds the order's lock from its start ([`begin_for_order`]). A refund of an order
+/// not recorded yet waits and is applied by [`record_order`]. Returns whether the refund was new. (A
+/// refund never changes an order's status or credit.)
 pub async fn record_refund(tx: &mut PgConnection, refund: &RefundReport) -> Result<bool, sqlx::Error> {
-    let new = sqlx::query(&format!(
-        "with lock as ({lock})
-         insert into refunds (brand_id, order_id, refund_id, amount_minor, currency, refunded_at)
-         select $1, $2, $3, $4, $5, $6 from lock
+    let new = sqlx::query(
+        "insert into refunds (brand_id, order_id, refund_id, amount_minor, currency, refunded_at)
+         values ($1, $2, $3, $4, $5, $6)
          on conflict (brand_id, refund_id) do nothing",
-        lock = LOCK_ORDER.replace("$1", "$7")
-    ))
+    )
     .bind(refund.brand_id)
     .bind(&refund.order_id)
     .bind(&refund.refund_id)
     .bind(refund.amount.amount_minor)
     .bind(&refund.amount.currency)
     .bind(refund.refunded_at)
-    .bind(order_lock_key(refund.brand_id, &refund.order_id))
     .execute(&mut *tx)
     .await?
     .rows_affected()

@@ -818,7 +818,7 @@ async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: 
         test: false,
     };
     // The refund's transaction is open (its order unknown to it) when the order's begins.
-    let mut refund_tx = pool.begin().await.unwrap();
+    let mut refund_tx = api::attribution::begin_for_order(&pool, refund.brand_id, &refund.order_id).await.unwrap();
     assert!(record_refund(&mut refund_tx, &refund).await.unwrap());
     let order_pool = pool.clone();
     let recording = tokio::spawn(async move {
