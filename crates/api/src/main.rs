@@ -164,6 +164,12 @@ fn read_password_line() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\n', '\r']).to_owned())
 }
 
+/// The allocator: mimalloc. The API allocates and frees a request's buffers on whichever worker thread
+/// runs it; glibc's malloc spent about a fifth of the process's own CPU on it (consolidating and
+/// unlinking chunks), mimalloc's thread-local free lists a fraction of that.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
