@@ -50,6 +50,9 @@ pub async fn serve(config: Config, background: Background) -> anyhow::Result<()>
     // Where this process's reports and lists read: every process that answers requests watches its
     // replica, `--no-background` ones too.
     let monitor = tokio::spawn(reads.monitor(stopped.clone()));
+    // So does every one forget the API keys revoked anywhere.
+    let key_listener =
+        tokio::spawn(crate::brands::run_key_listener(state.db.clone(), state.api_keys.clone(), stopped.clone()));
     let tasks = match background {
         Background::Run => spawn_background(&state, &stopped)?,
         Background::Off => {
@@ -82,6 +85,7 @@ pub async fn serve(config: Config, background: Background) -> anyhow::Result<()>
         task.await?;
     }
     monitor.await?;
+    key_listener.await?;
     tracing::info!("api stopped");
     Ok(())
 }

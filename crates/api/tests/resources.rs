@@ -28,6 +28,77 @@ async fn brand_endpoints_need_a_valid_unrevoked_key(pool: PgPool) {
     assert!(api::brands::revoke_key(&api.pool, "csk_zzzzzzzz").await.is_err());
 }
 
+/// Runs the key listener of `api`'s process until the returned sender says stop, and waits until it is
+/// subscribed.
+async fn listening(api: &Api) -> tokio::sync::watch::Sender<bool> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(api::brands::run_key_listener(api.pool.clone(), api.state.api_keys.clone(), stopped));
+    until("the key listener subscribes", || api.state.api_keys.listening()).await;
+    stop
+}
+
+/// Waits until `done` holds (a notice is delivered when the change commits, to another connection).
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !done() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "{what}: not within 30 s");
+}
+
+async fn status(api: &Api, key: &str) -> StatusCode {
+    api.send(Method::GET, "/v1/links", Some(key), None).await.status
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_key_revoked_anywhere_stops_working_in_every_process_that_remembered_it(pool: PgPool) {
+    let one = Api::new(pool).await;
+    let two = one.another_process();
+    let _listeners = (listening(&one).await, listening(&two).await);
+    let second = api::brands::create_key(&one.pool, one.brand_id).await.unwrap();
+    for api in [&one, &two] {
+        assert_eq!(status(api, &one.key).await, StatusCode::OK);
+        assert_eq!(status(api, &second).await, StatusCode::OK);
+    }
+    // Remembered keys are checked against their hash, not taken on their prefix.
+    let mut forged = second.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(status(&one, &forged).await, StatusCode::UNAUTHORIZED);
+
+    // Revoked from a third process (the command line): both forget the key when the notice arrives.
+    let seen = (one.state.api_keys.generation(), two.state.api_keys.generation());
+    api::brands::revoke_key(&one.pool, &one.key[..12]).await.unwrap();
+    until("both processes get the notice", || {
+        one.state.api_keys.generation() > seen.0 && two.state.api_keys.generation() > seen.1
+    })
+    .await;
+    for api in [&one, &two] {
+        assert_eq!(status(api, &one.key).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(api, &second).await, StatusCode::OK);
+    }
+
+    // Without the notice (the trigger off), a remembered key would still be taken: what the notice is for.
+    sqlx::query("alter table api_keys disable trigger api_keys_changed").execute(&one.pool).await.unwrap();
+    api::brands::revoke_key(&one.pool, &second[..12]).await.unwrap();
+    assert_eq!(status(&one, &second).await, StatusCode::OK);
+    // A process whose subscription is lost forgets everything and reads every key until it is back.
+    sqlx::query(
+        "select pg_terminate_backend(pid) from pg_stat_activity
+         where datname = current_database() and query ilike 'listen%'",
+    )
+    .execute(&one.pool)
+    .await
+    .unwrap();
+    until("the lost subscriptions are noticed", || !one.state.api_keys.listening() && !two.state.api_keys.listening())
+        .await;
+    assert_eq!(status(&one, &second).await, StatusCode::UNAUTHORIZED);
+    until("the listener subscribes again", || one.state.api_keys.listening()).await;
+    assert_eq!(status(&one, &second).await, StatusCode::UNAUTHORIZED);
+}
+
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn keys_are_stored_only_as_hashes(pool: PgPool) {
     let api = Api::new(pool).await;

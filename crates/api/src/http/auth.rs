@@ -26,7 +26,8 @@ impl FromRequestParts<AppState> for Brand {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let presented = bearer(parts).ok_or(Error::Unauthorized)?;
-        let id = crate::brands::authenticate(&state.db, presented).await?.ok_or(Error::Unauthorized)?;
+        let id =
+            crate::brands::authenticate(&state.db, &state.api_keys, presented).await?.ok_or(Error::Unauthorized)?;
         Ok(Brand { id })
     }
 }

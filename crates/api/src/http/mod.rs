@@ -60,6 +60,9 @@ pub struct AppState {
     pub signin_limits: Arc<dashboard::SignInLimits>,
     pub domains: crate::domains::Domains,
     pub statement_verify_limits: Arc<statements::VerifyLimits>,
+    /// The API keys this process verified; remembered only while [`crate::brands::run_key_listener`]
+    /// runs (the server starts it), else every key is read from the database.
+    pub api_keys: crate::brands::KeyCache,
 }
 
 impl AppState {
@@ -85,6 +88,7 @@ impl AppState {
             shopify_shops: crate::shopify::shop_cache(),
             signin_limits,
             statement_verify_limits,
+            api_keys: crate::brands::KeyCache::default(),
         }
     }
 

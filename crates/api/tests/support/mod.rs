@@ -123,6 +123,21 @@ impl Api {
         }
     }
 
+    /// The same brand and key, served by another process on the same database: a state and routers of
+    /// its own (its own caches), as a second `api serve` has.
+    pub fn another_process(&self) -> Self {
+        let state = AppState::new(self.pool.clone(), config(&[]));
+        Api {
+            router: http::router(state.clone()),
+            internal: http::internal_router(state.clone()),
+            pool: self.pool.clone(),
+            state,
+            brand_id: self.brand_id,
+            key: self.key.clone(),
+            pixel_id: self.pixel_id.clone(),
+        }
+    }
+
     /// A request to the public router.
     pub async fn send(&self, method: Method, uri: &str, auth: Option<&str>, body: Option<Body>) -> Response {
         Self::send_to(&self.router, method, uri, auth, body).await
