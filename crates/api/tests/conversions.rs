@@ -1008,3 +1008,72 @@ async fn the_largest_accepted_orders_add_up_exactly_in_every_report(pool: PgPool
     assert_eq!(listed.iter().map(|o| o["amount"]["amount_minor"].as_i64().unwrap()).sum::<i64>(), 2 * MAX_USD_MINOR);
     assert!(listed.iter().all(|o| o["net"] == usd(MAX_USD_MINOR)));
 }
+
+/// The database itself refuses an order row that breaks any rule of `conversion_row_valid` (one CHECK
+/// holds them all): each row here breaks one, and only one, next to a row that keeps them all.
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn the_database_refuses_order_rows_that_break_any_rule(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let link = link(&api, None).await;
+    let link_id: Uuid = link["id"].as_str().unwrap().parse().unwrap();
+    let insert = |order_id: &str, column: &str, value: &str| {
+        // A verified order credited to a click; `column` takes `value` (SQL) instead.
+        let mut row = vec![
+            ("amount_minor", "100".to_owned()),
+            ("refunded_minor", "0".to_owned()),
+            ("currency", "'USD'".to_owned()),
+            ("link_id", format!("'{link_id}'")),
+            ("method", "'click'".to_owned()),
+            ("click_id", "gen_random_uuid()".to_owned()),
+            ("source", "'api'".to_owned()),
+            ("amount_source", "'api'".to_owned()),
+            ("status", "'verified'".to_owned()),
+            ("order_id", format!("'{order_id}'")),
+        ];
+        for (name, sql) in &mut row {
+            if *name == column {
+                *sql = value.to_owned();
+            }
+        }
+        let (names, values): (Vec<&str>, Vec<String>) = row.into_iter().unzip();
+        format!(
+            "insert into conversions (id, brand_id, occurred_at, {}) values (gen_random_uuid(), '{}', now(), {})",
+            names.join(", "),
+            api.brand_id,
+            values.join(", ")
+        )
+    };
+    sqlx::query(&insert("valid", "", "")).execute(&api.pool).await.unwrap();
+    // Credited to nobody, and by a promo code (no click): valid too.
+    let nobody = insert("nobody", "link_id", "null")
+        .replace("'click'", "null")
+        .replace("gen_random_uuid(), 'api'", "null, 'api'");
+    sqlx::query(&nobody).execute(&api.pool).await.unwrap();
+    sqlx::query(&insert("promo", "method", "'promo_code'").replace("gen_random_uuid(), 'api'", "null, 'api'"))
+        .execute(&api.pool)
+        .await
+        .unwrap();
+    let broken = [
+        ("order_id", "''"),
+        ("order_id", "repeat('x', 129)"),
+        ("amount_minor", "-1"),
+        ("refunded_minor", "-1"),
+        ("currency", "'usd'"),
+        ("method", "'coupon'"),
+        ("link_id", "null"),
+        ("click_id", "null"),
+        ("source", "'email'"),
+        ("amount_source", "'email'"),
+        ("status", "'paid'"),
+    ];
+    for (i, (column, value)) in broken.into_iter().enumerate() {
+        let error = sqlx::query(&insert(&format!("broken-{i}"), column, value)).execute(&api.pool).await.unwrap_err();
+        let error = error.as_database_error().unwrap();
+        assert_eq!(
+            (error.code().as_deref(), error.constraint()),
+            (Some("23514"), Some("conversions_row_valid")),
+            "{column} = {value}"
+        );
+    }
+    assert_eq!(api.count("conversions").await, 3);
+}
