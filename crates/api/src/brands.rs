@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -116,8 +116,8 @@ pub async fn authenticate(db: &PgPool, keys: &KeyCache, presented: &str) -> Resu
 /// How many keys a process remembers at most.
 pub const KEY_CACHE_CAPACITY: u64 = 10_000;
 /// How long a key is remembered at most: a bound on what a lost notice could cost, should one ever be
-/// lost without the listener's connection failing.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(10 * 60);
+/// lost without the listener noticing (a connection cut without a word, until TCP gives up on it).
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
 /// The channel a key's revocation or deletion is announced on (migration 0023), with the key's prefix.
 pub const KEYS_CHANNEL: &str = "api_keys_changed";
 
@@ -216,11 +216,13 @@ impl KeyCache {
 }
 
 /// Keeps `keys` subscribed to the changes of API keys until `stop`: a named task that every process
-/// answering requests runs. When its connection fails, the process forgets every key and asks the
-/// database for each one until it is subscribed again (a second later, and then every second).
+/// answering requests runs, on a connection of its own (not one of `db`'s: a listener keeps its
+/// connection). When that connection fails, the process forgets every key and asks the database for each
+/// one until it is subscribed again (a second later, and then every second).
 pub async fn run_key_listener(db: PgPool, keys: KeyCache, mut stop: watch::Receiver<bool>) {
+    let own = PgPoolOptions::new().max_connections(1).connect_lazy_with((*db.connect_options()).clone());
     while !*stop.borrow() {
-        let lost = listen(&db, &keys, &mut stop).await;
+        let lost = listen(&own, &keys, &mut stop).await;
         keys.stop_listening();
         match lost {
             Ok(()) => return,
