@@ -243,6 +243,7 @@ async fn listen(db: &PgPool, keys: &KeyCache, stop: &mut watch::Receiver<bool>) 
     let mut listener = PgListener::connect_with(db).await?;
     listener.listen(KEYS_CHANNEL).await?;
     keys.start_listening();
+    tracing::info!(channel = KEYS_CHANNEL, "subscribed to API key changes: verified keys are remembered");
     loop {
         tokio::select! {
             notice = listener.try_recv() => match notice? {
