@@ -98,14 +98,19 @@ impl Api {
 
     pub async fn with_state(state: AppState) -> Self {
         let brand = api::brands::create_brand(&state.db, "Acme").await.unwrap();
+        Self::serving(state, brand.brand_id, brand.api_key, brand.pixel_id)
+    }
+
+    /// A brand's view of the API that `state` serves.
+    fn serving(state: AppState, brand_id: Uuid, key: String, pixel_id: String) -> Self {
         Api {
             router: http::router(state.clone()),
             internal: http::internal_router(state.clone()),
             pool: state.db.clone(),
             state,
-            brand_id: brand.brand_id,
-            key: brand.api_key,
-            pixel_id: brand.pixel_id,
+            brand_id,
+            key,
+            pixel_id,
         }
     }
 
@@ -127,15 +132,7 @@ impl Api {
     /// its own (its own caches), as a second `api serve` has.
     pub fn another_process(&self) -> Self {
         let state = AppState::new(self.pool.clone(), config(&[]));
-        Api {
-            router: http::router(state.clone()),
-            internal: http::internal_router(state.clone()),
-            pool: self.pool.clone(),
-            state,
-            brand_id: self.brand_id,
-            key: self.key.clone(),
-            pixel_id: self.pixel_id.clone(),
-        }
+        Self::serving(state, self.brand_id, self.key.clone(), self.pixel_id.clone())
     }
 
     /// A request to the public router.
