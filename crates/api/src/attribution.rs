@@ -237,12 +237,6 @@ pub enum Once {
     KeyTaken,
 }
 
-/// Takes the order's lock ([`LOCK_ORDER`]) until the transaction ends, in a transaction begun without it.
-pub async fn lock_order(tx: &mut PgConnection, brand_id: Uuid, order_id: &str) -> Result<(), sqlx::Error> {
-    sqlx::query(LOCK_ORDER).bind(order_lock_key(brand_id, order_id)).execute(tx).await?;
-    Ok(())
-}
-
 /// What merging a report did.
 enum Merged {
     /// The report created the order, judged as it was created (with the answer kept, if one was asked).
@@ -291,8 +285,9 @@ async fn merge(
     // The update clause runs only for an order already known; its `where` skips reports that bring
     // nothing new, though the row is locked either way (and so are concurrent reports serialised).
     const SERVER_TAKES_OVER: &str = "excluded.amount_source <> 'pixel' and c.amount_source = 'pixel'";
+    // `used` is read twice by `go`: materialized, the key is looked up once.
     let row: MergeRow = sqlx::query_as(&format!(
-        "with used as (
+        "with used as materialized (
              select $15 and exists (select 1 from idempotency_keys where brand_id = $1 and key = $17) as key_taken),
          go as (
              select not key_taken and not ($15 and exists (

@@ -652,8 +652,7 @@ async fn a_request_whose_client_goes_away_inside_its_transaction_still_records_t
     let click = click(&api, &link).await;
     let body = order_via("15001", 4200, Utc::now(), click).to_string();
     // Someone else holds the order's lock, so the request stops inside its transaction, waiting for it.
-    let mut holder = api.pool.begin().await.unwrap();
-    api::attribution::lock_order(&mut holder, api.brand_id, "15001").await.unwrap();
+    let holder = api::attribution::begin_for_order(&api.pool, api.brand_id, "15001").await.unwrap();
     let request = tokio::spawn(answer(api.router.clone(), report_request(&api, Some("gone"), &body)));
     until(
         &api.pool,

@@ -1302,8 +1302,7 @@ async fn deliveries_beyond_the_concurrency_limit_are_answered_503_at_once(pool: 
     let api = Api::with_state(state).await;
     assert_eq!(connect(&api, SHOP, SECRET).await.status, StatusCode::OK);
     // Order 1's transaction waits on a lock this test holds, keeping the one permit taken.
-    let mut lock = pool.begin().await.unwrap();
-    api::attribution::lock_order(&mut lock, api.brand_id, "1").await.unwrap();
+    let lock = api::attribution::begin_for_order(&pool, api.brand_id, "1").await.unwrap();
     let first = tokio::spawn(api.router.clone().oneshot(signed_order(SECRET, 1).request()));
     loop {
         let waiting: bool =
