@@ -684,6 +684,88 @@ async fn a_request_whose_client_goes_away_inside_its_transaction_still_records_t
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_new_order_waits_for_its_lock_and_then_sees_a_refund_committed_meanwhile(pool: PgPool) {
+    let api = Api::new(pool).await;
+    let link = link(&api, None).await;
+    let click = click(&api, &link).await;
+    let body = order_via("15101", 4200, Utc::now(), click).to_string();
+    // A refund of the order arrives first (as Shopify's can): its transaction holds the order's lock.
+    let mut holder = api::attribution::begin_for_order(&api.pool, api.brand_id, "15101").await.unwrap();
+    sqlx::query(
+        "insert into refunds (brand_id, order_id, refund_id, amount_minor, currency, refunded_at)
+         values ($1, '15101', 'early', 1200, 'USD', now())",
+    )
+    .bind(api.brand_id)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let request = tokio::spawn(answer(api.router.clone(), report_request(&api, Some("early-refund"), &body)));
+    until(
+        &api.pool,
+        "the request waits for the order's lock",
+        "select exists (select 1 from pg_stat_activity where datname = current_database()
+                        and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
+    )
+    .await;
+    holder.commit().await.unwrap();
+    // The order is read after the lock is granted: the refund committed meanwhile is subtracted.
+    let created = request.await.unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!((created.body["refunded"].clone(), created.body["net"].clone()), (usd(1200), usd(3000)));
+    assert_eq!(conversions(&api, "").await, vec![created.body.clone()]);
+    assert_eq!(attribution_row(&api, &link).await["revenue"], json!([usd(3000)]));
+    // It was created in one statement of its session's order-creating function (see
+    // `attribution::create_order_once`), which took the lock.
+    let functions: i64 = sqlx::query_scalar(
+        "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+         where n.nspname like 'pg\\_temp\\_%' and p.proname like 'cs\\_create\\_order\\_%'",
+    )
+    .fetch_one(&api.pool)
+    .await
+    .unwrap();
+    assert!(functions >= 1, "the order-creating function exists in the session that created the order");
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_role_that_may_not_create_temporary_objects_records_orders_on_the_transactional_path(pool: PgPool) {
+    // A role with every right on the tables but not TEMPORARY on the database (PostgreSQL grants it to
+    // PUBLIC by default).
+    let role = format!("cs_no_temp_{}", Uuid::new_v4().simple());
+    let database: String = sqlx::query_scalar("select current_database()").fetch_one(&pool).await.unwrap();
+    for statement in [
+        format!("create role {role} login"),
+        format!("revoke temporary on database \"{database}\" from public"),
+        format!("grant usage on schema public to {role}"),
+        format!("grant select, insert, update, delete on all tables in schema public to {role}"),
+        format!("grant usage, select on all sequences in schema public to {role}"),
+    ] {
+        sqlx::query(&statement).execute(&pool).await.unwrap();
+    }
+    let options = pool.connect_options().as_ref().clone().username(&role);
+    let restricted = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with(options).await.unwrap();
+    let api = Api::new(restricted.clone()).await;
+    let link = link(&api, None).await;
+    let click = click(&api, &link).await;
+    let body = order_via("15201", 4200, Utc::now(), click);
+    let created = report(&api, "no-temp", &body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!((created.body["status"].as_str(), created.body["method"].as_str()), (Some("verified"), Some("click")));
+    let again = report(&api, "no-temp", &body).await;
+    assert_eq!((again.status, &again.body), (StatusCode::CREATED, &created.body));
+    assert_eq!(conversions(&api, "").await, vec![created.body.clone()]);
+    assert_eq!(attribution_row(&api, &link).await["revenue"], json!([usd(4200)]));
+    let functions: i64 =
+        sqlx::query_scalar("select count(*) from pg_proc where proname like 'cs\\_create\\_order\\_%'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(functions, 0, "the role could not create the session function");
+    restricted.close().await;
+    sqlx::query(&format!("drop owned by {role}")).execute(&pool).await.unwrap();
+    sqlx::query(&format!("drop role {role}")).execute(&pool).await.unwrap();
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn a_brand_is_never_deleted_so_no_order_outlives_its_brand(pool: PgPool) {
     let api = Api::new(pool).await;
     reported(&api, &order("16001", 1500, Utc::now())).await;

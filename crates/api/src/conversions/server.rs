@@ -203,10 +203,15 @@ pub async fn report(
     // Invalid requests are refused before the key is claimed: they may be corrected and sent again.
     let report = body.report(brand_id, max, judged.now)?;
     let hash = fingerprint(body);
+    let keep = attribution::KeepAnswer { key, request_hash: &hash, columns: super::COLUMNS, status_code: 201 };
+    // The usual request reports a new order: created in one round trip, with its answer kept under the key.
+    if let Some(answer) = attribution::create_order_once(db, &report, judged, &keep).await? {
+        return Ok(Answer { created: true, conversion: super::from_snapshot(&answer).map_err(decode)? });
+    }
+    // Any other (a retry, a second key for one order, a pixel order confirmed) changed nothing there.
     // The transaction holds the order's lock from its start: what it reads next includes every report
     // of the order, and every use of the key, committed before it.
     let mut tx = attribution::begin_for_order(db, brand_id, &report.order_id).await?;
-    let keep = attribution::KeepAnswer { key, request_hash: &hash, columns: super::COLUMNS, status_code: 201 };
     let created = match attribution::record_order_once(&mut tx, &report, judged, &keep).await? {
         // The usual path: the order is new, and its answer was kept under the key as it was created.
         attribution::Once::Created(answer) => {
