@@ -280,16 +280,11 @@ fn merge_sql(answer: Option<&KeepAnswer<'_>>) -> String {
         // waited for (the key's unique index), and then this one inserts nothing.
         Some(answer) => format!(
             ",
-         kept_answer as (
-             insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
-             select $1, $17, $19, $18, to_jsonb(a)
-             from (select {columns} from merged c left join links l on l.id = c.link_id where c.created) a
-             on conflict do nothing
-             returning response),
+         {kept_answer},
          server_source as (
              update brands set conversions_api_at = now()
              where id = $1 and conversions_api_at is null and not (select key_taken from go))",
-            columns = answer.columns
+            kept_answer = kept_answer(answer),
         ),
         None => String::new(),
     };
@@ -316,12 +311,7 @@ fn merge_sql(answer: Option<&KeepAnswer<'_>>) -> String {
          existing as (
              select count(*) filter (where source = 'pixel') as pixel, count(*) filter (where source <> 'pixel') as server
              from order_refs where brand_id = $1 and order_id = $2),
-         -- The reported click ids' clicks, read once (each read of `clicks` by id alone visits every
-         -- monthly partition); another brand's click id is no evidence.
-         reported as (select id, brand_id, visitor_id from clicks where id = any($9::uuid[])),
-         input as (
-             select ref, i from unnest($9::uuid[]) with ordinality as u(ref, i)
-             where not exists (select 1 from reported k where k.id = u.ref and k.brand_id <> $1)),
+         {REPORTED_CLICKS},
          kept as (
              select ref, $7::text as source from go, existing, input
              where go.merge
@@ -331,11 +321,7 @@ fn merge_sql(answer: Option<&KeepAnswer<'_>>) -> String {
              delete from order_refs r
              where $7 <> 'pixel' and exists (select 1 from input) and (select merge from go)
                and r.brand_id = $1 and r.order_id = $2 and r.source = 'pixel' and r.cs_ref_id <> all($9)),
-         refs as (
-             insert into order_refs (brand_id, order_id, cs_ref_id, source)
-             select $1, $2, ref, source from kept
-             on conflict (brand_id, order_id, cs_ref_id) do update set source = excluded.source
-                 where order_refs.source = 'pixel' and excluded.source <> 'pixel'),
+         {STORE_REFS},
          -- The facts of an order this report creates (none when the order is known), and its evidence.
          o as (
              select $6::timestamptz as occurred_at, $8::text[] as discount_codes, $5::text as currency,
@@ -349,17 +335,11 @@ fn merge_sql(answer: Option<&KeepAnswer<'_>>) -> String {
          named as (select id, visitor_id from reported where brand_id = $1),
          {judgement},
          merged as (
-             insert into conversions as c
-                 (id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source, discount_codes,
-                  verified_at, confirm_by, cancelled_at, test,
-                  link_id, method, click_id, refunded_minor, disputed, status, credited_at)
+             insert into conversions as c {NEW_ORDER}
              select $3, $1, $2, $4, $5, $6, $7, $7, $8,
                     case when $7 <> 'pixel' then $10::timestamptz end,
                     case when brand.has_server then $10::timestamptz + $11::interval end,
-                    $12, $13,
-                    judged.link_id, judged.method, judged.click_id, coalesce(judged.refunded, 0),
-                    coalesce(judged.disputed, false), coalesce(judged.status, 'unverified'),
-                    case when judged.link_id is not null then now() end
+                    $12, $13, {JUDGED}
              from go cross join brand left join judged on true
              where go.merge
              on conflict (brand_id, order_id) do update set
@@ -382,6 +362,83 @@ fn merge_sql(answer: Option<&KeepAnswer<'_>>) -> String {
                 judged.link_id, judged.method, judged.click_id, judged.status, {kept} as answer
          from go left join judged on true",
         judgement = judgement("$16::interval", "$10::timestamptz", "$6::timestamptz"),
+    )
+}
+
+/// The CTEs `reported`, the reported click ids' clicks, read once (each read of `clicks` by id alone visits
+/// every monthly partition), and `input`, the click ids (`ref`, in the order reported: `i`) that are evidence:
+/// another brand's click id is not. Shared by the statements that record a report ([`merge_sql`],
+/// [`create_sql`]).
+const REPORTED_CLICKS: &str = "reported as (select id, brand_id, visitor_id from clicks where id = any($9::uuid[])),
+         input as (
+             select ref, i from unnest($9::uuid[]) with ordinality as u(ref, i)
+             where not exists (select 1 from reported k where k.id = u.ref and k.brand_id <> $1))";
+
+/// The CTE `refs`: stores the click ids of `kept` (`ref`, `source`) as the order's evidence; a server-side
+/// source's click id replaces the same one the pixel reported.
+const STORE_REFS: &str = "refs as (
+             insert into order_refs (brand_id, order_id, cs_ref_id, source)
+             select $1, $2, ref, source from kept
+             on conflict (brand_id, order_id, cs_ref_id) do update set source = excluded.source
+                 where order_refs.source = 'pixel' and excluded.source <> 'pixel')";
+
+/// The columns a new order is inserted with: its facts (`$3` its id, then the report's), the times that say
+/// what can be proven of it, then [`JUDGED`].
+const NEW_ORDER: &str = "(id, brand_id, order_id, amount_minor, currency, occurred_at, source, amount_source,
+                  discount_codes, verified_at, confirm_by, cancelled_at, test,
+                  link_id, method, click_id, refunded_minor, disputed, status, credited_at)";
+
+/// The judged columns of a new order, from the `judged` CTE of [`judgement`].
+const JUDGED: &str = "judged.link_id, judged.method, judged.click_id, coalesce(judged.refunded, 0),
+                    coalesce(judged.disputed, false), coalesce(judged.status, 'unverified'),
+                    case when judged.link_id is not null then now() end";
+
+/// The CTE `kept_answer`: claims the key `$17` with the answer (`$18`, the fingerprint `$19`), the order
+/// `merged` created (`created`) as `answer.columns` select it; a request that took the key since the
+/// statement began is waited for (the key's unique index), and then this one keeps nothing.
+fn kept_answer(answer: &KeepAnswer<'_>) -> String {
+    format!(
+        "kept_answer as (
+             insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
+             select $1, $17, $19, $18, to_jsonb(a)
+             from (select {columns} from merged c left join links l on l.id = c.link_id where c.created) a
+             on conflict do nothing
+             returning response)",
+        columns = answer.columns
+    )
+}
+
+/// The statement of [`create_order_once`]: [`merge_sql`]'s, for the one case it is run in, a report from a
+/// server-side source under an idempotency key of an order that does not exist yet. The order is inserted
+/// only if it does not exist (else nothing is: `on conflict do nothing`), and judged in the same statement
+/// on the facts and click ids it reports, by the same [`judgement`]; the key is claimed with the answer as
+/// [`merge_sql`] does. It answers the kept answer, `null` when the order existed or the key was taken: the
+/// caller then rolls back what else the statement wrote. What it leaves out can only matter to an order
+/// that exists: the order's stored evidence, the pixel's click ids a server-side source replaces, the
+/// confirmation window (only pixel reports have one), the update of a known order.
+fn create_sql(answer: &KeepAnswer<'_>) -> String {
+    format!(
+        "with {REPORTED_CLICKS},
+         kept as (select ref, $7::text as source from input where i <= $14),
+         {STORE_REFS},
+         o as (
+             select $6::timestamptz as occurred_at, $8::text[] as discount_codes, $5::text as currency,
+                    $10::timestamptz as verified_at, $13::boolean as test, $12::timestamptz as cancelled_at,
+                    null::timestamptz as confirm_by, null::text as status),
+         evidence as (select ref as cs_ref_id, source from kept),
+         named as (select id, visitor_id from reported where brand_id = $1),
+         {judgement},
+         merged as (
+             insert into conversions as c {NEW_ORDER}
+             select $3, $1, $2, $4, $5, $6, $7, $7, $8, $10::timestamptz, null, $12, $13, {JUDGED}
+             from judged
+             on conflict do nothing
+             returning c.*, true as created),
+         {kept_answer},
+         server_source as (update brands set conversions_api_at = now() where id = $1 and conversions_api_at is null)
+         select (select response from kept_answer)",
+        judgement = judgement("$16::interval", "$10::timestamptz", "$6::timestamptz"),
+        kept_answer = kept_answer(answer),
     )
 }
 
@@ -415,30 +472,35 @@ fn merge_arguments(
     Ok(args)
 }
 
-/// The SQL types of [`merge_arguments`], in order: the signature of [`create_order_once`]'s function.
+/// The SQL types of [`merge_arguments`], in order: the signature of [`create_order_once`]'s function (whose
+/// statement, [`create_sql`], takes the same parameters).
 const MERGE_TYPES: &str = "uuid, text, uuid, bigint, text, timestamptz, text, text[], uuid[], timestamptz, interval, \
                            timestamptz, boolean, bigint, boolean, interval, text, smallint, bytea";
 
-/// Creates an order reported once under an idempotency key (as [`record_order_once`] does), in one round
-/// trip and one transaction of its own: the answer kept with it, or `None` if the report does not create
-/// an order (the order exists, the key was used), in which case nothing was written and the caller takes
-/// the transactional path ([`begin_for_order`], [`record_order_once`]).
+/// Creates an order a server-side source reports once under an idempotency key (as [`record_order_once`]
+/// does), in one round trip and one transaction of its own: the answer kept with it, or `None` if the
+/// report does not create an order (the order exists, the key was used; a pixel report never is), in which
+/// case nothing was written and the caller takes the transactional path ([`begin_for_order`],
+/// [`record_order_once`]).
 ///
-/// The order's lock must be held before the statement that merges the report takes its snapshot, which
-/// a single statement cannot do; a PL/pgSQL function can (in READ COMMITTED, each statement of a volatile
-/// function takes a new snapshot). So the merge statement, the same text [`record_order_once`] runs, is
-/// wrapped in a function that takes the lock ([`LOCK_ORDER`]), runs it, and raises
-/// [`NOT_CREATED`] (rolling it back) unless it created the order and kept its answer. The function
-/// exists in this connection's session only (`pg_temp`): it is created the first time the connection
-/// needs it, named after the hash of its text, so that every version of this code runs its own.
-/// Doing it in one round trip instead of three (lock and begin, merge, commit) is about a sixth of an
-/// order's CPU, on both sides.
+/// The order's lock must be held before the statement that creates the order takes its snapshot, which a
+/// single statement cannot do; a PL/pgSQL function can (in READ COMMITTED, each statement of a volatile
+/// function takes a new snapshot). So the statement ([`create_sql`]: the merge statement for this one case,
+/// judging by the same [`judgement`]) is wrapped in a function that takes the lock ([`LOCK_ORDER`]), runs
+/// it, and raises [`NOT_CREATED`] (rolling it back) unless it created the order and kept its answer. The
+/// function exists in this connection's session only (`pg_temp`): it is created the first time the
+/// connection needs it, named after the hash of its text, so that every version of this code runs its own.
+/// One round trip instead of three (lock and begin, merge, commit) is a fifth of the API's CPU per order;
+/// the statement that only creates, a tenth or more of PostgreSQL's.
 pub async fn create_order_once(
     db: &PgPool,
     report: &OrderReport,
     judged: Judged,
     answer: &KeepAnswer<'_>,
 ) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    if report.source == Source::Pixel {
+        return Ok(None);
+    }
     let (name, definition) = create_once_function(answer);
     let call = format!("select pg_temp.{name}({})", (1..=20).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "));
     let mut conn = db.acquire().await?;
@@ -477,17 +539,17 @@ const NOT_CREATED: &str = "CS001";
 fn create_once_function(answer: &KeepAnswer<'_>) -> (String, String) {
     let body = format!(
         "declare
-             outcome record;
+             stored_answer jsonb;
          begin
              perform {lock};
-             {merge} into outcome;
-             if outcome.key_taken or not outcome.merge or not outcome.created or outcome.answer is null then
+             {create} into stored_answer;
+             if stored_answer is null then
                  raise exception using errcode = '{NOT_CREATED}', message = 'the report did not create an order';
              end if;
-             return outcome.answer;
+             return stored_answer;
          end",
         lock = LOCK_ORDER.trim_start_matches("select ").replace("$1", "$20"),
-        merge = merge_sql(Some(answer)),
+        create = create_sql(answer),
     );
     let hash = Sha256::digest(body.as_bytes());
     let name = format!("cs_create_order_{}", hash[..8].iter().map(|b| format!("{b:02x}")).collect::<String>());

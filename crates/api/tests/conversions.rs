@@ -232,6 +232,16 @@ async fn orders_without_a_valid_credit_credit_nobody_but_are_recorded(pool: PgPo
     }
     assert_eq!(api.count("conversions").await, 6);
     assert!(conversions(&other, "").await.is_empty());
+    // The click ids are kept as evidence, but not another brand's.
+    let kept: Vec<(String, Uuid)> =
+        sqlx::query_as("select order_id, cs_ref_id from order_refs where brand_id = $1 order by order_id")
+            .bind(api.brand_id)
+            .fetch_all(&api.pool)
+            .await
+            .unwrap();
+    let kept: Vec<(&str, Uuid)> = kept.iter().map(|(order, click)| (order.as_str(), *click)).collect();
+    assert_eq!(kept.iter().map(|(order, _)| *order).collect::<Vec<_>>(), ["3002", "3004", "3005"]);
+    assert_eq!(&kept[1..], &[("3004", old), ("3005", bot)]);
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
