@@ -546,6 +546,20 @@ async fn eight_concurrent_requests_with_one_key_for_eight_orders_record_one_and_
     assert_eq!(conversions(&api, "").await, vec![created[0].body.clone()]);
 }
 
+/// Sends a report of `body` under `key` and returns once its request waits for a lock (the order's or the key's)
+/// that the test holds.
+async fn report_waiting(api: &Api, key: &str, body: &str, what: &str) -> tokio::task::JoinHandle<Response> {
+    let request = tokio::spawn(answer(api.router.clone(), report_request(api, Some(key), body)));
+    until(
+        &api.pool,
+        what,
+        "select exists (select 1 from pg_stat_activity where datname = current_database()
+                        and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
+    )
+    .await;
+    request
+}
+
 /// Reports `body` under `key` while the test's own transaction holds the key, as a request for another
 /// order does between its order's statement and its commit; returns once the request waits for the key.
 async fn report_while_key_held(
@@ -563,14 +577,7 @@ async fn report_while_key_held(
     .execute(&mut *holder)
     .await
     .unwrap();
-    let request = tokio::spawn(answer(api.router.clone(), report_request(api, Some(key), body)));
-    until(
-        &api.pool,
-        "the request waits for the key",
-        "select exists (select 1 from pg_stat_activity where datname = current_database()
-                        and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
-    )
-    .await;
+    let request = report_waiting(api, key, body, "the request waits for the key").await;
     (holder, request)
 }
 
@@ -663,14 +670,7 @@ async fn a_request_whose_client_goes_away_inside_its_transaction_still_records_t
     let body = order_via("15001", 4200, Utc::now(), click).to_string();
     // Someone else holds the order's lock, so the request stops inside its transaction, waiting for it.
     let holder = api::attribution::begin_for_order(&api.pool, api.brand_id, "15001").await.unwrap();
-    let request = tokio::spawn(answer(api.router.clone(), report_request(&api, Some("gone"), &body)));
-    until(
-        &api.pool,
-        "the request waits for the order's lock",
-        "select exists (select 1 from pg_stat_activity where datname = current_database()
-                        and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
-    )
-    .await;
+    let request = report_waiting(&api, "gone", &body, "the request waits for the order's lock").await;
     // The client goes away: the server drops the request's future, as hyper does on a closed connection.
     request.abort();
     assert!(request.await.is_err_and(|e| e.is_cancelled()));
@@ -709,14 +709,7 @@ async fn a_new_order_waits_for_its_lock_and_then_sees_a_refund_committed_meanwhi
     .execute(&mut *holder)
     .await
     .unwrap();
-    let request = tokio::spawn(answer(api.router.clone(), report_request(&api, Some("early-refund"), &body)));
-    until(
-        &api.pool,
-        "the request waits for the order's lock",
-        "select exists (select 1 from pg_stat_activity where datname = current_database()
-                        and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
-    )
-    .await;
+    let request = report_waiting(&api, "early-refund", &body, "the request waits for the order's lock").await;
     holder.commit().await.unwrap();
     // The order is read after the lock is granted: the refund committed meanwhile is subtracted.
     let created = request.await.unwrap();
