@@ -284,7 +284,7 @@ fn merge_sql(answer: Option<&KeepAnswer<'_>>) -> String {
          server_source as (
              update brands set conversions_api_at = now()
              where id = $1 and conversions_api_at is null and not (select key_taken from go))",
-            kept_answer = kept_answer(answer),
+            kept_answer = kept_answer(answer.columns),
         ),
         None => String::new(),
     };
@@ -394,17 +394,16 @@ const JUDGED: &str = "judged.link_id, judged.method, judged.click_id, coalesce(j
                     case when judged.link_id is not null then now() end";
 
 /// The CTE `kept_answer`: claims the key `$17` with the answer (`$18`, the fingerprint `$19`), the order
-/// `merged` created (`created`) as `answer.columns` select it; a request that took the key since the
+/// `merged` created (`created`) as `columns` select it (see [`KeepAnswer`]); a request that took the key since the
 /// statement began is waited for (the key's unique index), and then this one keeps nothing.
-fn kept_answer(answer: &KeepAnswer<'_>) -> String {
+fn kept_answer(columns: &str) -> String {
     format!(
         "kept_answer as (
              insert into idempotency_keys (brand_id, key, request_hash, status_code, response)
              select $1, $17, $19, $18, to_jsonb(a)
              from (select {columns} from merged c left join links l on l.id = c.link_id where c.created) a
              on conflict do nothing
-             returning response)",
-        columns = answer.columns
+             returning response)"
     )
 }
 
@@ -416,7 +415,7 @@ fn kept_answer(answer: &KeepAnswer<'_>) -> String {
 /// caller then rolls back what else the statement wrote. What it leaves out can only matter to an order
 /// that exists: the order's stored evidence, the pixel's click ids a server-side source replaces, the
 /// confirmation window (only pixel reports have one), the update of a known order.
-fn create_sql(answer: &KeepAnswer<'_>) -> String {
+fn create_sql(columns: &str) -> String {
     format!(
         "with {REPORTED_CLICKS},
          kept as (select ref, $7::text as source from input where i <= $14),
@@ -438,7 +437,7 @@ fn create_sql(answer: &KeepAnswer<'_>) -> String {
          server_source as (update brands set conversions_api_at = now() where id = $1 and conversions_api_at is null)
          select (select response from kept_answer)",
         judgement = judgement("$16::interval", "$10::timestamptz", "$6::timestamptz"),
-        kept_answer = kept_answer(answer),
+        kept_answer = kept_answer(columns),
     )
 }
 
@@ -501,13 +500,12 @@ pub async fn create_order_once(
     if report.source == Source::Pixel {
         return Ok(None);
     }
-    let (name, definition) = create_once_function(answer);
-    let call = format!("select pg_temp.{name}({})", (1..=20).map(|i| format!("${i}")).collect::<Vec<_>>().join(", "));
+    let function = SessionFunction::for_answer(answer);
     let mut conn = db.acquire().await?;
     for first in [true, false] {
         let mut args = merge_arguments(report, judged, Some(answer))?;
         args.add(order_lock_key(report.brand_id, &report.order_id)).map_err(sqlx::Error::Encode)?;
-        match sqlx::query_scalar_with::<_, serde_json::Value, _>(&call, args).fetch_one(&mut *conn).await {
+        match sqlx::query_scalar_with::<_, serde_json::Value, _>(&function.call, args).fetch_one(&mut *conn).await {
             Ok(kept) => return Ok(Some(kept)),
             Err(e) if sqlstate(&e).as_deref() == Some(NOT_CREATED) => return Ok(None),
             // The function does not exist in this session yet (nor, before its first, the session's
@@ -515,7 +513,7 @@ pub async fn create_order_once(
             Err(e) if first && matches!(sqlstate(&e).as_deref(), Some("42883" | "3F000")) => {
                 // A role without the TEMPORARY privilege cannot create it: such a deployment records every
                 // order on the transactional path, a little slower.
-                if let Err(e) = sqlx::query(&definition).persistent(false).execute(&mut *conn).await {
+                if let Err(e) = sqlx::query(&function.definition).persistent(false).execute(&mut *conn).await {
                     if !CREATE_ONCE_REFUSED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                         tracing::warn!(error = %e, "cannot create the order-creating session function; \
                                                     new orders take three round trips instead of one");
@@ -535,29 +533,55 @@ static CREATE_ONCE_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::A
 /// The SQLSTATE with which [`create_order_once`]'s function rolls back a report that did not create an order.
 const NOT_CREATED: &str = "CS001";
 
-/// [`create_order_once`]'s function: its name and its definition.
-fn create_once_function(answer: &KeepAnswer<'_>) -> (String, String) {
-    let body = format!(
-        "declare
-             stored_answer jsonb;
-         begin
-             perform {lock};
-             {create} into stored_answer;
-             if stored_answer is null then
-                 raise exception using errcode = '{NOT_CREATED}', message = 'the report did not create an order';
-             end if;
-             return stored_answer;
-         end",
-        lock = LOCK_ORDER.trim_start_matches("select ").replace("$1", "$20"),
-        create = create_sql(answer),
-    );
-    let hash = Sha256::digest(body.as_bytes());
-    let name = format!("cs_create_order_{}", hash[..8].iter().map(|b| format!("{b:02x}")).collect::<String>());
-    let definition = format!(
-        "create or replace function pg_temp.{name}({MERGE_TYPES}, integer) returns jsonb
-         language plpgsql as $cs_create_order${body}$cs_create_order$"
-    );
-    (name, definition)
+/// [`create_order_once`]'s function for the answer's columns: its definition and the statement that calls it.
+#[derive(Clone)]
+struct SessionFunction {
+    columns: String,
+    definition: String,
+    call: String,
+}
+
+/// The function of the columns the Conversions API keeps (its one caller), made once per process: its text
+/// is 7 KB, hashed for its name, and needed on every request.
+static SESSION_FUNCTION: std::sync::OnceLock<SessionFunction> = std::sync::OnceLock::new();
+
+impl SessionFunction {
+    fn for_answer(answer: &KeepAnswer<'_>) -> std::borrow::Cow<'static, SessionFunction> {
+        let made = SESSION_FUNCTION.get_or_init(|| SessionFunction::new(answer.columns));
+        if made.columns == answer.columns {
+            std::borrow::Cow::Borrowed(made)
+        } else {
+            std::borrow::Cow::Owned(SessionFunction::new(answer.columns))
+        }
+    }
+
+    fn new(columns: &str) -> Self {
+        let body = format!(
+            "declare
+                 stored_answer jsonb;
+             begin
+                 perform {lock};
+                 {create} into stored_answer;
+                 if stored_answer is null then
+                     raise exception using errcode = '{NOT_CREATED}', message = 'the report did not create an order';
+                 end if;
+                 return stored_answer;
+             end",
+            lock = LOCK_ORDER.trim_start_matches("select ").replace("$1", "$20"),
+            create = create_sql(columns),
+        );
+        let hash = Sha256::digest(body.as_bytes());
+        let name = format!("cs_create_order_{}", hash[..8].iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let parameters = (1..=20).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        SessionFunction {
+            columns: columns.to_owned(),
+            definition: format!(
+                "create or replace function pg_temp.{name}({MERGE_TYPES}, integer) returns jsonb
+                 language plpgsql as $cs_create_order${body}$cs_create_order$"
+            ),
+            call: format!("select pg_temp.{name}({parameters})"),
+        }
+    }
 }
 
 fn sqlstate(e: &sqlx::Error) -> Option<String> {
