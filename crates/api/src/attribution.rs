@@ -408,14 +408,39 @@ fn kept_answer(columns: &str) -> String {
 }
 
 /// The statement of [`create_order_once`]: [`merge_sql`]'s, for the one case it is run in, a report from a
-/// server-side source under an idempotency key of an order that does not exist yet. The order is inserted
-/// only if it does not exist (else nothing is: `on conflict do nothing`), and judged in the same statement
-/// on the facts and click ids it reports, by the same [`judgement`]; the key is claimed with the answer as
-/// [`merge_sql`] does. It answers the kept answer, `null` when the order existed or the key was taken: the
-/// caller then rolls back what else the statement wrote. What it leaves out can only matter to an order
-/// that exists: the order's stored evidence, the pixel's click ids a server-side source replaces, the
-/// confirmation window (only pixel reports have one), the update of a known order.
-fn create_sql(columns: &str) -> String {
+/// server-side source of an order that does not exist yet. The order is inserted only if it does not exist
+/// (else nothing is: `on conflict do nothing`) and the report's claim is its own, and judged in the same
+/// statement on the facts and click ids it reports, by the same [`judgement`]. With [`Claim::Answer`] the
+/// key is claimed with the answer as [`merge_sql`] does, and the statement answers the kept answer; with
+/// [`Claim::Cte`], the caller's CTE claims, and the statement answers the new order's id. The answer is
+/// `null` when the order existed or the claim was not the report's: the caller then rolls back what else
+/// the statement wrote. What it leaves out can only matter to an order that exists: the order's stored
+/// evidence, the pixel's click ids a server-side source replaces, the confirmation window (only pixel
+/// reports have one), the update of a known order.
+fn create_sql(claim: &Claim<'_>) -> String {
+    // What is claimed before the order is inserted (and decides whether it is), what the insert returns,
+    // what is claimed with the new order, and what the statement answers.
+    let (before, only_if, returning, after, answer) = match claim {
+        Claim::Answer(answer) => (
+            String::new(),
+            "",
+            "c.*, true as created",
+            format!(
+                ",
+         {kept_answer},
+         server_source as (update brands set conversions_api_at = now() where id = $1 and conversions_api_at is null)",
+                kept_answer = kept_answer(answer.columns),
+            ),
+            "(select response from kept_answer)",
+        ),
+        Claim::Cte(cte) => (
+            format!("{},\n         ", cte.sql),
+            "\n             where exists (select 1 from claimed)",
+            "c.id",
+            String::new(),
+            "(select to_jsonb(id) from merged)",
+        ),
+    };
     format!(
         "with {REPORTED_CLICKS},
          kept as (select ref, $7::text as source from input where i <= $14),
@@ -427,17 +452,14 @@ fn create_sql(columns: &str) -> String {
          evidence as (select ref as cs_ref_id, source from kept),
          named as (select id, visitor_id from reported where brand_id = $1),
          {judgement},
-         merged as (
+         {before}merged as (
              insert into conversions as c {NEW_ORDER}
              select $3, $1, $2, $4, $5, $6, $7, $7, $8, $10::timestamptz, null, $12, $13, {JUDGED}
-             from judged
+             from judged{only_if}
              on conflict do nothing
-             returning c.*, true as created),
-         {kept_answer},
-         server_source as (update brands set conversions_api_at = now() where id = $1 and conversions_api_at is null)
-         select (select response from kept_answer)",
+             returning {returning}){after}
+         select {answer}",
         judgement = judgement("$16::interval", "$10::timestamptz", "$6::timestamptz"),
-        kept_answer = kept_answer(columns),
     )
 }
 
@@ -476,37 +498,69 @@ fn merge_arguments(
 const MERGE_TYPES: &str = "uuid, text, uuid, bigint, text, timestamptz, text, text[], uuid[], timestamptz, interval, \
                            timestamptz, boolean, bigint, boolean, interval, text, smallint, bytea";
 
-/// Creates an order a server-side source reports once under an idempotency key (as [`record_order_once`]
-/// does), in one round trip and one transaction of its own: the answer kept with it, or `None` if the
-/// report does not create an order (the order exists, the key was used; a pixel report never is), in which
-/// case nothing was written and the caller takes the transactional path ([`begin_for_order`],
-/// [`record_order_once`]).
+/// What a report that creates an order claims in the statement that creates it, so that it is recorded
+/// once: the order is created only with its claim, and the claim only with the order.
+pub enum Claim<'a> {
+    /// The Conversions API's idempotency key, claimed with the answer kept under it ([`KeepAnswer`]); the
+    /// brand has a server-side source from then on. The call answers the answer kept.
+    Answer(&'a KeepAnswer<'a>),
+    /// A record the caller's module claims ([`ClaimCte`]), such as a store's webhook delivery. The call
+    /// answers the new order's id.
+    Cte(&'a ClaimCte<'a>),
+}
+
+/// A caller's claim, written by a CTE of the statement that creates the order.
+pub struct ClaimCte<'a> {
+    /// `claimed as (…)`: writes the claim and returns a row only if it is this report's. Its parameters
+    /// follow the statement's, from `$21` (`$1` is the brand, `$2` the order id).
+    pub sql: &'static str,
+    /// The SQL types of its parameters, in order, separated by commas (none with a comma of its own).
+    pub types: &'static str,
+    /// Binds its parameters, in order.
+    pub bind: &'a (dyn Fn(&mut PgArguments) -> Result<(), sqlx::error::BoxDynError> + Sync),
+}
+
+/// Creates an order a server-side source reports once (under an idempotency key, or in a delivery of its
+/// own: see [`Claim`]), in one round trip and one transaction of its own: the call's answer, or `None` if
+/// the report does not create an order (the order exists, the claim was made already; a pixel report
+/// never is), in which case nothing was written and the caller takes the transactional path
+/// ([`begin_for_order`], then [`record_order_once`] or [`record_order`]).
 ///
 /// The order's lock must be held before the statement that creates the order takes its snapshot, which a
 /// single statement cannot do; a PL/pgSQL function can (in READ COMMITTED, each statement of a volatile
 /// function takes a new snapshot). So the statement ([`create_sql`]: the merge statement for this one case,
-/// judging by the same [`judgement`]) is wrapped in a function that takes the lock ([`LOCK_ORDER`]), runs
-/// it, and raises [`NOT_CREATED`] (rolling it back) unless it created the order and kept its answer. The
-/// function exists in this connection's session only (`pg_temp`): it is created the first time the
-/// connection needs it, named after the hash of its text, so that every version of this code runs its own.
-/// One round trip instead of three (lock and begin, merge, commit) is a fifth of the API's CPU per order;
-/// the statement that only creates, a tenth or more of PostgreSQL's.
+/// judging by the same [`judgement`]) is wrapped in a function that takes the lock ([`LOCK_ORDER`]), answers
+/// `null` at once if the order exists (nothing written: a report of a known order costs one round trip
+/// more, not a statement), runs the statement, and raises [`NOT_CREATED`] (rolling it back) unless it
+/// created the order with its claim. The function exists in this connection's session only (`pg_temp`): it
+/// is created the first time the connection needs it, named after the hash of its text, so that every
+/// version of this code runs its own. One round trip instead of three or four (lock and begin, the claim,
+/// the merge, commit) is a fifth of the API's CPU per order; the statement that only creates, a tenth or
+/// more of PostgreSQL's.
 pub async fn create_order_once(
     db: &PgPool,
     report: &OrderReport,
     judged: Judged,
-    answer: &KeepAnswer<'_>,
+    claim: &Claim<'_>,
 ) -> Result<Option<serde_json::Value>, sqlx::Error> {
     if report.source == Source::Pixel {
         return Ok(None);
     }
-    let function = SessionFunction::for_answer(answer);
+    let function = SessionFunction::of(claim);
+    let answer = match claim {
+        Claim::Answer(answer) => Some(*answer),
+        Claim::Cte(_) => None,
+    };
     let mut conn = db.acquire().await?;
     for first in [true, false] {
-        let mut args = merge_arguments(report, judged, Some(answer))?;
+        let mut args = merge_arguments(report, judged, answer)?;
         args.add(order_lock_key(report.brand_id, &report.order_id)).map_err(sqlx::Error::Encode)?;
-        match sqlx::query_scalar_with::<_, serde_json::Value, _>(&function.call, args).fetch_one(&mut *conn).await {
-            Ok(kept) => return Ok(Some(kept)),
+        if let Claim::Cte(cte) = claim {
+            (cte.bind)(&mut args).map_err(sqlx::Error::Encode)?;
+        }
+        let call = sqlx::query_scalar_with::<_, Option<serde_json::Value>, _>(&function.call, args);
+        match call.fetch_one(&mut *conn).await {
+            Ok(answer) => return Ok(answer),
             Err(e) if sqlstate(&e).as_deref() == Some(NOT_CREATED) => return Ok(None),
             // The function does not exist in this session yet (nor, before its first, the session's
             // temporary schema).
@@ -516,7 +570,7 @@ pub async fn create_order_once(
                 if let Err(e) = sqlx::query(&function.definition).persistent(false).execute(&mut *conn).await {
                     if !CREATE_ONCE_REFUSED.swap(true, std::sync::atomic::Ordering::Relaxed) {
                         tracing::warn!(error = %e, "cannot create the order-creating session function; \
-                                                    new orders take three round trips instead of one");
+                                                    new orders take three round trips or more instead of one");
                     }
                     return Ok(None);
                 }
@@ -533,34 +587,39 @@ static CREATE_ONCE_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::A
 /// The SQLSTATE with which [`create_order_once`]'s function rolls back a report that did not create an order.
 const NOT_CREATED: &str = "CS001";
 
-/// [`create_order_once`]'s function for the answer's columns: its definition and the statement that calls it.
-#[derive(Clone)]
+/// [`create_order_once`]'s function for one kind of claim: its definition and the statement that calls it.
 struct SessionFunction {
-    columns: String,
     definition: String,
     call: String,
 }
 
-/// The function of the columns the Conversions API keeps (its one caller), made once per process: its text
-/// is 7 KB, hashed for its name, and needed on every request.
-static SESSION_FUNCTION: std::sync::OnceLock<SessionFunction> = std::sync::OnceLock::new();
+/// The functions made so far, by what their claim is (the kept answer's columns, or the claim's CTE): the
+/// text of one is 7 KB, hashed for its name, and needed on every request. A process makes one per caller.
+static SESSION_FUNCTIONS: std::sync::OnceLock<
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<SessionFunction>>>,
+> = std::sync::OnceLock::new();
 
 impl SessionFunction {
-    fn for_answer(answer: &KeepAnswer<'_>) -> std::borrow::Cow<'static, SessionFunction> {
-        let made = SESSION_FUNCTION.get_or_init(|| SessionFunction::new(answer.columns));
-        if made.columns == answer.columns {
-            std::borrow::Cow::Borrowed(made)
-        } else {
-            std::borrow::Cow::Owned(SessionFunction::new(answer.columns))
-        }
+    fn of(claim: &Claim<'_>) -> std::sync::Arc<SessionFunction> {
+        let key = match claim {
+            Claim::Answer(answer) => format!("answer {}", answer.columns),
+            Claim::Cte(cte) => format!("cte {}", cte.sql),
+        };
+        let made = SESSION_FUNCTIONS.get_or_init(Default::default);
+        // A poisoned map still holds whole entries: each is inserted complete.
+        let mut made = made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        made.entry(key).or_insert_with(|| std::sync::Arc::new(SessionFunction::new(claim))).clone()
     }
 
-    fn new(columns: &str) -> Self {
+    fn new(claim: &Claim<'_>) -> Self {
         let body = format!(
             "declare
                  stored_answer jsonb;
              begin
                  perform {lock};
+                 if exists (select 1 from conversions where brand_id = $1 and order_id = $2) then
+                     return null;
+                 end if;
                  {create} into stored_answer;
                  if stored_answer is null then
                      raise exception using errcode = '{NOT_CREATED}', message = 'the report did not create an order';
@@ -568,15 +627,19 @@ impl SessionFunction {
                  return stored_answer;
              end",
             lock = LOCK_ORDER.trim_start_matches("select ").replace("$1", "$20"),
-            create = create_sql(columns),
+            create = create_sql(claim),
         );
         let hash = Sha256::digest(body.as_bytes());
         let name = format!("cs_create_order_{}", hash[..8].iter().map(|b| format!("{b:02x}")).collect::<String>());
-        let parameters = (1..=20).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let claim_types = match claim {
+            Claim::Answer(_) => String::new(),
+            Claim::Cte(cte) => format!(", {}", cte.types),
+        };
+        let count = 20 + claim_types.matches(',').count();
+        let parameters = (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
         SessionFunction {
-            columns: columns.to_owned(),
             definition: format!(
-                "create or replace function pg_temp.{name}({MERGE_TYPES}, integer) returns jsonb
+                "create or replace function pg_temp.{name}({MERGE_TYPES}, integer{claim_types}) returns jsonb
                  language plpgsql as $cs_create_order${body}$cs_create_order$"
             ),
             call: format!("select pg_temp.{name}({parameters})"),

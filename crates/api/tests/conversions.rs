@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use support::{Api, Click, Response};
+use support::{session_functions, until, Api, Click, Response, WithoutTemporary};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -653,15 +653,6 @@ async fn a_transaction_begun_for_an_order_holds_its_lock_and_a_failed_begin_leav
     assert!(free("18001").await);
 }
 
-/// Polls PostgreSQL every 10 ms until `sql` (a scalar query) is true, failing the test after 10 seconds.
-async fn until(pool: &PgPool, what: &str, sql: &str) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !sqlx::query_scalar::<_, bool>(sql).fetch_one(pool).await.unwrap() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-}
-
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn a_request_whose_client_goes_away_inside_its_transaction_still_records_the_order(pool: PgPool) {
     let api = Api::new(pool).await;
@@ -719,34 +710,13 @@ async fn a_new_order_waits_for_its_lock_and_then_sees_a_refund_committed_meanwhi
     assert_eq!(attribution_row(&api, &link).await["revenue"], json!([usd(3000)]));
     // It was created in one statement of its session's order-creating function (see
     // `attribution::create_order_once`), which took the lock.
-    let functions: i64 = sqlx::query_scalar(
-        "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
-         where n.nspname like 'pg\\_temp\\_%' and p.proname like 'cs\\_create\\_order\\_%'",
-    )
-    .fetch_one(&api.pool)
-    .await
-    .unwrap();
-    assert!(functions >= 1, "the order-creating function exists in the session that created the order");
+    assert!(session_functions(&api.pool).await >= 1, "the order-creating function exists in the session");
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn a_role_that_may_not_create_temporary_objects_records_orders_on_the_transactional_path(pool: PgPool) {
-    // A role with every right on the tables but not TEMPORARY on the database (PostgreSQL grants it to
-    // PUBLIC by default).
-    let role = format!("cs_no_temp_{}", Uuid::new_v4().simple());
-    let database: String = sqlx::query_scalar("select current_database()").fetch_one(&pool).await.unwrap();
-    for statement in [
-        format!("create role {role} login"),
-        format!("revoke temporary on database \"{database}\" from public"),
-        format!("grant usage on schema public to {role}"),
-        format!("grant select, insert, update, delete on all tables in schema public to {role}"),
-        format!("grant usage, select on all sequences in schema public to {role}"),
-    ] {
-        sqlx::query(&statement).execute(&pool).await.unwrap();
-    }
-    let options = pool.connect_options().as_ref().clone().username(&role);
-    let restricted = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with(options).await.unwrap();
-    let api = Api::new(restricted.clone()).await;
+    let restricted = WithoutTemporary::new(&pool).await;
+    let api = Api::new(restricted.pool.clone()).await;
     let link = link(&api, None).await;
     let click = click(&api, &link).await;
     let body = order_via("15201", 4200, Utc::now(), click);
@@ -757,15 +727,8 @@ async fn a_role_that_may_not_create_temporary_objects_records_orders_on_the_tran
     assert_eq!((again.status, &again.body), (StatusCode::CREATED, &created.body));
     assert_eq!(conversions(&api, "").await, vec![created.body.clone()]);
     assert_eq!(attribution_row(&api, &link).await["revenue"], json!([usd(4200)]));
-    let functions: i64 =
-        sqlx::query_scalar("select count(*) from pg_proc where proname like 'cs\\_create\\_order\\_%'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(functions, 0, "the role could not create the session function");
-    restricted.close().await;
-    sqlx::query(&format!("drop owned by {role}")).execute(&pool).await.unwrap();
-    sqlx::query(&format!("drop role {role}")).execute(&pool).await.unwrap();
+    assert_eq!(session_functions(&pool).await, 0, "the role could not create the session function");
+    restricted.drop().await;
 }
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]

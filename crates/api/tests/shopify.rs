@@ -16,7 +16,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use sqlx::PgPool;
-use support::{Api, Click};
+use support::{session_functions, until, Api, Click, WithoutTemporary};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -849,6 +849,65 @@ async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: 
     recording.await.unwrap();
     let order = the_conversion(&api).await;
     assert_eq!((order["refunded"].clone(), order["net"].clone()), (usd(4748), usd(9389)));
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_new_orders_delivery_waits_for_its_lock_and_then_sees_a_refund_committed_meanwhile(pool: PgPool) {
+    use api::attribution::{record_refund, RefundReport};
+    use api::money::Money;
+
+    let api = shop_api(pool).await;
+    // A refund of the order arrives first, as Shopify's can: its transaction holds the order's lock.
+    let refund = RefundReport {
+        brand_id: api.brand_id,
+        refund_id: "929361462123".into(),
+        order_id: LANDING_ORDER.into(),
+        amount: Money::parse("47.48", "USD").unwrap(),
+        refunded_at: None,
+    };
+    let mut holder = api::attribution::begin_for_order(&api.pool, api.brand_id, LANDING_ORDER).await.unwrap();
+    assert!(record_refund(&mut holder, &refund).await.unwrap());
+    let delivery = Delivery::new("orders/create", fixture("orders_create_landing_site.json"));
+    let router = api.router.clone();
+    let request = delivery.request();
+    let sending = tokio::spawn(async move { router.oneshot(request).await.unwrap().status() });
+    until(
+        &api.pool,
+        "the delivery waits for the order's lock",
+        "select exists (select 1 from pg_stat_activity where datname = current_database()
+                        and wait_event_type = 'Lock' and pid <> pg_backend_pid())",
+    )
+    .await;
+    holder.commit().await.unwrap();
+    assert_eq!(sending.await.unwrap(), StatusCode::OK);
+    // The order is read after the lock is granted: the refund committed meanwhile is subtracted.
+    let order = the_conversion(&api).await;
+    assert_eq!((order["amount"].clone(), order["refunded"].clone()), (usd(14137), usd(4748)));
+    assert_eq!(order["status"], "verified");
+    // The delivery was stored as processed with the order, by its session's order-creating function (see
+    // `attribution::create_order_once`), which took the lock; a redelivery is a duplicate.
+    let rows = delivery_rows(&api).await;
+    assert_eq!((rows.len(), rows[0].2, rows[0].3.clone(), rows[0].4), (1, true, None, 1));
+    assert!(session_functions(&api.pool).await >= 1, "the order-creating function exists in the session");
+    assert_eq!(delivery.send(&api).await.body, json!({"status": "duplicate"}));
+    assert_eq!(api.count("conversions").await, 1);
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_role_that_may_not_create_temporary_objects_records_deliveries_on_the_transactional_path(pool: PgPool) {
+    let restricted = WithoutTemporary::new(&pool).await;
+    let api = shop_api(restricted.pool.clone()).await;
+    let link =
+        api.create("/v1/links", json!({"destination_url": "https://shop.example", "promo_code": "JESS15"})).await;
+    let delivery = Delivery::new("orders/create", fixture("orders_create_promo.json"));
+    assert_eq!(delivery.send(&api).await.body, json!({"status": "processed"}));
+    assert_eq!(delivery.send(&api).await.body, json!({"status": "duplicate"}));
+    let order = the_conversion(&api).await;
+    assert_eq!((order["status"].as_str(), order["method"].as_str()), (Some("verified"), Some("promo_code")));
+    assert_eq!(order["link_id"], link["id"]);
+    assert_eq!(delivery_rows(&api).await.len(), 1);
+    assert_eq!(session_functions(&pool).await, 0, "the role could not create the session function");
+    restricted.drop().await;
 }
 
 // --- What can be proven: statuses, Shopify's published samples ---------------------------------------

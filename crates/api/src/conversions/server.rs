@@ -205,7 +205,9 @@ pub async fn report(
     let hash = fingerprint(body);
     let keep = attribution::KeepAnswer { key, request_hash: &hash, columns: super::COLUMNS, status_code: 201 };
     // The usual request reports a new order: created in one round trip, with its answer kept under the key.
-    if let Some(answer) = attribution::create_order_once(db, &report, judged, &keep).await? {
+    if let Some(answer) =
+        attribution::create_order_once(db, &report, judged, &attribution::Claim::Answer(&keep)).await?
+    {
         return Ok(Answer { created: true, conversion: super::from_snapshot(&answer).map_err(decode)? });
     }
     // Any other (a retry, a second key for one order, a pixel order confirmed) changed nothing there.

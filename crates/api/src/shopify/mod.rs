@@ -17,7 +17,8 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, PgConnection, PgPool};
 use url::Url;
 use uuid::Uuid;
 
@@ -229,6 +230,15 @@ pub async fn receive(db: &PgPool, delivery: &Delivery<'_>, rules: Rules) -> Resu
             return Ok(if kept { Outcome::Rejected(rejection) } else { Outcome::Duplicate });
         }
     };
+    // The usual `orders/create` reports a new order: created in one round trip, with its delivery stored.
+    if let (Topic::OrdersCreate, Work::Order(report)) = (Topic::parse(delivery.topic), &work) {
+        match create_order(db, delivery, report, rules).await {
+            Ok(true) => return Ok(Outcome::Processed),
+            // Any other (a redelivery, an order the pixel or another topic reported first) changed nothing.
+            Ok(false) => {}
+            Err(e) => return Err(failed(db, delivery, e).await),
+        }
+    }
     // A delivery about an order holds the order's lock from the start of its transaction.
     let mut tx = match work.order_id() {
         Some(order_id) => attribution::begin_for_order(db, delivery.brand_id, order_id).await?,
@@ -251,17 +261,38 @@ pub async fn receive(db: &PgPool, delivery: &Delivery<'_>, rules: Rules) -> Resu
             if let Err(also) = tx.rollback().await {
                 tracing::warn!(error = %also, "rolling back a failed Shopify delivery");
             }
-            // Kept for a replay; the answer is a 500 and Shopify redelivers, which tries again.
-            if let Err(also) = record_failure(db, delivery, &format!("database error: {e}")).await {
-                tracing::error!(error = %also, "could not keep a failed Shopify delivery");
-            }
-            return Err(e);
+            return Err(failed(db, delivery, e).await);
         }
     }
     Ok(match work {
         Work::Ignore => Outcome::Ignored,
         Work::Order(_) | Work::Refund(_) => Outcome::Processed,
     })
+}
+
+/// Keeps a delivery that failed on a database error for a replay, and answers the error: a 500, and
+/// Shopify redelivers, which tries again.
+async fn failed(db: &PgPool, delivery: &Delivery<'_>, e: sqlx::Error) -> sqlx::Error {
+    if let Err(also) = record_failure(db, delivery, &format!("database error: {e}")).await {
+        tracing::error!(error = %also, "could not keep a failed Shopify delivery");
+    }
+    e
+}
+
+/// Creates the order a delivery reports, with the delivery stored as processed, in one round trip
+/// ([`attribution::create_order_once`]); false, with nothing written, if the order exists or the delivery
+/// was processed already.
+async fn create_order(db: &PgPool, d: &Delivery<'_>, report: &OrderReport, rules: Rules) -> Result<bool, sqlx::Error> {
+    let bind = |args: &mut PgArguments| -> Result<(), sqlx::error::BoxDynError> {
+        args.add(d.shop.as_str())?;
+        args.add(d.webhook_id)?;
+        args.add(d.topic)?;
+        args.add(d.body)
+    };
+    let claim =
+        attribution::ClaimCte { sql: CLAIM_IN_ORDER_STATEMENT.as_str(), types: "text, text, text, bytea", bind: &bind };
+    let judged = Judged { now: chrono::Utc::now(), confirmation_window: rules.confirmation_window };
+    Ok(attribution::create_order_once(db, report, judged, &attribution::Claim::Cte(&claim)).await?.is_some())
 }
 
 /// Does what a delivery asks, in its transaction. The inner error is a refund that cannot be recorded
@@ -321,25 +352,40 @@ async fn record_failure(db: &PgPool, d: &Delivery<'_>, error: &str) -> Result<bo
 /// Writes a delivery, processed now (`error` is `None`) or failed with `error`, unless this webhook id
 /// was processed already: then nothing changes and the answer is false.
 async fn store<'e>(db: impl sqlx::PgExecutor<'e>, d: &Delivery<'_>, error: Option<&str>) -> Result<bool, sqlx::Error> {
-    let row: Option<i64> = sqlx::query_scalar(
+    static STORE: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| store_sql(["$1", "$2", "$3", "$4", "$5", "$6::text"]));
+    let row: Option<i64> = sqlx::query_scalar(&STORE)
+        .bind(d.shop.as_str())
+        .bind(d.brand_id)
+        .bind(d.webhook_id)
+        .bind(d.topic)
+        .bind(d.body)
+        .bind(error)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// [`store`]'s statement as a CTE of the statement that creates the delivery's order
+/// ([`attribution::ClaimCte`]): `claimed` returns a row only if the delivery was not processed before.
+static CLAIM_IN_ORDER_STATEMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("claimed as ({})", store_sql(["$21", "$1", "$22", "$23", "$24", "null::text"]))
+});
+
+/// The statement that writes a delivery unless its webhook id was processed already (a failed earlier
+/// attempt is taken over), returning its id if it did; over the parameters named, in order: the shop, the
+/// brand, the webhook id, the topic, the body and the error (processed now when it is null).
+fn store_sql([shop, brand, webhook_id, topic, body, error]: [&str; 6]) -> String {
+    format!(
         "insert into shopify_deliveries (shop_domain, brand_id, webhook_id, topic, body, processed_at, error)
-         values ($1, $2, $3, $4, $5, case when $6::text is null then now() end, $6)
+         values ({shop}, {brand}, {webhook_id}, {topic}, {body}, case when {error} is null then now() end, {error})
          on conflict (shop_domain, webhook_id) do update
              set brand_id = excluded.brand_id, topic = excluded.topic, body = excluded.body,
                  attempts = shopify_deliveries.attempts + 1, last_received_at = now(),
                  processed_at = excluded.processed_at, error = excluded.error
              where shopify_deliveries.processed_at is null
-         returning id",
+         returning id"
     )
-    .bind(d.shop.as_str())
-    .bind(d.brand_id)
-    .bind(d.webhook_id)
-    .bind(d.topic)
-    .bind(d.body)
-    .bind(error)
-    .fetch_optional(db)
-    .await?;
-    Ok(row.is_some())
 }
 
 /// How a replay went.

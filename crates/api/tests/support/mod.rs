@@ -242,3 +242,57 @@ impl Api {
         sqlx::query_scalar(&format!("select count(*) from {table}")).fetch_one(&self.pool).await.unwrap()
     }
 }
+
+/// Waits (up to 10 s, polling) until `sql`, a boolean query, answers true; `what` names it in the failure.
+pub async fn until(pool: &PgPool, what: &str, sql: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !sqlx::query_scalar::<_, bool>(sql).fetch_one(pool).await.unwrap() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// How many order-creating session functions (`attribution::create_order_once`) exist, in any session.
+pub async fn session_functions(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+         where n.nspname like 'pg\\_temp\\_%' and p.proname like 'cs\\_create\\_order\\_%'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// A pool of a role with every right on the tables but not TEMPORARY on the test database (PostgreSQL
+/// grants it to PUBLIC by default, so it is revoked from PUBLIC): it cannot create session functions.
+pub struct WithoutTemporary {
+    pub pool: PgPool,
+    role: String,
+    admin: PgPool,
+}
+
+impl WithoutTemporary {
+    pub async fn new(admin: &PgPool) -> Self {
+        let role = format!("cs_no_temp_{}", Uuid::new_v4().simple());
+        let database: String = sqlx::query_scalar("select current_database()").fetch_one(admin).await.unwrap();
+        for statement in [
+            format!("create role {role} login"),
+            format!("revoke temporary on database \"{database}\" from public"),
+            format!("grant usage on schema public to {role}"),
+            format!("grant select, insert, update, delete on all tables in schema public to {role}"),
+            format!("grant usage, select on all sequences in schema public to {role}"),
+        ] {
+            sqlx::query(&statement).execute(admin).await.unwrap();
+        }
+        let options = admin.connect_options().as_ref().clone().username(&role);
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_with(options).await.unwrap();
+        WithoutTemporary { pool, role, admin: admin.clone() }
+    }
+
+    /// Closes the pool and drops the role (roles outlive the test's database).
+    pub async fn drop(self) {
+        self.pool.close().await;
+        sqlx::query(&format!("drop owned by {}", self.role)).execute(&self.admin).await.unwrap();
+        sqlx::query(&format!("drop role {}", self.role)).execute(&self.admin).await.unwrap();
+    }
+}
