@@ -793,19 +793,27 @@ async fn the_openapi_document_describes_the_shopify_endpoints(pool: PgPool) {
     assert!(doc["components"]["schemas"]["Shop"]["properties"].get("webhook_secret").is_none());
 }
 
-#[sqlx::test(migrator = "api::db::MIGRATOR")]
-async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: PgPool) {
-    use api::attribution::{record_order, record_refund, OrderReport, RefundReport, Source};
-    use api::money::Money;
-
-    let api = Api::new(pool.clone()).await;
-    let refund = RefundReport {
+/// A refund of the landing-site order (47.48 USD) recorded in a transaction that is left open, holding the
+/// order's lock, as a refund delivery that arrives before its order does while it is being recorded.
+async fn landing_refund_in_progress(api: &Api) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let refund = api::attribution::RefundReport {
         brand_id: api.brand_id,
         refund_id: "929361462123".into(),
         order_id: LANDING_ORDER.into(),
-        amount: Money::parse("47.48", "USD").unwrap(),
+        amount: api::money::Money::parse("47.48", "USD").unwrap(),
         refunded_at: None,
     };
+    let mut tx = api::attribution::begin_for_order(&api.pool, api.brand_id, LANDING_ORDER).await.unwrap();
+    assert!(api::attribution::record_refund(&mut tx, &refund).await.unwrap());
+    tx
+}
+
+#[sqlx::test(migrator = "api::db::MIGRATOR")]
+async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: PgPool) {
+    use api::attribution::{record_order, OrderReport, Source};
+    use api::money::Money;
+
+    let api = Api::new(pool.clone()).await;
     let order = OrderReport {
         brand_id: api.brand_id,
         order_id: LANDING_ORDER.into(),
@@ -818,8 +826,7 @@ async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: 
         test: false,
     };
     // The refund's transaction is open (its order unknown to it) when the order's begins.
-    let mut refund_tx = api::attribution::begin_for_order(&pool, refund.brand_id, &refund.order_id).await.unwrap();
-    assert!(record_refund(&mut refund_tx, &refund).await.unwrap());
+    let refund_tx = landing_refund_in_progress(&api).await;
     let order_pool = pool.clone();
     let recording = tokio::spawn(async move {
         // As every writer of an order does, the transaction holds the order's lock from its start.
@@ -853,20 +860,9 @@ async fn a_refund_committed_while_its_order_is_being_recorded_is_not_lost(pool: 
 
 #[sqlx::test(migrator = "api::db::MIGRATOR")]
 async fn a_new_orders_delivery_waits_for_its_lock_and_then_sees_a_refund_committed_meanwhile(pool: PgPool) {
-    use api::attribution::{record_refund, RefundReport};
-    use api::money::Money;
-
     let api = shop_api(pool).await;
     // A refund of the order arrives first, as Shopify's can: its transaction holds the order's lock.
-    let refund = RefundReport {
-        brand_id: api.brand_id,
-        refund_id: "929361462123".into(),
-        order_id: LANDING_ORDER.into(),
-        amount: Money::parse("47.48", "USD").unwrap(),
-        refunded_at: None,
-    };
-    let mut holder = api::attribution::begin_for_order(&api.pool, api.brand_id, LANDING_ORDER).await.unwrap();
-    assert!(record_refund(&mut holder, &refund).await.unwrap());
+    let holder = landing_refund_in_progress(&api).await;
     let delivery = Delivery::new("orders/create", fixture("orders_create_landing_site.json"));
     let router = api.router.clone();
     let request = delivery.request();
