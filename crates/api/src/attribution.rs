@@ -514,8 +514,8 @@ pub struct ClaimCte<'a> {
     /// `claimed as (…)`: writes the claim and returns a row only if it is this report's. Its parameters
     /// follow the statement's, from `$21` (`$1` is the brand, `$2` the order id).
     pub sql: &'static str,
-    /// The SQL types of its parameters, in order, separated by commas (none with a comma of its own).
-    pub types: &'static str,
+    /// The SQL types of its parameters, in order.
+    pub types: &'static [&'static str],
     /// Binds its parameters, in order.
     pub bind: &'a (dyn Fn(&mut PgArguments) -> Result<(), sqlx::error::BoxDynError> + Sync),
 }
@@ -593,22 +593,31 @@ struct SessionFunction {
     call: String,
 }
 
-/// The functions made so far, by what their claim is (the kept answer's columns, or the claim's CTE): the
-/// text of one is 7 KB, hashed for its name, and needed on every request. A process makes one per caller.
-static SESSION_FUNCTIONS: std::sync::OnceLock<
-    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<SessionFunction>>>,
-> = std::sync::OnceLock::new();
+/// The functions made so far, by what their claim is: the kept answer's columns, or the claim's CTE. The
+/// text of one is 7 KB, hashed for its name, and needed on every request; a process makes one per caller.
+#[derive(Default)]
+struct SessionFunctions {
+    answers: std::collections::HashMap<String, std::sync::Arc<SessionFunction>>,
+    ctes: std::collections::HashMap<String, std::sync::Arc<SessionFunction>>,
+}
+
+static SESSION_FUNCTIONS: std::sync::OnceLock<std::sync::Mutex<SessionFunctions>> = std::sync::OnceLock::new();
 
 impl SessionFunction {
     fn of(claim: &Claim<'_>) -> std::sync::Arc<SessionFunction> {
-        let key = match claim {
-            Claim::Answer(answer) => format!("answer {}", answer.columns),
-            Claim::Cte(cte) => format!("cte {}", cte.sql),
-        };
         let made = SESSION_FUNCTIONS.get_or_init(Default::default);
         // A poisoned map still holds whole entries: each is inserted complete.
         let mut made = made.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        made.entry(key).or_insert_with(|| std::sync::Arc::new(SessionFunction::new(claim))).clone()
+        let (map, key) = match claim {
+            Claim::Answer(answer) => (&mut made.answers, answer.columns),
+            Claim::Cte(cte) => (&mut made.ctes, cte.sql),
+        };
+        if let Some(function) = map.get(key) {
+            return function.clone();
+        }
+        let function = std::sync::Arc::new(SessionFunction::new(claim));
+        map.insert(key.to_owned(), function.clone());
+        function
     }
 
     fn new(claim: &Claim<'_>) -> Self {
@@ -632,15 +641,16 @@ impl SessionFunction {
         let hash = Sha256::digest(body.as_bytes());
         let name = format!("cs_create_order_{}", hash[..8].iter().map(|b| format!("{b:02x}")).collect::<String>());
         let claim_types = match claim {
-            Claim::Answer(_) => String::new(),
-            Claim::Cte(cte) => format!(", {}", cte.types),
+            Claim::Answer(_) => &[][..],
+            Claim::Cte(cte) => cte.types,
         };
-        let count = 20 + claim_types.matches(',').count();
+        let count = 20 + claim_types.len();
         let parameters = (1..=count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
         SessionFunction {
             definition: format!(
-                "create or replace function pg_temp.{name}({MERGE_TYPES}, integer{claim_types}) returns jsonb
-                 language plpgsql as $cs_create_order${body}$cs_create_order$"
+                "create or replace function pg_temp.{name}({MERGE_TYPES}, integer{}) returns jsonb
+                 language plpgsql as $cs_create_order${body}$cs_create_order$",
+                claim_types.iter().map(|t| format!(", {t}")).collect::<String>(),
             ),
             call: format!("select pg_temp.{name}({parameters})"),
         }

@@ -223,7 +223,8 @@ fn work(topic: Topic, brand_id: Uuid, body: &[u8], rules: Rules) -> Result<Work,
 
 /// Stores a verified delivery and does what it asks, once per webhook id.
 pub async fn receive(db: &PgPool, delivery: &Delivery<'_>, rules: Rules) -> Result<Outcome, sqlx::Error> {
-    let work = match work(Topic::parse(delivery.topic), delivery.brand_id, delivery.body, rules) {
+    let topic = Topic::parse(delivery.topic);
+    let work = match work(topic, delivery.brand_id, delivery.body, rules) {
         Ok(work) => work,
         Err(rejection) => {
             let kept = record_failure(db, delivery, &rejection.0).await?;
@@ -231,7 +232,7 @@ pub async fn receive(db: &PgPool, delivery: &Delivery<'_>, rules: Rules) -> Resu
         }
     };
     // The usual `orders/create` reports a new order: created in one round trip, with its delivery stored.
-    if let (Topic::OrdersCreate, Work::Order(report)) = (Topic::parse(delivery.topic), &work) {
+    if let (Topic::OrdersCreate, Work::Order(report)) = (topic, &work) {
         match create_order(db, delivery, report, rules).await {
             Ok(true) => return Ok(Outcome::Processed),
             // Any other (a redelivery, an order the pixel or another topic reported first) changed nothing.
@@ -289,8 +290,11 @@ async fn create_order(db: &PgPool, d: &Delivery<'_>, report: &OrderReport, rules
         args.add(d.topic)?;
         args.add(d.body)
     };
-    let claim =
-        attribution::ClaimCte { sql: CLAIM_IN_ORDER_STATEMENT.as_str(), types: "text, text, text, bytea", bind: &bind };
+    let claim = attribution::ClaimCte {
+        sql: CLAIM_IN_ORDER_STATEMENT.as_str(),
+        types: &["text", "text", "text", "bytea"],
+        bind: &bind,
+    };
     let judged = Judged { now: chrono::Utc::now(), confirmation_window: rules.confirmation_window };
     Ok(attribution::create_order_once(db, report, judged, &attribution::Claim::Cte(&claim)).await?.is_some())
 }
