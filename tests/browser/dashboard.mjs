@@ -50,6 +50,20 @@ function expectEqual(what, actual, expected) {
 const config = settings(process.env);
 mkdirSync(config.screenshots, { recursive: true });
 let scenario = "start";
+// The page the scenario was on, so that a failure can say what it showed.
+let current = null;
+
+/// Where the page was and what it said when a scenario failed, with a screenshot of it.
+async function failureReport() {
+  if (!current) return "";
+  try {
+    await current.screenshot({ path: join(config.screenshots, "dashboard-failure.png"), fullPage: true });
+    const text = (await current.locator("main").innerText({ timeout: 1000 }).catch(() => "")).slice(0, 1500);
+    return `\nthe page: ${current.url()}\n${text}\n(screenshot: dashboard-failure.png)`;
+  } catch (error) {
+    return `\n(the page could not be read: ${error.message})`;
+  }
+}
 
 async function shot(page, name) {
   await page.screenshot({ path: join(config.screenshots, `dashboard-${name}.png`), fullPage: true });
@@ -157,6 +171,7 @@ async function main() {
   try {
     const context = await browser.newContext({ permissions: ["clipboard-read", "clipboard-write"], viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
+    current = page;
     page.setDefaultTimeout(config.timeoutMs);
     page.on("pageerror", (error) => pageErrors.push(String(error)));
 
@@ -384,6 +399,7 @@ async function main() {
     const other = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
     const otherPage = await other.newPage();
     otherPage.setDefaultTimeout(config.timeoutMs);
+    current = otherPage;
     await signIn(otherPage, config.otherEmail, config.otherPassword);
     await otherPage.waitForURL(`${config.base}/brand/attribution/links`);
     const otherRows = await linkRows(otherPage);
@@ -401,6 +417,9 @@ async function main() {
 
     check(pageErrors.length === 0, `the pages threw: ${pageErrors.join("; ")}`);
     process.stdout.write(JSON.stringify({ jess_link: jessLink, sam_link: samLink, broken_link: brokenLink, imported_url: importedUrl, short_url: shortUrl, click_ids: clickIds }) + "\n");
+  } catch (error) {
+    process.stderr.write(`${await failureReport()}\n`);
+    throw error;
   } finally {
     await browser.close();
   }
