@@ -355,10 +355,14 @@ async function main() {
     scenario = "import links from a CSV file with a bad row";
     await page.goto(`${config.base}/brand/attribution/links`);
     await page.locator("a#import-csv").click();
+    // The upload form's page, loaded: a file set on a page still being replaced would be lost, and the
+    // form would then refuse to submit without it.
+    await page.waitForURL(`${config.base}/brand/attribution/links/import`);
     const csv = "destination_url,creator,platform,utm_source,promo_code\r\n" +
       "https://shop.example/products/mask,Jessica,instagram,instagram,MASK15\r\n" +
       "not a url,Sam,tiktok,,\r\n";
     await page.locator("#csv_file").setInputFiles({ name: "links.csv", mimeType: "text/csv", buffer: Buffer.from(csv) });
+    expectEqual("files chosen", await page.locator("#csv_file").evaluate((input) => input.files.length), 1);
     await page.locator("button#check-import").click();
     const preview = page.locator("table.import-preview");
     await preview.waitFor();
